@@ -1,0 +1,31 @@
+# shoprec: the two commands a fresh machine needs are `make demo` and `make test`.
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+ARTIFACTS ?= build/artifacts
+
+.PHONY: install demo test lint bench eval clean
+
+install:
+	$(PIP) install --quiet --disable-pip-version-check -e '.[train,dev]'
+
+## Train on the embedded synthetic shop (if no model yet) and serve it with Redis.
+demo: install
+	$(PYTHON) scripts/demo.py --artifacts $(ARTIFACTS)
+
+## The test suite (CI runs exactly this through .ci/run). Needs Redis at SHOPREC_TEST_REDIS_URL
+## (default redis://127.0.0.1:6379/15); .ci/run starts one when none answers.
+test: install
+	$(PYTHON) -m pytest -q
+
+lint:
+	$(PYTHON) -m ruff check app models scripts tests
+	$(PYTHON) -m ruff format --check app models scripts tests
+
+bench: install
+	$(PYTHON) scripts/bench.py --out docs/benchmarks.md
+
+eval: install
+	$(PYTHON) scripts/evaluate.py --datasets online-retail amazon-beauty amazon-sports --cold-start
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,119 @@
+"""Item attribute features: the input of the item autoencoder.
+
+Shared by training (all catalog items) and serving (an item added or changed through the API
+gets its vector the same way, then the exported encoder). Layout of one float32 vector:
+``[category one-hot | brand one-hot | attribute multi-hot | title word hashes | price, price_missing]``.
+Missing values are explicit: an unknown category or brand is all zeros, a missing price is
+0 with the ``price_missing`` flag set. Price is ``sigmoid`` of the standardised log price,
+so every entry is in [0, 1] (the autoencoder's output is a sigmoid).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+@dataclass(frozen=True)
+class FeatureSpace:
+    categories: list[str]
+    brands: list[str]
+    attributes: list[str]
+    title_buckets: int
+    log_price_mean: float
+    log_price_std: float
+
+    @property
+    def dim(self) -> int:
+        return len(self.categories) + len(self.brands) + len(self.attributes) + self.title_buckets + 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureSpace:
+        return cls(**data)
+
+    @classmethod
+    def fit(cls, items: Iterable[Mapping[str, Any]], *, title_buckets: int) -> FeatureSpace:
+        items = list(items)
+        prices = [math.log1p(p) for p in (_price(i) for i in items) if p is not None]
+        mean = float(np.mean(prices)) if prices else 0.0
+        std = float(np.std(prices)) if len(prices) > 1 else 1.0
+        return cls(
+            categories=sorted({c for i in items if (c := _text(i.get("category")))}),
+            brands=sorted({b for i in items if (b := _text(i.get("brand")))}),
+            attributes=sorted({a for i in items for a in i.get("attributes") or []}),
+            title_buckets=title_buckets if any(_text(i.get("title")) for i in items) else 0,
+            log_price_mean=mean,
+            log_price_std=std if std > 0 else 1.0,
+        )
+
+    def encode(self, items: list[Mapping[str, Any]]) -> np.ndarray:
+        """(len(items), dim) float32 feature matrix."""
+        index = {
+            "category": {v: i for i, v in enumerate(self.categories)},
+            "brand": {v: i + len(self.categories) for i, v in enumerate(self.brands)},
+        }
+        attr_offset = len(self.categories) + len(self.brands)
+        attributes = {v: i + attr_offset for i, v in enumerate(self.attributes)}
+        title_offset = attr_offset + len(self.attributes)
+        out = np.zeros((len(items), self.dim), dtype=np.float32)
+        for row, item in enumerate(items):
+            for field in ("category", "brand"):
+                column = index[field].get(_text(item.get(field)) or "")
+                if column is not None:
+                    out[row, column] = 1.0
+            for attribute in item.get("attributes") or []:
+                column = attributes.get(attribute)
+                if column is not None:
+                    out[row, column] = 1.0
+            if self.title_buckets:
+                for word in _WORD.findall((_text(item.get("title")) or "").lower()):
+                    out[row, title_offset + zlib.crc32(word.encode()) % self.title_buckets] = 1.0
+            price = _price(item)
+            if price is None:
+                out[row, -1] = 1.0
+            else:
+                z = (math.log1p(price) - self.log_price_mean) / self.log_price_std
+                out[row, -2] = 1.0 / (1.0 + math.exp(-z))
+        return out
+
+
+def encode_content(features: np.ndarray, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Item autoencoder's encoder in numpy: (n, feature_dim) -> (n, content_dim) float32."""
+    hidden = np.maximum(features @ arrays["feat_w1"] + arrays["feat_b1"], 0.0)
+    return (hidden @ arrays["feat_w2"] + arrays["feat_b2"]).astype(np.float32)
+
+
+def content_to_cf(content: np.ndarray, arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Map content embeddings to collaborative (item_emb, item_bias) for cold items."""
+    with_bias = np.hstack([content, np.ones((content.shape[0], 1), dtype=np.float32)])
+    mapped = (with_bias @ arrays["content_to_cf"]).astype(np.float32)
+    return mapped[:, :-1], mapped[:, -1]
+
+
+def _text(value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _price(item: Mapping[str, Any]) -> float | None:
+    value = item.get("price")
+    try:
+        price = float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+    if price is None or not math.isfinite(price) or price < 0:
+        return None
+    return price

@@ -1,0 +1,221 @@
+"""Mult-VAE / Mult-DAE (Liang, Krishnan, Hoffman, Jebara: "Variational Autoencoders for
+Collaborative Filtering", WWW 2018), in Keras 3.
+
+Architecture [I -> 600 -> 200 -> 600 -> I], tanh, L2-normalised input, dropout on the input,
+multinomial log-likelihood, KL annealed linearly to beta_max. Trained on float32 rows of
+event weights; the best epoch by validation NDCG@100 is kept.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import keras
+import numpy as np
+import scipy.sparse as sp
+from keras import layers, ops
+
+from models.config import VAEConfig
+
+
+@keras.saving.register_keras_serializable(package="shoprec")
+class MultVAE(keras.Model):
+    def __init__(
+        self,
+        n_items: int,
+        hidden: int = 600,
+        latent: int = 200,
+        dropout: float = 0.5,
+        variational: bool = True,
+        l2: float = 0.0,
+        seed: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.n_items, self.hidden, self.latent = n_items, hidden, latent
+        self.dropout_rate, self.variational, self.l2, self.seed = dropout, variational, l2, seed
+        reg = keras.regularizers.L2(l2) if l2 else None
+        init = keras.initializers.GlorotUniform(seed=seed)
+        self.input_dropout = layers.Dropout(dropout, seed=seed)
+        self.enc_hidden = layers.Dense(hidden, "tanh", kernel_initializer=init, kernel_regularizer=reg)
+        self.enc_mu = layers.Dense(latent, kernel_initializer=init, kernel_regularizer=reg)
+        self.enc_logvar = layers.Dense(latent, kernel_initializer=init) if variational else None
+        self.dec_hidden = layers.Dense(hidden, "tanh", kernel_initializer=init, kernel_regularizer=reg)
+        self.dec_out = layers.Dense(n_items, kernel_initializer=init, kernel_regularizer=reg)
+        self.beta = keras.Variable(0.0, trainable=False, name="beta")
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.nll_tracker = keras.metrics.Mean(name="nll")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+
+    def call(self, x, training=False):
+        norm = ops.sqrt(ops.sum(ops.square(x), axis=1, keepdims=True))
+        x = x / ops.maximum(norm, 1e-12)
+        x = self.input_dropout(x, training=training)
+        h = self.enc_hidden(x)
+        mu = self.enc_mu(h)
+        z = mu
+        if self.variational:
+            logvar = self.enc_logvar(h)
+            kl = ops.mean(0.5 * ops.sum(-logvar + ops.exp(logvar) + ops.square(mu) - 1.0, axis=1))
+            if training:
+                eps = keras.random.normal(ops.shape(mu), seed=self.seed_generator)
+                z = mu + ops.exp(0.5 * logvar) * eps  # score with mu, train with a sample
+                self.add_loss(self.beta * kl)
+            self.kl_tracker.update_state(kl)
+        return self.dec_out(self.dec_hidden(z))
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        # Multinomial log-likelihood of the (weighted) interaction row.
+        nll = -ops.mean(ops.sum(ops.log_softmax(y_pred, axis=1) * x, axis=1))
+        self.nll_tracker.update_state(nll)
+        loss = nll
+        if self.losses:
+            loss = loss + ops.sum(self.losses)
+        return loss
+
+    @property
+    def metrics(self):
+        return [*super().metrics, self.nll_tracker, self.kl_tracker]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "n_items": self.n_items,
+            "hidden": self.hidden,
+            "latent": self.latent,
+            "dropout": self.dropout_rate,
+            "variational": self.variational,
+            "l2": self.l2,
+            "seed": self.seed,
+        }
+
+    def export_arrays(self) -> dict[str, np.ndarray]:
+        """The weights the numpy scorer needs, float32, in the artifact's layout."""
+        as32 = lambda v: np.array(keras.ops.convert_to_numpy(v), dtype=np.float32)  # noqa: E731
+        return {
+            "enc_w1": as32(self.enc_hidden.kernel),
+            "enc_b1": as32(self.enc_hidden.bias),
+            "enc_wmu": as32(self.enc_mu.kernel),
+            "enc_bmu": as32(self.enc_mu.bias),
+            "dec_w1": as32(self.dec_hidden.kernel),
+            "dec_b1": as32(self.dec_hidden.bias),
+            "item_emb": as32(self.dec_out.kernel).T.copy(),
+            "item_bias": as32(self.dec_out.bias),
+        }
+
+
+class RowBatches(keras.utils.PyDataset):
+    """Dense float32 batches of CSR rows, reshuffled every epoch."""
+
+    def __init__(self, matrix: sp.csr_matrix, batch_size: int, seed: int):
+        super().__init__()
+        self.matrix, self.batch_size = matrix.astype(np.float32), batch_size
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(matrix.shape[0])
+
+    def __len__(self) -> int:
+        return math.ceil(self.matrix.shape[0] / self.batch_size)
+
+    def __getitem__(self, index: int):
+        rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        return self.matrix[rows].toarray()
+
+    def on_epoch_end(self) -> None:
+        self.order = self.rng.permutation(self.matrix.shape[0])
+
+
+class BetaAnnealing(keras.callbacks.Callback):
+    """beta = beta_max * min(1, step / anneal_steps), driven by the optimizer's step count."""
+
+    def __init__(self, beta_max: float, anneal_steps: int):
+        super().__init__()
+        self.beta_max, self.anneal_steps = beta_max, max(1, anneal_steps)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        self.model.beta.assign(self.beta_max * min(1.0, step / self.anneal_steps))
+
+
+class BestEpoch(keras.callbacks.Callback):
+    """Validation NDCG@100 each epoch; keeps the best weights; early stopping; progress."""
+
+    def __init__(
+        self,
+        validate: Callable[[MultVAE], float],
+        *,
+        patience: int,
+        epochs: int,
+        log: Callable[[str], None],
+    ):
+        super().__init__()
+        self.validate, self.patience, self.epochs, self.log = validate, patience, epochs, log
+        self.best, self.best_epoch, self.best_weights = -1.0, -1, None
+        self.history: list[dict[str, float]] = []
+        self.started = 0.0
+
+    def on_train_begin(self, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        ndcg = self.validate(self.model)
+        beta = float(keras.ops.convert_to_numpy(self.model.beta))
+        elapsed = time.perf_counter() - self.started
+        row = {
+            "epoch": epoch + 1,
+            "loss": float(logs.get("loss", math.nan)),
+            "nll": float(logs.get("nll", math.nan)),
+            "kl": float(logs.get("kl", math.nan)),
+            "beta": beta,
+            "val_ndcg@100": ndcg,
+            "seconds": elapsed,
+        }
+        self.history.append(row)
+        if ndcg > self.best:
+            self.best, self.best_epoch = ndcg, epoch + 1
+            self.best_weights = self.model.get_weights()
+        eta = elapsed / (epoch + 1) * (self.epochs - epoch - 1)
+        self.log(
+            f"vae epoch {epoch + 1}/{self.epochs} loss {row['loss']:.3f} kl {row['kl']:.3f} "
+            f"beta {beta:.3f} val ndcg@100 {ndcg:.4f} (best {self.best:.4f} @ {self.best_epoch}) "
+            f"{elapsed / (epoch + 1):.1f}s/epoch eta {eta:.0f}s"
+        )
+        if epoch + 1 - self.best_epoch >= self.patience:
+            self.log(f"vae early stop: no gain for {self.patience} epochs")
+            self.model.stop_training = True
+
+
+def train_vae(
+    train: sp.csr_matrix,
+    config: VAEConfig,
+    *,
+    validate: Callable[[MultVAE], float],
+    log: Callable[[str], None] = print,
+) -> tuple[MultVAE, list[dict[str, float]], int]:
+    """Fit on training rows (n_users, n_items) float32 CSR; returns (model at best epoch,
+    per-epoch history, best epoch)."""
+    keras.utils.set_random_seed(config.seed)
+    model = MultVAE(
+        train.shape[1],
+        hidden=config.hidden,
+        latent=config.latent,
+        dropout=config.dropout,
+        variational=config.variational,
+        l2=config.l2,
+        seed=config.seed,
+    )
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    batches = RowBatches(train, config.batch_size, config.seed)
+    anneal_steps = int(config.anneal_fraction * config.epochs * len(batches))
+    best = BestEpoch(validate, patience=config.patience, epochs=config.epochs, log=log)
+    model.fit(
+        batches,
+        epochs=config.epochs,
+        verbose=0,
+        callbacks=[BetaAnnealing(config.beta_max, anneal_steps), best],
+    )
+    if best.best_weights is not None:
+        model.set_weights(best.best_weights)
+    return model, best.history, best.best_epoch

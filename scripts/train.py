@@ -1,0 +1,57 @@
+"""Train on a shop's logs and publish a new artifact version.
+
+    python scripts/train.py --interactions FILE [--items FILE]
+        [--format auto|generic|online-retail|s3rec] --out DIR [--config FILE]
+    python scripts/train.py --synthetic --out DIR   # the embedded demo shop
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app.scoring.artifact import ArtifactError  # noqa: E402
+from models.config import TrainConfig  # noqa: E402
+from models.data import FORMATS, DataError, load  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--interactions", type=Path, help="CSV/Parquet/xlsx log, or S3-Rec .txt")
+    source.add_argument("--synthetic", action="store_true", help="generate the demo shop")
+    parser.add_argument("--items", type=Path, help="item catalog (or item2attributes.json)")
+    parser.add_argument("--format", choices=FORMATS, default="auto")
+    parser.add_argument("--out", type=Path, required=True, help="artifacts directory")
+    parser.add_argument("--config", type=Path, help="JSON overrides of models.config.TrainConfig")
+    parser.add_argument("--epochs", type=int, help="shortcut for vae.epochs")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config = TrainConfig.from_file(args.config) if args.config else TrainConfig()
+        if args.epochs:
+            config.vae.epochs = args.epochs
+        from models import pipeline, synthetic
+
+        log = pipeline.make_log()
+        if args.synthetic:
+            dataset, sources = synthetic.generate(), []
+        else:
+            dataset = load(args.interactions, args.items, fmt=args.format)
+            sources = [p for p in (args.interactions, args.items) if p is not None]
+        log(f"loaded {len(dataset.interactions):,} interaction rows, {len(dataset.items):,} catalog rows")
+        pipeline.run(dataset, config, out_dir=args.out, log=log, sources=sources)
+    except (DataError, ArtifactError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
