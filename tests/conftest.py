@@ -40,3 +40,54 @@ def artifacts_dir(trained) -> Path:
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     return os.environ.get("SHOPREC_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture
+def prefix():
+    import uuid
+
+    return f"shoprec-test:{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def settings_factory(artifacts_dir, redis_url, prefix):
+    from app.config import Settings
+
+    def make(**overrides):
+        values = {
+            "artifacts_dir": artifacts_dir,
+            "redis_url": redis_url,
+            "redis_prefix": prefix,
+            "log_requests": False,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+async def redis_client(redis_url, prefix):
+    import redis.asyncio as redis
+
+    client = redis.from_url(redis_url, decode_responses=True)
+    yield client
+    keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture
+async def client(settings_factory, redis_client):
+    """httpx client against the app in-process, with its lifespan running."""
+    import httpx
+
+    from app.main import create_app
+
+    app = create_app(settings_factory())
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://shoprec") as http:
+            http.app = app
+            yield http

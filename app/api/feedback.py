@@ -1,0 +1,47 @@
+"""Feedback events into Redis: the record for retraining and the live history."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.deps import State, StateDep
+from app.errors import ERROR_SCHEMA, InvalidRequest, StoreUnavailable
+from app.schemas import BatchAccepted, FeedbackAccepted, FeedbackBatch, FeedbackEvent
+
+router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
+ERRORS = {413: ERROR_SCHEMA, 422: ERROR_SCHEMA, 503: ERROR_SCHEMA}
+
+
+@router.post("", status_code=202, response_model=FeedbackAccepted, responses=ERRORS)
+async def post_feedback(event: FeedbackEvent, state: StateDep) -> FeedbackAccepted:
+    """Record one event; a retried event_id is acknowledged but stored once."""
+    (event_id, stored), = await _store(state, [event])
+    return FeedbackAccepted(event_id=event_id, duplicate=not stored)
+
+
+@router.post("/batch", status_code=202, response_model=BatchAccepted, responses=ERRORS)
+async def post_feedback_batch(batch: FeedbackBatch, state: StateDep) -> BatchAccepted:
+    """Record up to 1,000 events in one round trip; one invalid event rejects the batch."""
+    if len(batch.events) > state.settings.max_batch:
+        raise InvalidRequest(f"at most {state.settings.max_batch} events per batch")
+    results = await _store(state, batch.events)
+    stored = sum(1 for _, s in results if s)
+    return BatchAccepted(
+        accepted=stored, duplicates=len(results) - stored, event_ids=[e for e, _ in results]
+    )
+
+
+async def _store(state: State, events: list[FeedbackEvent]) -> list[tuple[str, bool]]:
+    recommender = state.recommender
+    version = recommender.version if recommender is not None else "none"
+    try:
+        results = await state.store.append([e.model_dump(mode="json") for e in events], model_version=version)
+    except StoreUnavailable:
+        state.metrics.feedback.labels("unavailable").inc(len(events))
+        raise
+    stored = sum(1 for _, s in results if s)
+    state.metrics.feedback.labels("accepted").inc(stored)
+    state.metrics.feedback.labels("duplicate").inc(len(results) - stored)
+    return results
+
+

@@ -1,0 +1,135 @@
+"""Recommendations for sessions, known users and anonymous visitors."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, Path, Query
+
+from app.deps import RecommenderDep, State, StateDep
+from app.errors import ERROR_SCHEMA, InvalidRequest, StoreUnavailable
+from app.schemas import RecommendationRequest, RecommendationResponse, RecommendedItem
+from app.scoring.recommender import Filters, Recommendation, Recommender
+
+router = APIRouter(prefix="/v1", tags=["recommendations"])
+ERRORS = {422: ERROR_SCHEMA, 503: ERROR_SCHEMA}
+
+
+@router.post("/recommendations", response_model=RecommendationResponse, responses=ERRORS)
+async def recommend(
+    body: RecommendationRequest, state: StateDep, recommender: RecommenderDep
+) -> RecommendationResponse:
+    """Top-k for a user and/or a session's items; popular items when there is no history."""
+    _check_limits(state, k=body.k, history=len(body.items))
+    weighted, live, vector = [], True, None
+    if body.user_id is not None:
+        weighted, live, vector = await _user_history(state, recommender, body.user_id)
+    session_weight = recommender.event_weights.get("purchase", 1.0)
+    weighted += [(item, session_weight) for item in body.items]
+    history, unknown = recommender.resolve(weighted)
+    exclude, _ = recommender.resolve((item, 1.0) for item in body.exclude)
+    filters = None
+    if body.filters is not None:
+        f = body.filters
+        filters = Filters(
+            category=frozenset(f.category) if f.category is not None else None,
+            brand=frozenset(f.brand) if f.brand is not None else None,
+            min_price=f.min_price,
+            max_price=f.max_price,
+        )
+    # Scoring is ~1 ms of numpy: run inline (a thread hop costs more than it frees).
+    result = recommender.recommend(
+        history,
+        k=body.k,
+        exclude_seen=body.exclude_seen,
+        exclude=exclude.keys(),
+        filters=filters,
+        explain=body.explain,
+        user_vector=vector if not body.items else None,
+    )
+    return _response(state, recommender, result, unknown, live)
+
+
+@router.get(
+    "/users/{user_id}/recommendations", response_model=RecommendationResponse, responses=ERRORS
+)
+async def user_recommendations(
+    state: StateDep,
+    recommender: RecommenderDep,
+    user_id: Annotated[str, Path(min_length=1, max_length=128)],
+    k: Annotated[int, Query(ge=1, le=1000)] = 10,
+    exclude_seen: bool = True,
+    category: Annotated[list[str] | None, Query(max_length=100)] = None,
+    brand: Annotated[list[str] | None, Query(max_length=100)] = None,
+    min_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
+    max_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
+) -> RecommendationResponse:
+    """A known user's training history plus every feedback event since, read at request time."""
+    _check_limits(state, k=k, history=0)
+    if min_price is not None and max_price is not None and min_price > max_price:
+        raise InvalidRequest("min_price must not exceed max_price")
+    weighted, live, vector = await _user_history(state, recommender, user_id)
+    history, unknown = recommender.resolve(weighted)
+    filters = Filters(
+        category=frozenset(category) if category else None,
+        brand=frozenset(brand) if brand else None,
+        min_price=min_price,
+        max_price=max_price,
+    )
+    result = recommender.recommend(
+        history,
+        k=k,
+        exclude_seen=exclude_seen,
+        filters=filters,
+        user_vector=vector,
+    )
+    return _response(state, recommender, result, [], live)
+
+
+async def _user_history(
+    state: State, recommender: Recommender, user_id: str
+) -> tuple[list[tuple[str, float]], bool, np.ndarray | None]:
+    """(weighted item ids, live feedback read?, precomputed user vector when still valid)."""
+    idx, weights = recommender.training_history(user_id)
+    weighted = [(recommender.items[i]["item_id"], float(w)) for i, w in zip(idx, weights, strict=True)]
+    try:
+        recent = await state.store.recent(user_id)
+    except StoreUnavailable:
+        recent, live = [], False
+    else:
+        live = True
+    weighted += [(e.item_id, recommender.event_weight(e.event, e.value)) for e in recent]
+    vector = None
+    u = recommender.user_index.get(user_id)
+    if u is not None and not recent:
+        vector = np.asarray(recommender.artifact.arrays["user_emb"][u])
+    return weighted, live, vector
+
+
+def _check_limits(state: State, *, k: int, history: int) -> None:
+    settings = state.settings
+    if k > settings.max_k:
+        raise InvalidRequest(f"k must be at most {settings.max_k}", [{"loc": ["k"]}])
+    if history > settings.max_history:
+        raise InvalidRequest(
+            f"at most {settings.max_history} history items", [{"loc": ["items"]}]
+        )
+
+
+def _response(
+    state: State, recommender: Recommender, result: Recommendation, unknown: list[str], live: bool
+) -> RecommendationResponse:
+    state.metrics.recommendations.labels(result.strategy).inc()
+    items = []
+    for rank, (idx, score) in enumerate(zip(result.item_idx, result.scores, strict=True)):
+        view = recommender.item_view(int(idx))
+        because = result.because[rank] if result.because is not None else None
+        items.append(RecommendedItem(**view, score=float(score), because=because))
+    return RecommendationResponse(
+        items=items,
+        model_version=recommender.version,
+        strategy=result.strategy,
+        unknown_items=unknown,
+        live_feedback=live,
+    )

@@ -1,0 +1,58 @@
+"""Model information, health, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app.deps import RecommenderDep, StateDep
+from app.errors import ERROR_SCHEMA, StoreUnavailable, error_body
+from app.schemas import ModelInfo
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/v1/model", response_model=ModelInfo, responses={503: ERROR_SCHEMA})
+async def model_info(recommender: RecommenderDep) -> ModelInfo:
+    """Serving model: version, training time, data fingerprint, counts, offline metrics."""
+    m = recommender.artifact.manifest
+    return ModelInfo(
+        model_version=recommender.version,
+        created_at=m.get("created_at"),
+        data_fingerprint=m.get("data_fingerprint"),
+        counts=m.get("counts", {}),
+        metrics=m.get("metrics", {}),
+        blend_weights=m.get("blend_weights", {}),
+    )
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: ERROR_SCHEMA})
+async def readyz(state: StateDep) -> JSONResponse:
+    """Ready when a model is loaded and Redis answers; 503 with the reason otherwise."""
+    problems = []
+    if state.recommender is None:
+        problems.append(f"model not loaded: {state.load_error}")
+    try:
+        await state.store.ping()
+    except StoreUnavailable as exc:
+        problems.append(exc.message)
+    if problems:
+        return JSONResponse(
+            error_body("not_ready", "; ".join(problems)),
+            503,
+            headers={"Retry-After": str(state.settings.retry_after_s)},
+        )
+    assert state.recommender is not None
+    return JSONResponse({"status": "ready", "model_version": state.recommender.version})
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(state: StateDep) -> Response:
+    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,35 @@
+"""Service configuration: environment variables with the ``SHOPREC_`` prefix (see .env.example)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SHOPREC_", env_file=".env", extra="ignore")
+
+    artifacts_dir: Path = Field(Path("build/artifacts"), description="serves DIR/current")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="feedback store")
+    redis_prefix: str = Field("shoprec:v1", description="key prefix (tests isolate with it)")
+    redis_timeout_s: float = Field(0.5, gt=0, le=30, description="per-command Redis timeout")
+    retry_after_s: int = Field(5, ge=1, le=3600, description="Retry-After on 503")
+    recent_events: int = Field(200, ge=1, le=10_000, description="per-user live history cap")
+    recent_ttl_s: int = Field(30 * 86_400, ge=60, description="per-user live history TTL")
+    idempotency_ttl_s: int = Field(7 * 86_400, ge=60, description="event_id dedup window")
+    max_k: int = Field(1000, ge=1, le=100_000)
+    max_history: int = Field(1000, ge=1, le=100_000)
+    max_id_length: int = Field(128, ge=1, le=4096)
+    max_batch: int = Field(1000, ge=1, le=100_000)
+    max_body_bytes: int = Field(1_000_000, ge=1024, description="larger bodies get 413")
+    cors_origins: list[str] = Field(default_factory=list, description="off when empty")
+    log_requests: bool = True
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("SHOPREC_REDIS_URL must start with redis://, rediss:// or unix://")
+        return value

@@ -1,0 +1,40 @@
+"""Typed access to the app's collaborators for route handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.config import Settings
+from app.errors import ModelNotLoaded
+from app.observability import Metrics
+from app.scoring.recommender import Recommender
+from app.store.feedback import FeedbackStore
+
+
+@dataclass
+class State:
+    """What the lifespan creates. ``recommender`` is swapped whole on reload."""
+
+    settings: Settings
+    store: FeedbackStore
+    metrics: Metrics
+    recommender: Recommender | None = None
+    load_error: str | None = None
+
+
+async def get_state(request: Request) -> State:
+    return request.app.state.shoprec
+
+
+async def get_recommender(request: Request) -> Recommender:
+    recommender = request.app.state.shoprec.recommender
+    if recommender is None:
+        raise ModelNotLoaded(f"no model loaded: {request.app.state.shoprec.load_error}")
+    return recommender
+
+
+StateDep = Annotated[State, Depends(get_state)]
+RecommenderDep = Annotated[Recommender, Depends(get_recommender)]

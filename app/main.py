@@ -1,0 +1,103 @@
+"""The application factory. Nothing is created at import time: ``create_app(settings)``
+builds the app, and its lifespan opens the Redis pool and loads the artifact."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis.asyncio as redis
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from app import errors
+from app.api import feedback, items, recommendations, system
+from app.config import Settings
+from app.deps import State
+from app.observability import Metrics, RequestMiddleware
+from app.scoring import artifact
+from app.scoring.recommender import Recommender
+from app.store.feedback import FeedbackStore
+from app.store.keys import Keys
+
+log = logging.getLogger("shoprec")
+
+
+def load_recommender(state: State) -> None:
+    """Load DIR/current; on failure keep what serves now and remember why."""
+    try:
+        loaded = artifact.load(state.settings.artifacts_dir)
+    except artifact.ArtifactError as exc:
+        state.load_error = str(exc)
+        log.error("model not loaded: %s", exc)
+        return
+    state.recommender = Recommender(loaded)
+    state.load_error = None
+    state.metrics.model.info({"version": loaded.version})
+    log.info("serving model %s from %s", loaded.version, loaded.path)
+
+
+def configure_logging() -> None:
+    """JSON lines on stderr for the shoprec loggers, once per process."""
+    logger = logging.getLogger("shoprec")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        client = redis.from_url(
+            settings.redis_url,
+            decode_responses=True,
+            socket_timeout=settings.redis_timeout_s,
+            socket_connect_timeout=settings.redis_timeout_s,
+            health_check_interval=30,
+        )
+        store = FeedbackStore(
+            client,
+            Keys(settings.redis_prefix),
+            recent_cap=settings.recent_events,
+            recent_ttl_s=settings.recent_ttl_s,
+            idempotency_ttl_s=settings.idempotency_ttl_s,
+        )
+        state = State(settings=settings, store=store, metrics=metrics)
+        load_recommender(state)
+        app.state.shoprec = state
+        try:
+            yield
+        finally:
+            await client.aclose()
+
+    app = FastAPI(
+        title="shoprec",
+        version="0.1.0",
+        summary="Recommendations for online shops: sessions, users, similar items, feedback.",
+        lifespan=lifespan,
+    )
+    errors.install(app, retry_after_s=settings.retry_after_s)
+    for module in (recommendations, items, feedback, system):
+        app.include_router(module.router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+        )
+    app.add_middleware(
+        RequestMiddleware,
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+        log_requests=settings.log_requests,
+    )
+    return app

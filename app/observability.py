@@ -1,0 +1,118 @@
+"""Prometheus metrics (one registry per app) and the ASGI middleware that gives every
+request an id, a latency observation, a JSON access-log line and the body-size limit."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, Info
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.errors import error_body
+
+access_log = logging.getLogger("shoprec.access")
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.latency = Histogram(
+            "shoprec_request_seconds",
+            "Request latency by route",
+            ["method", "route", "status"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
+        self.recommendations = Counter(
+            "shoprec_recommendations_total", "Recommendations served by strategy", ["strategy"],
+            registry=self.registry,
+        )
+        self.feedback = Counter(
+            "shoprec_feedback_events_total", "Feedback events by outcome", ["outcome"],
+            registry=self.registry,
+        )
+        self.model = Info("shoprec_model", "Serving model version", registry=self.registry)
+
+
+class RequestMiddleware:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int, log_requests: bool):
+        self.app, self.metrics = app, metrics
+        self.max_body_bytes, self.log_requests = max_body_bytes, log_requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = dict(scope.get("headers") or [])
+        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
+        status = 500
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
+            status = 413
+            await self._reject(send, request_id)
+            self._observe(scope, status, started, request_id)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    # Raised inside the app, so the error map answers 413.
+                    raise HTTPException(413, f"request body over {self.max_body_bytes} bytes")
+            return message
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_id)
+        finally:
+            self._observe(scope, status, started, request_id)
+
+    async def _reject(self, send: Send, request_id: str) -> None:
+        body = json.dumps(
+            error_body("payload_too_large", f"request body over {self.max_body_bytes} bytes")
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"x-request-id", request_id.encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    def _observe(self, scope: Scope, status: int, started: float, request_id: str) -> None:
+        elapsed = time.perf_counter() - started
+        route = scope.get("route")
+        path = getattr(route, "path", None) or "unmatched"
+        self.metrics.latency.labels(scope["method"], path, str(status)).observe(elapsed)
+        if self.log_requests:
+            record: dict[str, Any] = {
+                "request_id": request_id,
+                "method": scope["method"],
+                "path": scope["path"],
+                "route": path,
+                "status": status,
+                "ms": round(elapsed * 1000, 2),
+            }
+            access_log.info(json.dumps(record))
+

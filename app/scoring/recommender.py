@@ -1,0 +1,176 @@
+"""The recommender: turns ids into indices, chains strategies (personalized blend when there
+is a usable history, popularity otherwise), applies exclusions and filters, explains.
+
+Pure numpy over a loaded artifact; no I/O. One instance per artifact version, swapped as a
+whole on reload, so a request never sees two versions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from app.scoring.artifact import Artifact
+from app.scoring.scorer import Scorer, histories_matrix, top_k
+
+
+@dataclass(frozen=True)
+class Filters:
+    category: frozenset[str] | None = None
+    brand: frozenset[str] | None = None
+    min_price: float | None = None
+    max_price: float | None = None
+
+
+@dataclass
+class Recommendation:
+    item_idx: np.ndarray  # (n,) int, best first
+    scores: np.ndarray  # (n,) float32
+    strategy: str
+    unknown_items: list[str] = field(default_factory=list)
+    because: list[list[str]] | None = None
+
+
+class Recommender:
+    def __init__(self, loaded: Artifact) -> None:
+        self.artifact = loaded
+        self.version = loaded.version
+        manifest = loaded.manifest
+        self.scorer = Scorer(loaded.arrays, manifest["blend_weights"])
+        cleaning = manifest["hyperparameters"]["cleaning"]
+        self.event_weights: dict[str, float] = cleaning["event_weights"]
+        self.rating_threshold: float = cleaning["rating_threshold"]
+        self.items = loaded.items
+        self.item_index = {item["item_id"]: i for i, item in enumerate(loaded.items)}
+        self.user_index = {user: u for u, user in enumerate(loaded.users)}
+        self.n_items = len(loaded.items)
+        self.category = np.array([i.get("category") for i in loaded.items], dtype=object)
+        self.brand = np.array([i.get("brand") for i in loaded.items], dtype=object)
+        self.price = np.array(
+            [np.nan if i.get("price") is None else i["price"] for i in loaded.items], dtype=np.float32
+        )
+        self.popularity = np.asarray(loaded.arrays["popularity"], dtype=np.float32)
+        self.available = np.ones(self.n_items, dtype=bool)
+        a = loaded.arrays
+        emb = np.asarray(a["item_emb"], dtype=np.float32)
+        self._cf_unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        self._user_indptr, self._user_items = a["user_indptr"], a["user_items"]
+        self._user_weights = a["user_weights"]
+
+    # -- histories ---------------------------------------------------------------------
+    def training_history(self, user_id: str) -> tuple[np.ndarray, np.ndarray]:
+        """(item_idx int32, weight float32) of a known user's training history."""
+        u = self.user_index.get(user_id)
+        if u is None:
+            return np.zeros(0, np.int32), np.zeros(0, np.float32)
+        start, end = self._user_indptr[u], self._user_indptr[u + 1]
+        return np.asarray(self._user_items[start:end]), np.asarray(self._user_weights[start:end])
+
+    def event_weight(self, event: str, value: float | None) -> float:
+        """Weight of a live event, by the training rules (low ratings count for nothing)."""
+        if event == "rating" and (value is None or value < self.rating_threshold):
+            return 0.0
+        return float(self.event_weights.get(event, 0.0))
+
+    def resolve(self, weighted_ids: Iterable[tuple[str, float]]) -> tuple[dict[int, float], list[str]]:
+        """Map ids to indices keeping the strongest weight per item; collect unknown ids."""
+        history: dict[int, float] = {}
+        unknown: list[str] = []
+        for item_id, weight in weighted_ids:
+            idx = self.item_index.get(item_id)
+            if idx is None:
+                if item_id not in unknown:
+                    unknown.append(item_id)
+            elif weight > 0:
+                history[idx] = max(weight, history.get(idx, 0.0))
+        return history, unknown
+
+    # -- recommendation ------------------------------------------------------------------
+    def recommend(
+        self,
+        history: dict[int, float],
+        *,
+        k: int,
+        exclude_seen: bool = True,
+        exclude: Iterable[int] = (),
+        filters: Filters | None = None,
+        explain: bool = False,
+        user_vector: np.ndarray | None = None,
+    ) -> Recommendation:
+        """Top-k for a history {item_idx: weight}. Empty history -> popularity."""
+        mask = ~self.eligible(filters)
+        mask[list(exclude)] = True
+        if history:
+            idx = np.fromiter(history.keys(), dtype=np.int32, count=len(history))
+            weights = np.fromiter(history.values(), dtype=np.float32, count=len(history))
+            matrix = histories_matrix([(idx, weights)], self.n_items)
+            vectors = None if user_vector is None else user_vector[None, :]
+            scores = self.scorer.score(matrix, user_vectors=vectors)
+            strategy = "personalized"
+            if exclude_seen:
+                mask[idx] = True
+        else:
+            scores = self.popularity[None, :].copy()
+            strategy = "popular"
+        ranked = top_k(scores, k, exclude=mask[None, :])[0]
+        ranked = ranked[ranked >= 0]
+        result = Recommendation(ranked, scores[0, ranked], strategy)
+        if explain and history:
+            result.because = self.explain(ranked, history)
+        return result
+
+    def eligible(self, filters: Filters | None) -> np.ndarray:
+        """(n_items,) bool: available and matching every filter."""
+        ok = self.available.copy()
+        if filters is None:
+            return ok
+        if filters.category is not None:
+            ok &= np.isin(self.category, list(filters.category))
+        if filters.brand is not None:
+            ok &= np.isin(self.brand, list(filters.brand))
+        if filters.min_price is not None:
+            ok &= self.price >= filters.min_price  # unknown price (NaN) never matches
+        if filters.max_price is not None:
+            ok &= self.price <= filters.max_price
+        return ok
+
+    def explain(self, ranked: np.ndarray, history: dict[int, float], top: int = 3) -> list[list[str]]:
+        """Per recommended item, the history items with the largest EASE contribution
+        h_i * B[i, j]; when none is positive, the most content-similar history item."""
+        idx = np.fromiter(history.keys(), dtype=np.int32)
+        weights = np.fromiter(history.values(), dtype=np.float32)
+        contrib = self.scorer.ease[idx][:, ranked].toarray() * weights[:, None]  # (h, n)
+        content = self.scorer.content_unit
+        similarity = content[idx] @ content[ranked].T  # (h, n)
+        out = []
+        for column in range(len(ranked)):
+            order = np.argsort(-contrib[:, column])[:top]
+            chosen = [idx[i] for i in order if contrib[i, column] > 0]
+            if not chosen:
+                chosen = [idx[int(np.argmax(similarity[:, column]))]]
+            out.append([self.items[i]["item_id"] for i in chosen])
+        return out
+
+    def similar(self, item_idx: int, *, k: int, by: str) -> tuple[np.ndarray, np.ndarray]:
+        """Items most similar to one item: collaborative (cosine of decoder embeddings,
+        which the content map fills for cold items) or content (item autoencoder)."""
+        vectors = self.scorer.content_unit if by == "content" else self._cf_unit
+        scores = (vectors @ vectors[item_idx])[None, :].astype(np.float32)
+        mask = ~self.available.copy()
+        mask[item_idx] = True
+        ranked = top_k(scores, k, exclude=mask[None, :])[0]
+        ranked = ranked[ranked >= 0]
+        return ranked, scores[0, ranked]
+
+    def item_view(self, idx: int) -> dict[str, Any]:
+        item = self.items[idx]
+        return {
+            "item_id": item["item_id"],
+            "title": item.get("title"),
+            "category": item.get("category"),
+            "brand": item.get("brand"),
+            "price": item.get("price"),
+        }

@@ -1,0 +1,149 @@
+"""Every endpoint through httpx against the app, with the real Redis."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.scoring import artifact
+
+
+async def test_health_ready_and_model(client, artifacts_dir):
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    version = artifact.resolve(artifacts_dir).name
+    assert ready.json()["model_version"] == version
+    model = (await client.get("/v1/model")).json()
+    assert model["model_version"] == version
+    assert model["metrics"]["test"]["blend"]["ndcg@100"] > 0
+    assert model["counts"]["users"] > 0
+
+
+async def test_session_recommendations_exclude_the_given_items(client, trained):
+    result, _ = trained
+    items = result.split.item_ids[:5]
+    response = await client.post("/v1/recommendations", json={"items": items, "k": 100, "exclude_seen": True})
+    assert response.status_code == 200
+    body = response.json()
+    ids = [i["item_id"] for i in body["items"]]
+    assert len(ids) == 100 and len(set(ids)) == 100
+    assert not set(ids) & set(items)
+    assert body["strategy"] == "personalized"
+    scores = [i["score"] for i in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+async def test_unknown_items_are_listed_not_errors(client, trained):
+    result, _ = trained
+    response = await client.post("/v1/recommendations", json={"items": ["nope", result.split.item_ids[0]]})
+    assert response.status_code == 200
+    assert response.json()["unknown_items"] == ["nope"]
+
+
+async def test_no_history_is_popular_and_filters_apply(client, trained):
+    result, _ = trained
+    body = (await client.post("/v1/recommendations", json={"items": ["nope"], "k": 5})).json()
+    assert body["strategy"] == "popular"
+    pop = result.arrays["popularity"]
+    assert body["items"][0]["item_id"] == result.split.item_ids[int(np.argmax(pop))]
+    filtered = await client.post(
+        "/v1/recommendations",
+        json={"k": 20, "filters": {"category": ["mugs"], "max_price": 50}},
+    )
+    items = filtered.json()["items"]
+    assert items and all(i["category"] == "mugs" and i["price"] <= 50 for i in items)
+
+
+async def test_explain_names_history_items(client, trained):
+    result, _ = trained
+    history = result.split.item_ids[10:14]
+    body = (await client.post("/v1/recommendations", json={"items": history, "k": 5, "explain": True})).json()
+    for item in body["items"]:
+        assert item["because"] and set(item["because"]) <= set(history)
+
+
+async def test_exclude_list(client, trained):
+    result, _ = trained
+    first = (await client.post("/v1/recommendations", json={"k": 3})).json()["items"][0]["item_id"]
+    again = (await client.post("/v1/recommendations", json={"k": 3, "exclude": [first]})).json()
+    assert first not in [i["item_id"] for i in again["items"]]
+
+
+async def test_known_and_unknown_users(client, trained):
+    result, _ = trained
+    user = result.split.user_ids[0]
+    body = (await client.get(f"/v1/users/{user}/recommendations", params={"k": 7})).json()
+    assert body["strategy"] == "personalized" and len(body["items"]) == 7
+    seen = set(result.split.histories[0].indices.tolist())
+    assert not {result.split.item_ids.index(i["item_id"]) for i in body["items"]} & seen
+    anon = (await client.get("/v1/users/never-seen/recommendations")).json()
+    assert anon["strategy"] == "popular"
+    bad = await client.get(f"/v1/users/{user}/recommendations", params={"min_price": 5, "max_price": 1})
+    assert bad.status_code == 422
+    assert bad.json()["error"]["code"] == "validation_error"
+
+
+async def test_item_detail_and_similar(client, trained):
+    result, _ = trained
+    item = result.split.item_ids[3]
+    detail = (await client.get(f"/v1/items/{item}")).json()
+    assert detail["item_id"] == item and detail["title"]
+    for by in ("collaborative", "content"):
+        body = (await client.get(f"/v1/items/{item}/similar", params={"k": 5, "by": by})).json()
+        ids = [i["item_id"] for i in body["items"]]
+        assert len(ids) == 5 and item not in ids
+    missing = await client.get("/v1/items/NOPE")
+    assert missing.status_code == 404
+    assert missing.json()["error"] == {
+        "code": "item_not_found", "message": "unknown item 'NOPE'", "details": {"item_id": "NOPE"}
+    }
+    assert (await client.get("/v1/items/NOPE/similar")).status_code == 404
+
+
+async def test_content_similarity_prefers_the_same_category(client, trained):
+    result, _ = trained
+    item = result.catalog[0]
+    body = (await client.get(f"/v1/items/{item['item_id']}/similar", params={"k": 10, "by": "content"})).json()
+    same = sum(i["category"] == item["category"] for i in body["items"])
+    assert same >= 5  # 12 categories: chance would give ~1
+
+
+async def test_validation_errors_have_one_shape(client):
+    for body in ({"k": 0}, {"k": 5000}, {"items": "x"}, {"surprise": 1}, {"items": ["x" * 200]}):
+        response = await client.post("/v1/recommendations", json=body)
+        assert response.status_code == 422, body
+        error = response.json()["error"]
+        assert error["code"] == "validation_error" and error["details"]
+    garbage = await client.post(
+        "/v1/recommendations", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert garbage.status_code == 422
+
+
+async def test_oversized_body_is_413(client):
+    response = await client.post(
+        "/v1/feedback/batch",
+        content=b"x" * 2_000_000,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
+async def test_request_id_and_metrics(client):
+    response = await client.get("/healthz", headers={"x-request-id": "abc"})
+    assert response.headers["x-request-id"] == "abc"
+    assert (await client.get("/healthz")).headers["x-request-id"]
+    await client.post("/v1/recommendations", json={"k": 2})
+    text = (await client.get("/metrics")).text
+    assert 'shoprec_request_seconds_bucket{le="0.001",method="POST",route="/v1/recommendations"' in text
+    assert 'shoprec_recommendations_total{strategy="popular"} 1.0' in text
+    assert "shoprec_model_info{version=" in text
+
+
+async def test_openapi_has_examples(client):
+    spec = (await client.get("/openapi.json")).json()
+    assert "/v1/recommendations" in spec["paths"]
+    assert spec["components"]["schemas"]["RecommendationRequest"]["examples"]
+    docs = await client.get("/docs")
+    assert docs.status_code == 200
