@@ -25,7 +25,7 @@ bench: install
 	$(PYTHON) scripts/bench.py --out docs/benchmarks.md
 
 eval: install
-	$(PYTHON) scripts/evaluate.py --datasets online-retail amazon-beauty amazon-sports --cold-start
+	$(PYTHON) scripts/evaluate.py --datasets online-retail amazon-beauty amazon-sports --cold-start online-retail
 
 clean:
 	rm -rf build .pytest_cache

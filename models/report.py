@@ -22,7 +22,7 @@ from models.metrics import ndcg_at_k, recall_at_k
 from models.pipeline import Log, TrainResult, run
 
 METRICS = ("recall@20", "recall@50", "ndcg@10", "ndcg@100", "coverage@10")
-MODELS = ("popular", "item-knn", "ease", "vae", "content", "blend")
+MODELS = ("popular", "item-knn", "ease (plain)", "ease", "vae", "content", "blend")
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,7 @@ def served_metrics(version_dir: Path) -> dict[str, dict[str, float]]:
 def evaluate_dataset(
     dataset: Dataset, config: TrainConfig, *, work_dir: Path, log: Log, cold_start: bool
 ) -> dict[str, Any]:
+    """Train, export, evaluate the served artifact, add baselines (and the cold-start run)."""
     t0 = time.perf_counter()
     result = run(dataset, config, out_dir=work_dir, log=log)
     seconds = time.perf_counter() - t0
@@ -82,6 +83,12 @@ def evaluate_dataset(
     split = result.split
     knn = ease_model.item_knn(split.train, neighbors=100)
     metrics["item-knn"] = evaluate_item_item(knn, split.test_foldin, split.test_target)
+    # Plain EASE (no attributes), lambda tuned on validation: the baseline to beat.
+    plain = [row for row in result.report["ease"]["grid"] if row["alpha"] == 0.0]
+    lam = max(plain, key=lambda row: row["ndcg@100"])["lambda"]
+    b = ease_model.fit_ease(ease_model.gram(split.train), lam, warm=split.warm)
+    plain_ease = ease_model.sparsify(b, config.ease.neighbors)
+    metrics["ease (plain)"] = evaluate_item_item(plain_ease, split.test_foldin, split.test_target)
     history = result.report["vae"]["history"]
     out: dict[str, Any] = {
         "metrics": metrics,

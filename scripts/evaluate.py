@@ -3,7 +3,7 @@
     python scripts/evaluate.py --artifacts DIR
         test metrics of DIR/current (or a version folder), loaded and scored as served
     python scripts/evaluate.py --datasets online-retail amazon-beauty amazon-sports \\
-        [--data-dir ../shared/datasets] [--report docs/evaluation.md] [--cold-start]
+        [--data-dir ../shared/datasets] [--report docs/evaluation.md] [--cold-start NAME ...]
         trains on each dataset with the same protocol and writes the comparison report
 """
 
@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, default=Path("build/evaluation"))
     parser.add_argument("--report", type=Path, default=Path("docs/evaluation.md"))
     parser.add_argument("--config", type=Path)
-    parser.add_argument("--cold-start", action="store_true")
+    parser.add_argument("--cold-start", nargs="*", default=[], metavar="NAME",
+                        help="datasets that also get the cold-start experiment")
     args = parser.parse_args(argv)
     if not args.artifacts and not args.datasets:
         parser.error("give --artifacts DIR or --datasets NAME ...")
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             log = make_log(f"{name}: ")
             dataset = report.load_source(report.SOURCES[name], args.data_dir)
             results[name] = report.evaluate_dataset(
-                dataset, config, work_dir=args.work_dir / name, log=log, cold_start=args.cold_start
+                dataset, config, work_dir=args.work_dir / name, log=log, cold_start=name in args.cold_start
             )
             (args.work_dir / f"{name}.json").write_text(json.dumps(results[name], default=float))
         command = "python scripts/evaluate.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))

