@@ -29,11 +29,15 @@ class Metrics:
             registry=self.registry,
         )
         self.recommendations = Counter(
-            "shoprec_recommendations_total", "Recommendations served by strategy", ["strategy"],
+            "shoprec_recommendations_total",
+            "Recommendations served by strategy",
+            ["strategy"],
             registry=self.registry,
         )
         self.feedback = Counter(
-            "shoprec_feedback_events_total", "Feedback events by outcome", ["outcome"],
+            "shoprec_feedback_events_total",
+            "Feedback events by outcome",
+            ["outcome"],
             registry=self.registry,
         )
         self.model = Info("shoprec_model", "Serving model version", registry=self.registry)
@@ -115,4 +119,3 @@ class RequestMiddleware:
                 "ms": round(elapsed * 1000, 2),
             }
             access_log.info(json.dumps(record))
-

@@ -86,7 +86,7 @@ class EASEConfig:
     lambdas: list[float] = field(default_factory=lambda: [100.0, 300.0, 1000.0])
     # Items' attributes added to the Gram matrix as extra "users" with this weight grid
     # (0 = plain EASE); chosen on validation together with lambda.
-    attribute_weights: list[float] = field(default_factory=lambda: [0.0, 4.0])
+    attribute_weights: list[float] = field(default_factory=lambda: [0.0, 4.0, 16.0])
     # Keep this many largest weights per item row in the exported matrix (sparse, so
     # large catalogs fit); None keeps the dense matrix.
     neighbors: int | None = 500

@@ -257,8 +257,7 @@ def clean(dataset: Dataset, config: CleaningConfig, *, source: str = "interactio
     if unknown or frame["event"].isna().any():
         shown = ", ".join(unknown[:5]) or "<empty>"
         raise DataError(
-            f"{source}: column 'event' has unknown event names: {shown}; "
-            f"allowed: {', '.join(EVENTS)}"
+            f"{source}: column 'event' has unknown event names: {shown}; allowed: {', '.join(EVENTS)}"
         )
     if config.drop_duplicates:
         drop(frame.duplicated(), "exact_duplicate")
@@ -333,8 +332,7 @@ def _timestamps(frame: pd.DataFrame, path: Path) -> pd.Series:
     if parsed.isna().any():
         bad = text[parsed.isna()].iloc[0]
         raise DataError(
-            f"{path}: column 'timestamp' has an unreadable time {bad!r} "
-            "(use epoch seconds or ISO-8601)"
+            f"{path}: column 'timestamp' has an unreadable time {bad!r} (use epoch seconds or ISO-8601)"
         )
     return numeric.astype(float).fillna(parsed)
 

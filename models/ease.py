@@ -11,33 +11,44 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
+import scipy.linalg.lapack
 import scipy.sparse as sp
 
 
 def gram(train: sp.csr_matrix, features: np.ndarray | None = None, alpha: float = 0.0) -> np.ndarray:
-    """(n_items, n_items) float64 X^T X (+ alpha A A^T)."""
-    binary = (train > 0).astype(np.float64)
-    g = np.asarray((binary.T @ binary).todense())
+    """(n_items, n_items) float32 X^T X (+ alpha A A^T)."""
+    binary = (train > 0).astype(np.float32)
+    g = np.asarray((binary.T @ binary).todense(), dtype=np.float32)
     if alpha and features is not None:
-        a = features.astype(np.float64)
-        g += alpha * (a @ a.T)
+        a = np.asarray(features, dtype=np.float32)
+        g += np.float32(alpha) * (a @ a.T)
     return g
 
 
 def fit_ease(g: np.ndarray, lam: float, *, warm: np.ndarray | None = None) -> np.ndarray:
     """Closed-form EASE weights (n_items, n_items) float32 from a Gram matrix.
 
-    Rows and columns of cold items (no training interactions) are zero.
+    The inverse comes from a float32 Cholesky factorisation (G + lambda I is symmetric
+    positive definite and well conditioned for the lambdas used): about 4x faster than a
+    float64 LU inverse, which matters at 18k items. Rows and columns of cold items (no
+    training interactions) are zero.
     """
     n = g.shape[0]
-    a = g + lam * np.eye(n)
-    p = scipy.linalg.inv(a, overwrite_a=True, check_finite=False)
-    b = -p / np.diag(p)[None, :]
+    a = np.array(g, dtype=np.float32, copy=True)
+    a[np.diag_indices(n)] += np.float32(lam)
+    factor, info = scipy.linalg.lapack.spotrf(a, lower=1, overwrite_a=1)
+    if info != 0:
+        raise ValueError(f"EASE: Cholesky failed (info={info}); increase lambda")
+    p, info = scipy.linalg.lapack.spotri(factor, lower=1, overwrite_c=1)
+    if info != 0:
+        raise ValueError(f"EASE: inverse failed (info={info})")
+    p = np.tril(p) + np.tril(p, -1).T  # spotri fills the lower triangle only
+    b = p / -np.diag(p)[None, :]
     np.fill_diagonal(b, 0.0)
     if warm is not None:
         b[~warm, :] = 0.0
         b[:, ~warm] = 0.0
-    return b.astype(np.float32)
+    return b.astype(np.float32, copy=False)
 
 
 def sparsify(b: np.ndarray, neighbors: int | None) -> sp.csr_matrix:
@@ -48,9 +59,7 @@ def sparsify(b: np.ndarray, neighbors: int | None) -> sp.csr_matrix:
     rows = np.repeat(np.arange(b.shape[0]), neighbors)
     vals = np.take_along_axis(b, idx, axis=1).ravel()
     keep = vals > 0
-    return sp.csr_matrix(
-        (vals[keep], (rows[keep], idx.ravel()[keep])), shape=b.shape, dtype=np.float32
-    )
+    return sp.csr_matrix((vals[keep], (rows[keep], idx.ravel()[keep])), shape=b.shape, dtype=np.float32)
 
 
 def item_knn(train: sp.csr_matrix, neighbors: int = 100) -> sp.csr_matrix:

@@ -27,21 +27,15 @@ def evaluate_scorer(
 ) -> dict[str, float]:
     """Metrics of the scorer (blend ``weights``, default the artifact's) on held-out users."""
     rows = _evaluable(target)
-    ranked = [
-        rank(scorer.score(foldin[batch], weights=weights), foldin[batch])
-        for batch in _batches(rows)
-    ]
+    ranked = [rank(scorer.score(foldin[batch], weights=weights), foldin[batch]) for batch in _batches(rows)]
     return summarize(np.vstack(ranked), target[rows], scorer.n_items)
 
 
-def evaluate_static(
-    scores: np.ndarray, foldin: sp.csr_matrix, target: sp.csr_matrix
-) -> dict[str, float]:
+def evaluate_static(scores: np.ndarray, foldin: sp.csr_matrix, target: sp.csr_matrix) -> dict[str, float]:
     """Metrics of one score vector shared by every user (popularity), (n_items,)."""
     rows = _evaluable(target)
     ranked = [
-        rank(np.tile(scores, (len(batch), 1)).astype(np.float32), foldin[batch])
-        for batch in _batches(rows)
+        rank(np.tile(scores, (len(batch), 1)).astype(np.float32), foldin[batch]) for batch in _batches(rows)
     ]
     return summarize(np.vstack(ranked), target[rows], scores.shape[0])
 

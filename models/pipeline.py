@@ -88,8 +88,11 @@ def run(
     ae_seconds = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    # Targets scaled so the strongest event counts 1: the multinomial likelihood then has
+    # the paper's scale on binary data, and beta keeps its meaning.
+    max_weight = max(config.cleaning.event_weights.values())
     vae, vae_history, best_epoch = train_vae(
-        train, config.vae, validate=lambda m: _keras_ndcg(m, split), log=log
+        train / max_weight, config.vae, validate=lambda m: _keras_ndcg(m, split), log=log
     )
     vae_seconds = time.perf_counter() - t0
     arrays: dict[str, np.ndarray] = {**vae.export_arrays(), **ae_arrays, "content_emb": content}
@@ -246,9 +249,7 @@ def _test_metrics(scorer: Scorer, split: Split) -> dict[str, dict[str, float]]:
 
 
 def _user_vectors(scorer: Scorer, histories: sp.csr_matrix) -> np.ndarray:
-    parts = [
-        scorer.user_vectors(histories[i : i + 2000]) for i in range(0, histories.shape[0], 2000)
-    ]
+    parts = [scorer.user_vectors(histories[i : i + 2000]) for i in range(0, histories.shape[0], 2000)]
     return np.vstack(parts) if parts else np.zeros((0, scorer.arrays["item_emb"].shape[1]), np.float32)
 
 

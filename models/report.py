@@ -36,7 +36,10 @@ class Source:
 SOURCES = {
     "online-retail": Source("online-retail", "online-retail/online_retail.parquet", None, "online-retail"),
     "amazon-beauty": Source(
-        "amazon-beauty", "amazon-beauty/Beauty.txt", "amazon-beauty/Beauty_item2attributes.json", "s3rec"
+        "amazon-beauty",
+        "amazon-beauty/Beauty.txt",
+        "amazon-beauty/Beauty_item2attributes.json",
+        "s3rec",
     ),
     "amazon-sports": Source(
         "amazon-sports",
@@ -198,9 +201,8 @@ def write_report(results: dict[str, dict[str, Any]], out: Path, *, command: str,
             ]
             for model, row in cs.items():
                 if not model.startswith("_"):
-                    lines.append(
-                        f"| {model} | {row['recall@10']:.4f} | {row['ndcg@10']:.4f} | {row['recall@20']:.4f} |"
-                    )
+                    values = " | ".join(f"{row[m]:.4f}" for m in ("recall@10", "ndcg@10", "recall@20"))
+                    lines.append(f"| {model} | {values} |")
         lines.append("")
     out.write_text("\n".join(lines))
     _plots(results, out)

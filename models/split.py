@@ -62,7 +62,7 @@ def build(
     )
     rng = np.random.default_rng(config.seed)
     order = rng.permutation(len(user_ids))
-    n_heldout = max(config.min_heldout_users, int(round(config.heldout_fraction * len(user_ids))))
+    n_heldout = max(config.min_heldout_users, round(config.heldout_fraction * len(user_ids)))
     if 2 * n_heldout >= len(user_ids):
         raise ValueError(
             f"only {len(user_ids)} users after cleaning: too few for a train/validation/test split"
@@ -123,7 +123,7 @@ def _foldin_split(
             fold_cols += items.tolist()
             fold_data += weights.tolist()
             continue
-        n_target = max(1, int(round((1 - config.foldin_fraction) * len(items))))
+        n_target = max(1, round((1 - config.foldin_fraction) * len(items)))
         is_target = np.zeros(len(items), dtype=bool)
         is_target[rng.choice(len(items), size=n_target, replace=False)] = True
         fold_rows += [u] * int((~is_target).sum())

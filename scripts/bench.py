@@ -42,7 +42,10 @@ def pick_artifacts(given: Path | None) -> Path:
         if (candidate / "current").exists():
             return candidate
     out = ROOT / "build/artifacts"
-    subprocess.run([sys.executable, str(ROOT / "scripts/train.py"), "--synthetic", "--out", str(out)], check=True)
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts/train.py"), "--synthetic", "--out", str(out)],
+        check=True,
+    )
     return out
 
 
@@ -58,12 +61,28 @@ def time_scoring(recommender: Recommender, histories: list[list[str]]) -> float:
 
 
 def start_server(artifacts_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "SHOPREC_ARTIFACTS_DIR": str(artifacts_dir), "SHOPREC_REDIS_URL": REDIS_URL,
-           "SHOPREC_REDIS_PREFIX": "shoprec-bench", "SHOPREC_LOG_REQUESTS": "false"}
+    env = {
+        **os.environ,
+        "SHOPREC_ARTIFACTS_DIR": str(artifacts_dir),
+        "SHOPREC_REDIS_URL": REDIS_URL,
+        "SHOPREC_REDIS_PREFIX": "shoprec-bench",
+        "SHOPREC_LOG_REQUESTS": "false",
+    }
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--port", str(port),
-         "--no-access-log", "--log-level", "warning"],
-        cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.main:create_app",
+            "--factory",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     import httpx
 
@@ -79,7 +98,9 @@ def start_server(artifacts_dir: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--artifacts", type=Path)
     parser.add_argument("--out", type=Path, default=ROOT / "docs/benchmarks.md")
     parser.add_argument("--seconds", type=float, default=8.0)
@@ -98,22 +119,40 @@ def main(argv: list[str] | None = None) -> int:
     url = f"http://127.0.0.1:{args.port}"
     server = start_server(artifacts_dir, args.port)
     try:
+
         def hello(r: random.Random):
             return "GET", "/healthz", None
 
         def recommend(r: random.Random):
-            return "POST", "/v1/recommendations", json.dumps({"items": r.sample(item_ids, 20), "k": 10}).encode()
+            return (
+                "POST",
+                "/v1/recommendations",
+                json.dumps({"items": r.sample(item_ids, 20), "k": 10}).encode(),
+            )
 
         batch_counter = iter(range(10**9))
 
         def batch(r: random.Random):
             n = next(batch_counter)
-            events = [{"user_id": f"bench-{r.randrange(5000)}", "item_id": r.choice(item_ids), "event": "view",
-                       "event_id": f"b{n}-{i}"} for i in range(1000)]
+            events = [
+                {
+                    "user_id": f"bench-{r.randrange(5000)}",
+                    "item_id": r.choice(item_ids),
+                    "event": "view",
+                    "event_id": f"b{n}-{i}",
+                }
+                for i in range(1000)
+            ]
             return "POST", "/v1/feedback/batch", json.dumps({"events": events}).encode()
 
         load = lambda make, **kw: asyncio.run(  # noqa: E731
-            run_load(url, make, seconds=args.seconds, connections=kw.pop("connections", args.connections), **kw)
+            run_load(
+                url,
+                make,
+                seconds=args.seconds,
+                connections=kw.pop("connections", args.connections),
+                **kw,
+            )
         )
         load(recommend, connections=4)  # warm-up
         hello_stats = load(hello)
@@ -135,36 +174,49 @@ def main(argv: list[str] | None = None) -> int:
     ratio = rec_stats.throughput / bound
     rows = [
         ("t_hello (1 / max throughput of GET /healthz)", f"{t_hello * 1000:.3f} ms"),
-        ("t_score (in-process recommend(), 20-item history, k=10, median)", f"{t_score * 1000:.3f} ms"),
+        (
+            "t_score (in-process recommend(), 20-item history, k=10, median)",
+            f"{t_score * 1000:.3f} ms",
+        ),
         ("bound 1 / (t_hello + t_score)", f"{bound:.0f} req/s"),
         ("POST /v1/recommendations max throughput", f"{rec_stats.throughput:.0f} req/s"),
         ("throughput / bound (target ≥ 0.80)", f"{ratio:.2f}"),
-        (f"p50 / p99 at half of max ({half:.0f} req/s, open loop)",
-         f"{half_stats.percentile(50) * 1000:.2f} / {half_stats.percentile(99) * 1000:.2f} ms (target p99 ≤ 15 ms)"),
-        ("feedback batch ingestion (1,000-event batches over HTTP into Redis)",
-         f"{events_per_s:,.0f} events/s (target ≥ 10,000)"),
-        ("failed requests (5xx or transport errors) over all runs",
-         str(sum(s.failed() for s in (hello_stats, rec_stats, half_stats, batch_stats)))),
+        (
+            f"p50 / p99 at half of max ({half:.0f} req/s, open loop)",
+            f"{half_stats.percentile(50) * 1000:.2f} / {half_stats.percentile(99) * 1000:.2f} ms"
+            " (target p99 ≤ 15 ms)",
+        ),
+        (
+            "feedback batch ingestion (1,000-event batches over HTTP into Redis)",
+            f"{events_per_s:,.0f} events/s (target ≥ 10,000)",
+        ),
+        (
+            "failed requests (5xx or transport errors) over all runs",
+            str(sum(s.failed() for s in (hello_stats, rec_stats, half_stats, batch_stats))),
+        ),
     ]
     counts = loaded.manifest["counts"]
-    text = "\n".join([
-        "# Serving benchmarks",
-        "",
-        f"Command: `python scripts/bench.py{' --artifacts ' + str(args.artifacts) if args.artifacts else ''}` "
-        "(`make bench`)  ",
-        f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}  ",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-        "server and load generator share the machine  ",
-        f"Model: {loaded.version} from `{artifacts_dir.relative_to(ROOT) if artifacts_dir.is_relative_to(ROOT) else artifacts_dir}` "
-        f"({counts['items']:,} items, {counts['users']:,} users)  ",
-        f"Server: one uvicorn worker; load: {args.connections} keep-alive connections, {args.seconds:g} s per run, "
-        "client in scripts/load.py",
-        "",
-        "| measure | value |",
-        "|---|---|",
-        *[f"| {a} | {b} |" for a, b in rows],
-        "",
-    ])
+    command = "python scripts/bench.py" + (f" --artifacts {args.artifacts}" if args.artifacts else "")
+    where = artifacts_dir.relative_to(ROOT) if artifacts_dir.is_relative_to(ROOT) else artifacts_dir
+    text = "\n".join(
+        [
+            "# Serving benchmarks",
+            "",
+            f"Command: `{command}` (`make bench`)  ",
+            f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}  ",
+            f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
+            f"Python {platform.python_version()}; server and load generator share the machine  ",
+            f"Model: {loaded.version} from `{where}` "
+            f"({counts['items']:,} items, {counts['users']:,} users)  ",
+            f"Server: one uvicorn worker; load: {args.connections} keep-alive connections, "
+            f"{args.seconds:g} s per run, client in scripts/load.py",
+            "",
+            "| measure | value |",
+            "|---|---|",
+            *[f"| {a} | {b} |" for a, b in rows],
+            "",
+        ]
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)

@@ -19,7 +19,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--artifacts", type=Path, default=ROOT / "build" / "artifacts")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
@@ -30,7 +32,13 @@ def main(argv: list[str] | None = None) -> int:
         print("training on the embedded synthetic shop (about a minute)...", flush=True)
         # A separate process: the serving process never imports TensorFlow.
         done = subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "train.py"), "--synthetic", "--out", str(args.artifacts)]
+            [
+                sys.executable,
+                str(ROOT / "scripts" / "train.py"),
+                "--synthetic",
+                "--out",
+                str(args.artifacts),
+            ]
         )
         if done.returncode != 0:
             return done.returncode

@@ -18,21 +18,33 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.scoring.artifact import ArtifactError  # noqa: E402
-from models.config import TrainConfig  # noqa: E402
-from models.data import DataError  # noqa: E402
+from app.scoring.artifact import ArtifactError
+from models.config import TrainConfig
+from models.data import DataError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--artifacts", type=Path)
     parser.add_argument("--datasets", nargs="+")
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/datasets"))
     parser.add_argument("--work-dir", type=Path, default=Path("build/evaluation"))
     parser.add_argument("--report", type=Path, default=Path("docs/evaluation.md"))
     parser.add_argument("--config", type=Path)
-    parser.add_argument("--cold-start", nargs="*", default=[], metavar="NAME",
-                        help="datasets that also get the cold-start experiment")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rewrite the report from WORK_DIR/NAME.json of earlier runs",
+    )
+    parser.add_argument(
+        "--cold-start",
+        nargs="*",
+        default=[],
+        metavar="NAME",
+        help="datasets that also get the cold-start experiment",
+    )
     args = parser.parse_args(argv)
     if not args.artifacts and not args.datasets:
         parser.error("give --artifacts DIR or --datasets NAME ...")
@@ -50,10 +62,17 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.datasets:
             if name not in report.SOURCES:
                 parser.error(f"unknown dataset {name!r}; known: {', '.join(report.SOURCES)}")
+            if args.report_only:
+                results[name] = json.loads((args.work_dir / f"{name}.json").read_text())
+                continue
             log = make_log(f"{name}: ")
             dataset = report.load_source(report.SOURCES[name], args.data_dir)
             results[name] = report.evaluate_dataset(
-                dataset, config, work_dir=args.work_dir / name, log=log, cold_start=name in args.cold_start
+                dataset,
+                config,
+                work_dir=args.work_dir / name,
+                log=log,
+                cold_start=name in args.cold_start,
             )
             (args.work_dir / f"{name}.json").write_text(json.dumps(results[name], default=float))
         command = "python scripts/evaluate.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))

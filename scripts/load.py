@@ -127,15 +127,20 @@ async def run_load(
     return stats
 
 
-def mixed_traffic(item_ids: list[str], user_ids: list[str], mix: dict[str, float]) -> Callable[[random.Random], Request]:
+def mixed_traffic(
+    item_ids: list[str], user_ids: list[str], mix: dict[str, float]
+) -> Callable[[random.Random], Request]:
     """80% recommendations (half users, half 20-item sessions), 15% feedback, 5% similar."""
     kinds, weights = list(mix), list(mix.values())
 
     def make(rng: random.Random) -> Request:
         kind = rng.choices(kinds, weights)[0]
         if kind == "feedback":
-            event = {"user_id": rng.choice(user_ids), "item_id": rng.choice(item_ids),
-                     "event": rng.choice(["view", "click", "add_to_cart", "purchase"])}
+            event = {
+                "user_id": rng.choice(user_ids),
+                "item_id": rng.choice(item_ids),
+                "event": rng.choice(["view", "click", "add_to_cart", "purchase"]),
+            }
             return "POST", "/v1/feedback", json.dumps(event).encode()
         if kind == "similar":
             return "GET", f"/v1/items/{rng.choice(item_ids)}/similar?k=10", None
@@ -150,7 +155,9 @@ def mixed_traffic(item_ids: list[str], user_ids: list[str], mix: dict[str, float
 def main(argv: list[str] | None = None) -> int:
     from app.scoring import artifact
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--url", default="http://127.0.0.1:8000")
     parser.add_argument("--artifacts", type=Path, default=Path("build/artifacts"))
     parser.add_argument("--rate", default="max", help="requests per second, or 'max'")
@@ -162,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     mix = {k: float(v) for k, v in (p.split("=") for p in args.mix.split(","))}
     make = mixed_traffic([i["item_id"] for i in loaded.items], loaded.users, mix)
     rate = None if args.rate == "max" else float(args.rate)
-    stats = asyncio.run(run_load(args.url, make, seconds=args.seconds, connections=args.connections, rate=rate))
+    stats = asyncio.run(
+        run_load(args.url, make, seconds=args.seconds, connections=args.connections, rate=rate)
+    )
     print(stats.summary())
     return 1 if stats.failed() else 0
 

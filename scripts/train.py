@@ -1,8 +1,8 @@
 """Train on a shop's logs and publish a new artifact version.
 
-    python scripts/train.py --interactions FILE [--items FILE]
-        [--format auto|generic|online-retail|s3rec] --out DIR [--config FILE]
-    python scripts/train.py --synthetic --out DIR   # the embedded demo shop
+python scripts/train.py --interactions FILE [--items FILE]
+    [--format auto|generic|online-retail|s3rec] --out DIR [--config FILE]
+python scripts/train.py --synthetic --out DIR   # the embedded demo shop
 """
 
 from __future__ import annotations
@@ -13,13 +13,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.scoring.artifact import ArtifactError  # noqa: E402
-from models.config import TrainConfig  # noqa: E402
-from models.data import FORMATS, DataError, load  # noqa: E402
+from app.scoring.artifact import ArtifactError
+from models.config import TrainConfig
+from models.data import FORMATS, DataError, load
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--interactions", type=Path, help="CSV/Parquet/xlsx log, or S3-Rec .txt")
     source.add_argument("--synthetic", action="store_true", help="generate the demo shop")

@@ -62,8 +62,7 @@ async def test_explain_names_history_items(client, trained):
         assert item["because"] and set(item["because"]) <= set(history)
 
 
-async def test_exclude_list(client, trained):
-    result, _ = trained
+async def test_exclude_list(client):
     first = (await client.post("/v1/recommendations", json={"k": 3})).json()["items"][0]["item_id"]
     again = (await client.post("/v1/recommendations", json={"k": 3, "exclude": [first]})).json()
     assert first not in [i["item_id"] for i in again["items"]]
@@ -95,7 +94,9 @@ async def test_item_detail_and_similar(client, trained):
     missing = await client.get("/v1/items/NOPE")
     assert missing.status_code == 404
     assert missing.json()["error"] == {
-        "code": "item_not_found", "message": "unknown item 'NOPE'", "details": {"item_id": "NOPE"}
+        "code": "item_not_found",
+        "message": "unknown item 'NOPE'",
+        "details": {"item_id": "NOPE"},
     }
     assert (await client.get("/v1/items/NOPE/similar")).status_code == 404
 
@@ -103,7 +104,9 @@ async def test_item_detail_and_similar(client, trained):
 async def test_content_similarity_prefers_the_same_category(client, trained):
     result, _ = trained
     item = result.catalog[0]
-    body = (await client.get(f"/v1/items/{item['item_id']}/similar", params={"k": 10, "by": "content"})).json()
+    body = (
+        await client.get(f"/v1/items/{item['item_id']}/similar", params={"k": 10, "by": "content"})
+    ).json()
     same = sum(i["category"] == item["category"] for i in body["items"])
     assert same >= 5  # 12 categories: chance would give ~1
 

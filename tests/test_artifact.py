@@ -29,8 +29,18 @@ def test_round_trip(trained, artifacts_dir):
     for name, array in result.arrays.items():
         np.testing.assert_array_equal(np.asarray(loaded.arrays[name]), array, err_msg=name)
         assert isinstance(loaded.arrays[name], np.memmap), name
-    for key in ("created_at", "data_fingerprint", "counts", "hyperparameters", "metrics",
-                "consumed", "code_revision", "checksums", "dims", "blend_weights"):
+    for key in (
+        "created_at",
+        "data_fingerprint",
+        "counts",
+        "hyperparameters",
+        "metrics",
+        "consumed",
+        "code_revision",
+        "checksums",
+        "dims",
+        "blend_weights",
+    ):
         assert key in loaded.manifest
 
 

@@ -19,7 +19,13 @@ def frame(rows, columns=("user_id", "item_id", "event", "value", "timestamp")):
 
 
 def test_missing_ids_are_dropped_and_counted():
-    data = frame([("u", "a", "view", np.nan, 1), (None, "a", "view", np.nan, 2), ("u", None, "click", np.nan, 3)])
+    data = frame(
+        [
+            ("u", "a", "view", np.nan, 1),
+            (None, "a", "view", np.nan, 2),
+            ("u", None, "click", np.nan, 3),
+        ]
+    )
     out = clean(data, NO_MIN)
     assert len(out.interactions) == 1
     assert out.dropped["missing_id"] == 2
@@ -32,7 +38,13 @@ def test_exact_duplicates_are_dropped():
 
 
 def test_event_weights_take_the_strongest_event_per_pair():
-    data = frame([("u", "a", "view", np.nan, 1), ("u", "a", "purchase", 1, 2), ("u", "b", "click", np.nan, 3)])
+    data = frame(
+        [
+            ("u", "a", "view", np.nan, 1),
+            ("u", "a", "purchase", 1, 2),
+            ("u", "b", "click", np.nan, 3),
+        ]
+    )
     out = clean(data, NO_MIN).interactions.set_index("item_id")
     assert out.loc["a", "weight"] == 4.0
     assert out.loc["b", "weight"] == 2.0
@@ -81,7 +93,9 @@ def test_generic_csv_non_numeric_rating(tmp_path):
 
 def test_plain_csv_with_unicode_and_quoted_ids(tmp_path):
     path = tmp_path / "log.csv"
-    path.write_text('user_id,item_id,timestamp\n"u,1",é-ü,2024-01-01T00:00:00Z\n"u,1","say ""hi""",1700000000\n')
+    path.write_text(
+        'user_id,item_id,timestamp\n"u,1",é-ü,2024-01-01T00:00:00Z\n"u,1","say ""hi""",1700000000\n'
+    )
     data = load(path)
     assert data.interactions["user_id"].tolist() == ["u,1", "u,1"]
     assert data.interactions["item_id"].tolist() == ["é-ü", 'say "hi"']
@@ -90,15 +104,39 @@ def test_plain_csv_with_unicode_and_quoted_ids(tmp_path):
 
 def test_online_retail_rules(tmp_path):
     rows = [
-        ("536365", "85123A", "WHITE HANGING HEART T-LIGHT HOLDER", 6, "2010-12-01 08:26", 2.55, 17850.0),
-        ("C536379", "85123A", "WHITE HANGING HEART T-LIGHT HOLDER", -1, "2010-12-01 09:41", 2.55, 17850.0),
+        (
+            "536365",
+            "85123A",
+            "WHITE HANGING HEART T-LIGHT HOLDER",
+            6,
+            "2010-12-01 08:26",
+            2.55,
+            17850.0,
+        ),
+        (
+            "C536379",
+            "85123A",
+            "WHITE HANGING HEART T-LIGHT HOLDER",
+            -1,
+            "2010-12-01 09:41",
+            2.55,
+            17850.0,
+        ),
         ("536366", "POST", "POSTAGE", 1, "2010-12-01 09:00", 18.0, 17850.0),
         ("536367", "22633", "HAND WARMER UNION JACK", 6, "2010-12-01 09:00", 0.0, 13047.0),
         ("536368", "22632", "HAND WARMER RED POLKA DOT", 6, "2010-12-01 09:00", 1.85, None),
         ("536369", "22632", "HAND WARMER RED POLKA DOT", -2, "2010-12-01 09:00", 1.85, 13047.0),
         ("536370", "22632", "HAND WARMER RED POLKA DOT", 2, "2010-12-01 09:00", 1.85, 13047.0),
     ]
-    columns = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID"]
+    columns = [
+        "InvoiceNo",
+        "StockCode",
+        "Description",
+        "Quantity",
+        "InvoiceDate",
+        "UnitPrice",
+        "CustomerID",
+    ]
     path = tmp_path / "retail.csv"
     pd.DataFrame(rows, columns=columns).to_csv(path, index=False)
     data = load(path)  # format detected from the column names

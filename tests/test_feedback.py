@@ -7,8 +7,13 @@ import numpy as np
 
 async def test_feedback_is_recorded_in_the_stream(client, redis_client, prefix, trained):
     result, _ = trained
-    event = {"user_id": "u1", "item_id": result.split.item_ids[0], "event": "click", "event_id": "e1",
-             "timestamp": "2026-11-27T10:00:00Z"}
+    event = {
+        "user_id": "u1",
+        "item_id": result.split.item_ids[0],
+        "event": "click",
+        "event_id": "e1",
+        "timestamp": "2026-11-27T10:00:00Z",
+    }
     response = await client.post("/v1/feedback", json=event)
     assert response.status_code == 202
     assert response.json() == {"accepted": True, "event_id": "e1", "duplicate": False}
@@ -52,8 +57,12 @@ async def test_bad_events_get_clear_422(client):
 
 async def test_batch_is_all_or_nothing(client, redis_client, prefix):
     good = [{"user_id": f"u{i}", "item_id": "x", "event": "view", "event_id": f"b{i}"} for i in range(5)]
-    bad = [*good[:2], {"user_id": "u", "item_id": "x", "event": "nope"}, *good[2:],
-           {"user_id": "u", "item_id": "x", "event": "rating"}]
+    bad = [
+        *good[:2],
+        {"user_id": "u", "item_id": "x", "event": "nope"},
+        *good[2:],
+        {"user_id": "u", "item_id": "x", "event": "rating"},
+    ]
     rejected = await client.post("/v1/feedback/batch", json={"events": bad})
     assert rejected.status_code == 422
     indices = {d["loc"][2] for d in rejected.json()["error"]["details"]}
@@ -95,6 +104,9 @@ async def test_purchase_changes_the_next_recommendations(client, trained):
     assert response.status_code == 202
     after = (await client.get(f"/v1/users/{user}/recommendations", params={"k": 300})).json()
     assert x_id not in [i["item_id"] for i in after["items"]]
-    assert rank_of(after, y_id) < rank_of(before, y_id), (rank_of(before, y_id), rank_of(after, y_id))
+    assert rank_of(after, y_id) < rank_of(before, y_id), (
+        rank_of(before, y_id),
+        rank_of(after, y_id),
+    )
     print(f"live personalization: {y_id} rank {rank_of(before, y_id)} -> {rank_of(after, y_id)}")
     assert after["live_feedback"] is True

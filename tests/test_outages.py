@@ -35,33 +35,48 @@ async def check_degraded(http: httpx.AsyncClient) -> None:
 
 async def test_no_redis_at_all(settings_factory):
     app = create_app(settings_factory(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
-            await check_degraded(http)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
+    ):
+        await check_degraded(http)
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 async def test_redis_stopped_mid_test_then_back(settings_factory, tmp_path):
     port = free_port()
-    cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-           "--dir", str(tmp_path)]
+    cmd = [
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(tmp_path),
+    ]
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     try:
         _wait_for(port)
         app = create_app(settings_factory(redis_url=f"redis://127.0.0.1:{port}/0"))
-        async with app.router.lifespan_context(app):
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
-                ok = await http.post("/v1/feedback", json={"user_id": "u", "item_id": "i", "event": "view"})
-                assert ok.status_code == 202
-                server.kill()
-                server.wait()
-                await check_degraded(http)
-                server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-                _wait_for(port)
-                again = await http.post("/v1/feedback", json={"user_id": "u", "item_id": "i", "event": "view"})
-                assert again.status_code == 202  # recovers by itself
-                assert (await http.get("/readyz")).status_code == 200
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
+        ):
+            ok = await http.post("/v1/feedback", json={"user_id": "u", "item_id": "i", "event": "view"})
+            assert ok.status_code == 202
+            server.kill()
+            server.wait()
+            await check_degraded(http)
+            server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+            _wait_for(port)
+            again = await http.post("/v1/feedback", json={"user_id": "u", "item_id": "i", "event": "view"})
+            assert again.status_code == 202  # recovers by itself
+            assert (await http.get("/readyz")).status_code == 200
     finally:
         server.kill()
         server.wait()

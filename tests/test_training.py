@@ -71,9 +71,11 @@ def test_cli_trains_on_a_plain_csv(shop, tmp_path):
     frame = shop.interactions[shop.interactions["event"] == "purchase"]
     frame[["user_id", "item_id", "timestamp"]].to_csv(path, index=False)
     config = tmp_path / "fast.json"
-    config.write_text('{"vae": {"epochs": 3, "hidden": 64, "latent": 16}, "item_ae": {"epochs": 2},'
-                      ' "cleaning": {"min_user_interactions": 2, "min_item_interactions": 2},'
-                      ' "ease": {"lambdas": [100.0], "attribute_weights": [0.0]}}')
+    config.write_text(
+        '{"vae": {"epochs": 3, "hidden": 64, "latent": 16}, "item_ae": {"epochs": 2},'
+        ' "cleaning": {"min_user_interactions": 2, "min_item_interactions": 2},'
+        ' "ease": {"lambdas": [100.0], "attribute_weights": [0.0]}}'
+    )
     done = run_cli("--interactions", str(path), "--out", str(tmp_path / "out"), "--config", str(config))
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "out" / "current" / "manifest.json").exists()

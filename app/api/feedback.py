@@ -15,7 +15,7 @@ ERRORS = {413: ERROR_SCHEMA, 422: ERROR_SCHEMA, 503: ERROR_SCHEMA}
 @router.post("", status_code=202, response_model=FeedbackAccepted, responses=ERRORS)
 async def post_feedback(event: FeedbackEvent, state: StateDep) -> FeedbackAccepted:
     """Record one event; a retried event_id is acknowledged but stored once."""
-    (event_id, stored), = await _store(state, [event])
+    ((event_id, stored),) = await _store(state, [event])
     return FeedbackAccepted(event_id=event_id, duplicate=not stored)
 
 
@@ -26,9 +26,7 @@ async def post_feedback_batch(batch: FeedbackBatch, state: StateDep) -> BatchAcc
         raise InvalidRequest(f"at most {state.settings.max_batch} events per batch")
     results = await _store(state, batch.events)
     stored = sum(1 for _, s in results if s)
-    return BatchAccepted(
-        accepted=stored, duplicates=len(results) - stored, event_ids=[e for e, _ in results]
-    )
+    return BatchAccepted(accepted=stored, duplicates=len(results) - stored, event_ids=[e for e, _ in results])
 
 
 async def _store(state: State, events: list[FeedbackEvent]) -> list[tuple[str, bool]]:
@@ -43,5 +41,3 @@ async def _store(state: State, events: list[FeedbackEvent]) -> list[tuple[str, b
     state.metrics.feedback.labels("accepted").inc(stored)
     state.metrics.feedback.labels("duplicate").inc(len(results) - stored)
     return results
-
-

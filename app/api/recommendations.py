@@ -17,9 +17,7 @@ ERRORS = {422: ERROR_SCHEMA, 503: ERROR_SCHEMA}
 
 
 @router.post("/recommendations", response_model=RecommendationResponse, responses=ERRORS)
-async def recommend(
-    body: RecommendationRequest, state: StateDep, recommender: RecommenderDep
-) -> Response:
+async def recommend(body: RecommendationRequest, state: StateDep, recommender: RecommenderDep) -> Response:
     """Top-k for a user and/or a session's items; popular items when there is no history."""
     _check_limits(state, k=body.k, history=len(body.items))
     weighted, live, vector = [], True, None
@@ -51,9 +49,7 @@ async def recommend(
     return _response(state, recommender, result, unknown, live)
 
 
-@router.get(
-    "/users/{user_id}/recommendations", response_model=RecommendationResponse, responses=ERRORS
-)
+@router.get("/users/{user_id}/recommendations", response_model=RecommendationResponse, responses=ERRORS)
 async def user_recommendations(
     state: StateDep,
     recommender: RecommenderDep,
@@ -70,7 +66,7 @@ async def user_recommendations(
     if min_price is not None and max_price is not None and min_price > max_price:
         raise InvalidRequest("min_price must not exceed max_price")
     weighted, live, vector = await _user_history(state, recommender, user_id)
-    history, unknown = recommender.resolve(weighted)
+    history, _ = recommender.resolve(weighted)
     filters = Filters(
         category=frozenset(category) if category else None,
         brand=frozenset(brand) if brand else None,
@@ -112,9 +108,7 @@ def _check_limits(state: State, *, k: int, history: int) -> None:
     if k > settings.max_k:
         raise InvalidRequest(f"k must be at most {settings.max_k}", [{"loc": ["k"]}])
     if history > settings.max_history:
-        raise InvalidRequest(
-            f"at most {settings.max_history} history items", [{"loc": ["items"]}]
-        )
+        raise InvalidRequest(f"at most {settings.max_history} history items", [{"loc": ["items"]}])
 
 
 def _response(

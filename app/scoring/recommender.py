@@ -50,7 +50,8 @@ class Recommender:
         self.category = np.array([i.get("category") for i in loaded.items], dtype=object)
         self.brand = np.array([i.get("brand") for i in loaded.items], dtype=object)
         self.price = np.array(
-            [np.nan if i.get("price") is None else i["price"] for i in loaded.items], dtype=np.float32
+            [np.nan if i.get("price") is None else i["price"] for i in loaded.items],
+            dtype=np.float32,
         )
         self.popularity = np.asarray(loaded.arrays["popularity"], dtype=np.float32)
         self.available = np.ones(self.n_items, dtype=bool)

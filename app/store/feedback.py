@@ -93,11 +93,20 @@ class FeedbackStore:
         keys: list[str] = []
         per_event: list[Any] = []
         for event, event_id in zip(events, ids, strict=True):
-            keys += [self.keys.seen_event(event["user_id"], event_id), self.keys.recent(event["user_id"])]
+            keys += [
+                self.keys.seen_event(event["user_id"], event_id),
+                self.keys.recent(event["user_id"]),
+            ]
             per_event += self._values(event, event_id, received, model_version)
         keys.append(self.keys.events_stream())
-        args = [self.idempotency_ttl_s, self.recent_cap, self.recent_ttl_s, len(STREAM_FIELDS),
-                *per_event, *STREAM_FIELDS]
+        args = [
+            self.idempotency_ttl_s,
+            self.recent_cap,
+            self.recent_ttl_s,
+            len(STREAM_FIELDS),
+            *per_event,
+            *STREAM_FIELDS,
+        ]
         try:
             results = await self._append(keys=keys, args=args)
         except UNAVAILABLE as exc:
