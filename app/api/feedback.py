@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from app.api import limits
 from app.deps import State, StateDep
-from app.errors import ERROR_SCHEMA, InvalidRequest, StoreUnavailable
+from app.errors import ERROR_SCHEMA, StoreUnavailable
 from app.schemas import BatchAccepted, FeedbackAccepted, FeedbackBatch, FeedbackEvent
 
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"])
+ID_FIELDS = ("user_id", "item_id", "event_id")
 ERRORS = {413: ERROR_SCHEMA, 422: ERROR_SCHEMA, 503: ERROR_SCHEMA}
 
 
@@ -22,14 +24,14 @@ async def post_feedback(event: FeedbackEvent, state: StateDep) -> FeedbackAccept
 @router.post("/batch", status_code=202, response_model=BatchAccepted, responses=ERRORS)
 async def post_feedback_batch(batch: FeedbackBatch, state: StateDep) -> BatchAccepted:
     """Record up to 1,000 events in one round trip; one invalid event rejects the batch."""
-    if len(batch.events) > state.settings.max_batch:
-        raise InvalidRequest(f"at most {state.settings.max_batch} events per batch")
+    limits.check(state.settings, batch=len(batch.events))
     results = await _store(state, batch.events)
     stored = sum(1 for _, s in results if s)
     return BatchAccepted(accepted=stored, duplicates=len(results) - stored, event_ids=[e for e, _ in results])
 
 
 async def _store(state: State, events: list[FeedbackEvent]) -> list[tuple[str, bool]]:
+    limits.check(state.settings, ids=[(f, getattr(e, f) or "") for e in events for f in ID_FIELDS])
     recommender = state.recommender
     version = recommender.version if recommender is not None else "none"
     try:

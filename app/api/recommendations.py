@@ -7,6 +7,7 @@ from typing import Annotated
 import numpy as np
 from fastapi import APIRouter, Path, Query, Response
 
+from app.api import limits
 from app.deps import RecommenderDep, State, StateDep
 from app.errors import ERROR_SCHEMA, InvalidRequest, StoreUnavailable
 from app.schemas import RecommendationRequest, RecommendationResponse, RecommendedItem
@@ -19,7 +20,9 @@ ERRORS = {422: ERROR_SCHEMA, 503: ERROR_SCHEMA}
 @router.post("/recommendations", response_model=RecommendationResponse, responses=ERRORS)
 async def recommend(body: RecommendationRequest, state: StateDep, recommender: RecommenderDep) -> Response:
     """Top-k for a user and/or a session's items; popular items when there is no history."""
-    _check_limits(state, k=body.k, history=len(body.items))
+    ids = [("user_id", body.user_id)] if body.user_id else []
+    ids += [("items", i) for i in (*body.items, *body.exclude)]
+    limits.check(state.settings, k=body.k, history=len(body.items), ids=ids)
     weighted, live, vector = [], True, None
     if body.user_id is not None:
         weighted, live, vector = await _user_history(state, recommender, body.user_id)
@@ -62,7 +65,7 @@ async def user_recommendations(
     max_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
 ) -> Response:
     """A known user's training history plus every feedback event since, read at request time."""
-    _check_limits(state, k=k, history=0)
+    limits.check(state.settings, k=k, ids=[("user_id", user_id)])
     if min_price is not None and max_price is not None and min_price > max_price:
         raise InvalidRequest("min_price must not exceed max_price")
     weighted, live, vector = await _user_history(state, recommender, user_id)
@@ -101,14 +104,6 @@ async def _user_history(
     if u is not None and not recent:
         vector = np.asarray(recommender.artifact.arrays["user_emb"][u])
     return weighted, live, vector
-
-
-def _check_limits(state: State, *, k: int, history: int) -> None:
-    settings = state.settings
-    if k > settings.max_k:
-        raise InvalidRequest(f"k must be at most {settings.max_k}", [{"loc": ["k"]}])
-    if history > settings.max_history:
-        raise InvalidRequest(f"at most {settings.max_history} history items", [{"loc": ["items"]}])
 
 
 def _response(
