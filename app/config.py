@@ -14,6 +14,7 @@ class Settings(BaseSettings):
     artifacts_dir: Path = Field(Path("build/artifacts"), description="serves DIR/current")
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="feedback store")
     redis_prefix: str = Field("shoprec:v1", description="key prefix (tests isolate with it)")
+    redis_shards: int = Field(16, ge=1, le=1024, description="event streams (hash-tag shards)")
     redis_timeout_s: float = Field(0.5, gt=0, le=30, description="per-command Redis timeout")
     retry_after_s: int = Field(5, ge=1, le=3600, description="Retry-After on 503")
     recent_events: int = Field(200, ge=1, le=10_000, description="per-user live history cap")

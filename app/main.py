@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         store = FeedbackStore(
             client,
-            Keys(settings.redis_prefix),
+            Keys(settings.redis_prefix, settings.redis_shards),
             recent_cap=settings.recent_events,
             recent_ttl_s=settings.recent_ttl_s,
             idempotency_ttl_s=settings.idempotency_ttl_s,

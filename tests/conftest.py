@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -78,16 +79,22 @@ async def redis_client(redis_url, prefix):
     await client.aclose()
 
 
-@pytest.fixture
-async def client(settings_factory, redis_client):
-    """httpx client against the app in-process, with its lifespan running."""
+@contextlib.asynccontextmanager
+async def app_client(settings):
+    """httpx client against a new app in-process, with its lifespan running."""
     import httpx
 
     from app.main import create_app
 
-    app = create_app(settings_factory())
+    app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://shoprec") as http:
             http.app = app
             yield http
+
+
+@pytest.fixture
+async def client(settings_factory, redis_client):
+    async with app_client(settings_factory()) as http:
+        yield http

@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from app.config import Settings
+from tests.conftest import app_client
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,32 +33,17 @@ def test_environment_is_read(monkeypatch):
 
 
 async def test_configured_limits_are_enforced(settings_factory, redis_client):
-    import httpx
-
-    from app.main import create_app
-
-    app = create_app(settings_factory(max_k=5, max_id_length=8, max_batch=2))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
-            too_many = await http.post("/v1/recommendations", json={"k": 6})
-            assert too_many.status_code == 422 and "k must be at most 5" in too_many.text
-            long_id = await http.post(
-                "/v1/feedback", json={"user_id": "u" * 9, "item_id": "i", "event": "view"}
-            )
-            assert long_id.status_code == 422 and "user_id longer than 8" in long_id.text
-            events = [{"user_id": "u", "item_id": "i", "event": "view"}] * 3
-            assert (await http.post("/v1/feedback/batch", json={"events": events})).status_code == 422
+    async with app_client(settings_factory(max_k=5, max_id_length=8, max_batch=2)) as http:
+        too_many = await http.post("/v1/recommendations", json={"k": 6})
+        assert too_many.status_code == 422 and "k must be at most 5" in too_many.text
+        long_id = await http.post("/v1/feedback", json={"user_id": "u" * 9, "item_id": "i", "event": "view"})
+        assert long_id.status_code == 422 and "user_id longer than 8" in long_id.text
+        events = [{"user_id": "u", "item_id": "i", "event": "view"}] * 3
+        assert (await http.post("/v1/feedback/batch", json={"events": events})).status_code == 422
 
 
 async def test_cors_is_off_by_default_and_configurable(settings_factory, redis_client):
-    import httpx
-
-    from app.main import create_app
-
     for origins, expected in (([], None), (["https://shop.example"], "https://shop.example")):
-        app = create_app(settings_factory(cors_origins=origins))
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-                response = await http.get("/healthz", headers={"origin": "https://shop.example"})
-                assert response.headers.get("access-control-allow-origin") == expected
+        async with app_client(settings_factory(cors_origins=origins)) as http:
+            response = await http.get("/healthz", headers={"origin": "https://shop.example"})
+            assert response.headers.get("access-control-allow-origin") == expected

@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 
-async def test_feedback_is_recorded_in_the_stream(client, redis_client, prefix, trained):
+def store(client):
+    return client.app.state.shoprec.store
+
+
+async def test_feedback_is_recorded_in_the_stream(client, trained):
     result, _ = trained
     event = {
         "user_id": "u1",
@@ -17,21 +21,22 @@ async def test_feedback_is_recorded_in_the_stream(client, redis_client, prefix, 
     response = await client.post("/v1/feedback", json=event)
     assert response.status_code == 202
     assert response.json() == {"accepted": True, "event_id": "e1", "duplicate": False}
-    entries = await redis_client.xrange(f"{prefix}:events")
+    entries, _ = await store(client).read_events()
     assert len(entries) == 1
-    fields = entries[0][1]
+    fields = entries[0]
     assert fields["user_id"] == "u1" and fields["event"] == "click" and fields["event_id"] == "e1"
     assert float(fields["timestamp"]) == 1795773600.0
     assert fields["model_version"] and float(fields["received_at"]) > 0
 
 
-async def test_retried_event_is_acknowledged_once(client, redis_client, prefix):
+async def test_retried_event_is_acknowledged_once(client):
     event = {"user_id": "u2", "item_id": "NEW-ITEM", "event": "purchase", "event_id": "same"}
     first = await client.post("/v1/feedback", json=event)
     second = await client.post("/v1/feedback", json=event)
     assert first.status_code == second.status_code == 202
     assert second.json()["duplicate"] is True
-    assert await redis_client.xlen(f"{prefix}:events") == 1  # unknown item kept for retraining
+    events, _ = await store(client).read_events()
+    assert len(events) == 1  # an unknown item is kept for retraining
     generated = (await client.post("/v1/feedback", json={**event, "event_id": None})).json()
     assert len(generated["event_id"]) == 32
 
@@ -55,7 +60,7 @@ async def test_bad_events_get_clear_422(client):
     assert nan.status_code == 422
 
 
-async def test_batch_is_all_or_nothing(client, redis_client, prefix):
+async def test_batch_is_all_or_nothing(client):
     good = [{"user_id": f"u{i}", "item_id": "x", "event": "view", "event_id": f"b{i}"} for i in range(5)]
     bad = [
         *good[:2],
@@ -67,13 +72,19 @@ async def test_batch_is_all_or_nothing(client, redis_client, prefix):
     assert rejected.status_code == 422
     indices = {d["loc"][2] for d in rejected.json()["error"]["details"]}
     assert indices == {2, 6}
-    assert await redis_client.exists(f"{prefix}:events") == 0
+    assert (await store(client).read_events())[0] == []
     accepted = await client.post("/v1/feedback/batch", json={"events": good})
     assert accepted.status_code == 202
     assert accepted.json()["accepted"] == 5
     again = (await client.post("/v1/feedback/batch", json={"events": good})).json()
     assert again["accepted"] == 0 and again["duplicates"] == 5
-    assert await redis_client.xlen(f"{prefix}:events") == 5
+    events, cursor = await store(client).read_events()
+    assert sorted(e["event_id"] for e in events) == [f"b{i}" for i in range(5)]
+    assert len({e["stream"] for e in events}) > 1  # five users spread over shards
+    more = [{**good[0], "event_id": "later"}]
+    await client.post("/v1/feedback/batch", json={"events": more})
+    newer, _ = await store(client).read_events(cursor)
+    assert [e["event_id"] for e in newer] == ["later"]
     too_many = [{"user_id": "u", "item_id": "x", "event": "view"}] * 1001
     assert (await client.post("/v1/feedback/batch", json={"events": too_many})).status_code == 422
 

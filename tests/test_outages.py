@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from app.main import create_app
+from tests.conftest import app_client
 
 
 def free_port() -> int:
@@ -34,11 +34,7 @@ async def check_degraded(http: httpx.AsyncClient) -> None:
 
 
 async def test_no_redis_at_all(settings_factory):
-    app = create_app(settings_factory(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
-    ):
+    async with app_client(settings_factory(redis_url=f"redis://127.0.0.1:{free_port()}/0")) as http:
         await check_degraded(http)
 
 
@@ -62,11 +58,7 @@ async def test_redis_stopped_mid_test_then_back(settings_factory, tmp_path):
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     try:
         _wait_for(port)
-        app = create_app(settings_factory(redis_url=f"redis://127.0.0.1:{port}/0"))
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http,
-        ):
+        async with app_client(settings_factory(redis_url=f"redis://127.0.0.1:{port}/0")) as http:
             ok = await http.post("/v1/feedback", json={"user_id": "u", "item_id": "i", "event": "view"})
             assert ok.status_code == 202
             server.kill()

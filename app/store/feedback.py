@@ -1,6 +1,6 @@
 """Feedback in Redis: an append-only stream for retraining, a capped per-user list for live
-personalization, and idempotency on ``event_id``. One Lua script call per request makes
-the dedup checks and all writes of a batch atomic, in one round trip."""
+personalization, and idempotency on ``event_id``. One Lua call per shard (see
+app.store.keys) makes the dedup checks and writes atomic; a batch is one pipelined round trip."""
 
 from __future__ import annotations
 
@@ -90,28 +90,36 @@ class FeedbackStore:
         """
         received = time.time()
         ids = [e.get("event_id") or uuid.uuid4().hex for e in events]
-        keys: list[str] = []
-        per_event: list[Any] = []
-        for event, event_id in zip(events, ids, strict=True):
-            keys += [
-                self.keys.seen_event(event["user_id"], event_id),
-                self.keys.recent(event["user_id"]),
-            ]
-            per_event += self._values(event, event_id, received, model_version)
-        keys.append(self.keys.events_stream())
-        args = [
-            self.idempotency_ttl_s,
-            self.recent_cap,
-            self.recent_ttl_s,
-            len(STREAM_FIELDS),
-            *per_event,
-            *STREAM_FIELDS,
-        ]
+        by_shard: dict[int, list[int]] = {}
+        for position, event in enumerate(events):
+            by_shard.setdefault(self.keys.shard(event["user_id"]), []).append(position)
         try:
-            results = await self._append(keys=keys, args=args)
+            async with self.client.pipeline(transaction=False) as pipe:
+                for shard, positions in by_shard.items():
+                    keys: list[str] = []
+                    values: list[Any] = []
+                    for p in positions:
+                        user = events[p]["user_id"]
+                        keys += [self.keys.seen_event(user, ids[p]), self.keys.recent(user)]
+                        values += self._values(events[p], ids[p], received, model_version)
+                    keys.append(self.keys.events_stream(shard))
+                    args = [
+                        self.idempotency_ttl_s,
+                        self.recent_cap,
+                        self.recent_ttl_s,
+                        len(STREAM_FIELDS),
+                        *values,
+                        *STREAM_FIELDS,
+                    ]
+                    await self._append(keys=keys, args=args, client=pipe)
+                replies = await pipe.execute()
         except UNAVAILABLE as exc:
             raise StoreUnavailable(f"feedback not stored, redis is not answering: {exc}") from exc
-        return [(event_id, bool(r)) for event_id, r in zip(ids, results, strict=True)]
+        stored = [False] * len(events)
+        for positions, reply in zip(by_shard.values(), replies, strict=True):
+            for p, flag in zip(positions, reply, strict=True):
+                stored[p] = bool(flag)
+        return list(zip(ids, stored, strict=True))
 
     @staticmethod
     def _values(event: dict[str, Any], event_id: str, received: float, model_version: str) -> list[Any]:
@@ -130,6 +138,30 @@ class FeedbackStore:
             repr(received),
             model_version,
         ]
+
+    async def read_events(
+        self, after: dict[str, str] | None = None, *, chunk: int = 10_000
+    ) -> tuple[list[dict[str, str]], dict[str, str]]:
+        """Every stream event after the cursor {stream key: last id read}.
+
+        Returns (events with their ``stream``/``stream_id``, the cursor after them).
+        """
+        after = dict(after or {})
+        events: list[dict[str, str]] = []
+        try:
+            for stream in self.keys.all_streams():
+                start = f"({after[stream]}" if stream in after else "-"
+                while True:
+                    entries = await self.client.xrange(stream, min=start, max="+", count=chunk)
+                    for entry_id, fields in entries:
+                        events.append({**fields, "stream": stream, "stream_id": entry_id})
+                        after[stream] = entry_id
+                    if len(entries) < chunk:
+                        break
+                    start = f"({after[stream]}"
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable(f"redis is not answering: {exc}") from exc
+        return events, after
 
     async def recent(self, user_id: str) -> list[RecentEvent]:
         """The user's latest events, newest first. Raises StoreUnavailable."""
