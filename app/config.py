@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Role(StrEnum):
+    reader = "reader"
+    writer = "writer"
+    admin = "admin"
 
 
 class Settings(BaseSettings):
@@ -27,6 +34,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_000_000, ge=1024, description="larger bodies get 413")
     cors_origins: list[str] = Field(default_factory=list, description="off when empty")
     log_requests: bool = True
+    # API keys: {"key": "reader" | "writer" | "admin"} as JSON. Empty = no auth (development).
+    api_keys: dict[str, Role] = Field(default_factory=dict, repr=False)
+    read_requires_key: bool = Field(False, description="reads need a reader key too")
 
     @field_validator("redis_url")
     @classmethod

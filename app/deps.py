@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -23,6 +23,8 @@ class State:
     metrics: Metrics
     recommender: Recommender | None = None
     load_error: str | None = None
+    reload_error: str | None = None  # the last refused version, for GET /v1/model
+    publisher: Any = None  # redis client used to notify other processes of a new version
 
 
 async def get_state(request: Request) -> State:

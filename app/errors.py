@@ -3,6 +3,8 @@
 Every error response has the body ``{"error": {"code", "message", "details"}}``.
 
 ShoprecError                  base; never raised itself
+├── Unauthorized (401)        no or unknown API key
+├── Forbidden (403)           the key's role is too low
 ├── InvalidRequest (422)      a request within the schema but over a configured limit
 ├── NotFound (404)            a named item/user that must exist does not
 │   └── ItemNotFound
@@ -33,6 +35,14 @@ class ShoprecError(Exception):
     def __init__(self, message: str, details: Any = None) -> None:
         super().__init__(message)
         self.message, self.details = message, details
+
+
+class Unauthorized(ShoprecError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(ShoprecError):
+    status, code = 403, "forbidden"
 
 
 class NotFound(ShoprecError):
@@ -73,6 +83,8 @@ def install(app: FastAPI, *, retry_after_s: int) -> None:
     @app.exception_handler(ShoprecError)
     async def _domain(request: Request, exc: ShoprecError) -> JSONResponse:
         headers = {"Retry-After": str(retry_after_s)} if exc.status == 503 else None
+        if exc.status == 401:
+            headers = {"WWW-Authenticate": "ApiKey"}
         return JSONResponse(error_body(exc.code, exc.message, exc.details), exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)

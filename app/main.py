@@ -3,6 +3,8 @@ builds the app, and its lifespan opens the Redis pool and loads the artifact."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,8 +13,8 @@ import redis.asyncio as redis
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app import errors
-from app.api import feedback, items, recommendations, system
+from app import errors, registry
+from app.api import admin, feedback, items, recommendations, system
 from app.config import Settings
 from app.deps import State
 from app.observability import Metrics, RequestMiddleware
@@ -73,9 +75,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state = State(settings=settings, store=store, metrics=metrics)
         load_recommender(state)
         app.state.shoprec = state
+        # Subscriptions idle for hours: a client without the per-command timeout.
+        listener_client = redis.from_url(
+            settings.redis_url,
+            decode_responses=True,
+            socket_connect_timeout=settings.redis_timeout_s,
+            health_check_interval=30,
+        )
+        listener = asyncio.create_task(registry.listen(state, listener_client))
+        state.publisher = client
         try:
             yield
         finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+            await listener_client.aclose()
             await client.aclose()
 
     app = FastAPI(
@@ -85,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app, retry_after_s=settings.retry_after_s)
-    for module in (recommendations, items, feedback, system):
+    for module in (recommendations, items, feedback, system, admin):
         app.include_router(module.router)
     if settings.cors_origins:
         app.add_middleware(

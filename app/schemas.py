@@ -167,3 +167,4 @@ class ModelInfo(BaseModel):
     counts: dict[str, Any]
     metrics: dict[str, Any]
     blend_weights: dict[str, float]
+    last_refused: str | None = Field(None, description="why the last new version was refused")

@@ -7,12 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
+from app.auth import READER
 from app.deps import RecommenderDep, StateDep
 from app.errors import ERROR_SCHEMA, ItemNotFound
 from app.schemas import Item, RecommendedItem, SimilarResponse
 from app.scoring.recommender import Recommender
 
-router = APIRouter(prefix="/v1/items", tags=["items"])
+router = APIRouter(prefix="/v1/items", tags=["items"], dependencies=[READER])
 ItemId = Annotated[str, Path(min_length=1, max_length=128, examples=["P00001"])]
 
 

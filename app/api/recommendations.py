@@ -8,13 +8,14 @@ import numpy as np
 from fastapi import APIRouter, Path, Query, Response
 
 from app.api import limits
+from app.auth import READER
 from app.deps import RecommenderDep, State, StateDep
 from app.errors import ERROR_SCHEMA, InvalidRequest, StoreUnavailable
 from app.schemas import RecommendationRequest, RecommendationResponse, RecommendedItem
 from app.scoring.recommender import Filters, Recommendation, Recommender
 
-router = APIRouter(prefix="/v1", tags=["recommendations"])
-ERRORS = {422: ERROR_SCHEMA, 503: ERROR_SCHEMA}
+router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[READER])
+ERRORS = {401: ERROR_SCHEMA, 403: ERROR_SCHEMA, 422: ERROR_SCHEMA, 503: ERROR_SCHEMA}
 
 
 @router.post("/recommendations", response_model=RecommendationResponse, responses=ERRORS)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from app.auth import READER
 from app.deps import RecommenderDep, StateDep
 from app.errors import ERROR_SCHEMA, StoreUnavailable, error_body
 from app.schemas import ModelInfo
@@ -13,8 +14,8 @@ from app.schemas import ModelInfo
 router = APIRouter(tags=["system"])
 
 
-@router.get("/v1/model", response_model=ModelInfo, responses={503: ERROR_SCHEMA})
-async def model_info(recommender: RecommenderDep) -> ModelInfo:
+@router.get("/v1/model", response_model=ModelInfo, responses={503: ERROR_SCHEMA}, dependencies=[READER])
+async def model_info(recommender: RecommenderDep, state: StateDep) -> ModelInfo:
     """Serving model: version, training time, data fingerprint, counts, offline metrics."""
     m = recommender.artifact.manifest
     return ModelInfo(
@@ -24,6 +25,7 @@ async def model_info(recommender: RecommenderDep) -> ModelInfo:
         counts=m.get("counts", {}),
         metrics=m.get("metrics", {}),
         blend_weights=m.get("blend_weights", {}),
+        last_refused=state.reload_error,
     )
 
 

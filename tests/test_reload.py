@@ -1,0 +1,107 @@
+"""Hot reload over Redis pub/sub, refusal of a broken version, rollback, two processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+
+import pytest
+
+from app import registry
+from app.scoring import artifact
+from tests.conftest import app_client
+
+
+def add_version(base, artifacts_dir, name, created_at, *, corrupt=False):
+    """A copy of the trained version under a new name (and optionally a broken file)."""
+    src = artifact.resolve(base)
+    dst = artifacts_dir / name
+    shutil.copytree(src, dst)
+    manifest = json.loads((dst / "manifest.json").read_text())
+    manifest.update(model_version=name, created_at=created_at)
+    (dst / "manifest.json").write_text(json.dumps(manifest))
+    if corrupt:
+        (dst / "item_emb.npy").write_bytes(b"\x93NUMPY broken")
+    return dst
+
+
+@pytest.fixture
+def versions_dir(artifacts_dir, tmp_path):
+    folder = tmp_path / "artifacts"
+    folder.mkdir()
+    add_version(artifacts_dir, folder, "v1", "2026-01-01T00:00:00")
+    artifact.publish(folder, "v1")
+    return folder
+
+
+async def serving(http):
+    return (await http.get("/v1/model")).json()["model_version"]
+
+
+async def wait_for(http, version, seconds=10.0):
+    for _ in range(int(seconds / 0.05)):
+        if await serving(http) == version:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"still serving {await serving(http)}, expected {version}")
+
+
+async def test_publish_reaches_two_processes_and_bad_versions_are_refused(
+    artifacts_dir, versions_dir, settings_factory, redis_client, prefix
+):
+    settings = settings_factory(artifacts_dir=versions_dir)
+    async with app_client(settings) as one, app_client(settings) as two:
+        assert await serving(one) == await serving(two) == "v1"
+        for _ in range(200):  # both listeners subscribed
+            ((_, subscribers),) = await redis_client.pubsub_numsub(registry.channel(prefix))
+            if subscribers >= 2:
+                break
+            await asyncio.sleep(0.05)
+        add_version(artifacts_dir, versions_dir, "v2", "2026-02-01T00:00:00")
+        artifact.publish(versions_dir, "v2")
+        await registry.notify(redis_client, prefix, "v2")
+        await wait_for(one, "v2")
+        await wait_for(two, "v2")
+
+        # Feedback sent to one process changes what the other serves.
+        user = "cross-process-user"
+        before = (await two.get(f"/v1/users/{user}/recommendations")).json()
+        assert before["strategy"] == "popular"
+        item = before["items"][0]["item_id"]
+        await one.post("/v1/feedback", json={"user_id": user, "item_id": item, "event": "purchase"})
+        after = (await two.get(f"/v1/users/{user}/recommendations")).json()
+        assert after["strategy"] == "personalized"
+        assert item not in [i["item_id"] for i in after["items"]]
+
+        add_version(artifacts_dir, versions_dir, "v3", "2026-03-01T00:00:00", corrupt=True)
+        artifact.publish(versions_dir, "v3")
+        await registry.notify(redis_client, prefix, "v3")
+        for _ in range(200):
+            model = (await one.get("/v1/model")).json()
+            if model["last_refused"]:
+                break
+            await asyncio.sleep(0.05)
+        assert model["model_version"] == "v2"
+        assert "item_emb.npy" in model["last_refused"]
+        assert (await one.post("/v1/recommendations", json={"k": 3})).status_code == 200
+
+
+async def test_admin_models_reload_and_rollback(artifacts_dir, versions_dir, settings_factory, redis_client):
+    settings = settings_factory(artifacts_dir=versions_dir, api_keys={"adm": "admin", "w": "writer"})
+    async with app_client(settings) as http:
+        add_version(artifacts_dir, versions_dir, "v2", "2026-02-01T00:00:00")
+        artifact.publish(versions_dir, "v2")
+        admin = {"x-api-key": "adm"}
+        assert (await http.post("/v1/admin/reload", headers={"x-api-key": "w"})).status_code == 403
+        reloaded = (await http.post("/v1/admin/reload", headers=admin)).json()
+        assert reloaded == {"reloaded": True, "serving": "v2", "error": None}
+        listing = (await http.get("/v1/admin/models", headers=admin)).json()
+        assert [v["model_version"] for v in listing["versions"]] == ["v1", "v2"]
+        assert listing["current"] == listing["serving"] == "v2"
+        rolled = (await http.post("/v1/admin/rollback", headers=admin)).json()
+        assert rolled["rolled_back_to"] == "v1" and rolled["reloaded"]
+        assert await serving(http) == "v1"
+        assert registry.current_version(versions_dir) == "v1"
+        again = await http.post("/v1/admin/rollback", headers=admin)
+        assert again.status_code == 404
