@@ -62,10 +62,15 @@ def run(
     out_dir: Path | None = None,
     log: Log = print,
     cold_items: frozenset[str] = frozenset(),
-    sources: list[Path] | None = None,
+    source: dict[str, Any] | None = None,
     consumed: dict[str, Any] | None = None,
+    publish: bool = True,
 ) -> TrainResult:
-    """Train every model on ``dataset``; when ``out_dir`` is given, export and publish."""
+    """Train every model on ``dataset``; when ``out_dir`` is given, export (and publish,
+    unless ``publish`` is false: the caller decides, e.g. after a quality gate).
+
+    ``source`` records where the base data came from (so retraining can read it again);
+    ``consumed`` the feedback stream cursor whose events are included."""
     started = time.perf_counter()
     cleaned = clean(dataset, config.cleaning)
     frame = cleaned.interactions
@@ -179,12 +184,12 @@ def run(
         manifest = {
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "data_fingerprint": _fingerprint(frame),
-            "sources": [str(s) for s in sources or []],
+            "source": source or {},
             "code_revision": _git_revision(),
             "counts": report["counts"],
             "hyperparameters": config.to_dict(),
             "blend_weights": weights,
-            "metrics": {"test": metrics},
+            "metrics": {"test": metrics, "validation": {"ndcg@100": _best_ndcg(blend_grid)}},
             "training": {k: report[k] for k in ("cleaning", "ease", "train_seconds")}
             | {"vae_best_epoch": best_epoch, "vae_seconds": vae_seconds},
             "feature_space": space.to_dict(),
@@ -200,9 +205,14 @@ def run(
             users=split.user_ids,
             arrays=arrays,
         )
-        artifact.publish(out_dir, version)
-        log(f"artifact {result.version_dir} published as {out_dir / artifact.CURRENT}")
+        if publish:
+            artifact.publish(out_dir, version)
+            log(f"artifact {result.version_dir} published as {out_dir / artifact.CURRENT}")
     return result
+
+
+def _best_ndcg(grid: list[dict[str, float]]) -> float:
+    return max(row["ndcg@100"] for row in grid)
 
 
 def _keras_ndcg(model: MultVAE, split: Split) -> float:

@@ -8,6 +8,7 @@ python scripts/train.py --synthetic --out DIR   # the embedded demo shop
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -43,12 +44,19 @@ def main(argv: list[str] | None = None) -> int:
 
         log = pipeline.make_log()
         if args.synthetic:
-            dataset, sources = synthetic.generate(), []
+            shop = synthetic.ShopConfig()
+            dataset = synthetic.generate(shop)
+            source = {"kind": "synthetic", "shop": dataclasses.asdict(shop)}
         else:
             dataset = load(args.interactions, args.items, fmt=args.format)
-            sources = [p for p in (args.interactions, args.items) if p is not None]
+            source = {
+                "kind": "files",
+                "interactions": str(args.interactions.resolve()),
+                "items": str(args.items.resolve()) if args.items else None,
+                "format": args.format,
+            }
         log(f"loaded {len(dataset.interactions):,} interaction rows, {len(dataset.items):,} catalog rows")
-        pipeline.run(dataset, config, out_dir=args.out, log=log, sources=sources)
+        pipeline.run(dataset, config, out_dir=args.out, log=log, source=source)
     except (DataError, ArtifactError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

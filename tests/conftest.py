@@ -98,3 +98,17 @@ async def app_client(settings):
 async def client(settings_factory, redis_client):
     async with app_client(settings_factory()) as http:
         yield http
+
+
+async def wait_subscribed(redis_client, prefix, count=1):
+    """Until ``count`` API listeners are subscribed to the models channel."""
+    import asyncio
+
+    from app import registry
+
+    for _ in range(200):
+        ((_, subscribers),) = await redis_client.pubsub_numsub(registry.channel(prefix))
+        if subscribers >= count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("API listeners did not subscribe")

@@ -10,7 +10,7 @@ import pytest
 
 from app import registry
 from app.scoring import artifact
-from tests.conftest import app_client
+from tests.conftest import app_client, wait_subscribed
 
 
 def add_version(base, artifacts_dir, name, created_at, *, corrupt=False):
@@ -53,11 +53,7 @@ async def test_publish_reaches_two_processes_and_bad_versions_are_refused(
     settings = settings_factory(artifacts_dir=versions_dir)
     async with app_client(settings) as one, app_client(settings) as two:
         assert await serving(one) == await serving(two) == "v1"
-        for _ in range(200):  # both listeners subscribed
-            ((_, subscribers),) = await redis_client.pubsub_numsub(registry.channel(prefix))
-            if subscribers >= 2:
-                break
-            await asyncio.sleep(0.05)
+        await wait_subscribed(redis_client, prefix, 2)
         add_version(artifacts_dir, versions_dir, "v2", "2026-02-01T00:00:00")
         artifact.publish(versions_dir, "v2")
         await registry.notify(redis_client, prefix, "v2")

@@ -1,0 +1,174 @@
+"""Close the loop: feedback in Redis -> archive -> retrain -> quality gate -> publish ->
+every API process reloads.
+
+Order of effects, so that killing it at any point loses no event and leaves the current
+model serving: (1) read the streams after the cursor recorded in the serving manifest;
+(2) archive those events (fsynced Parquet); (3) trim each stream up to the last archived
+id; (4) train on base data + the whole archive; (5) write the new version; (6) publish it
+(switch ``current``) and notify, only if it passes the quality gate or ``force``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import redis
+import redis.asyncio as aioredis
+
+from app import registry
+from app.scoring import artifact
+from app.store.feedback import FeedbackStore
+from app.store.keys import Keys
+from models import archive, synthetic
+from models.config import TrainConfig
+from models.data import Dataset, load
+from models.pipeline import Log, run
+
+
+@dataclass
+class RetrainOptions:
+    artifacts_dir: Path
+    archive_dir: Path
+    redis_url: str
+    redis_prefix: str = "shoprec:v1"
+    redis_shards: int = 16
+    max_drop: float = 0.05  # refuse a version whose validation NDCG@100 is >5% (relative) lower
+    force: bool = False
+    config: TrainConfig | None = None
+
+
+@dataclass
+class RetrainOutcome:
+    version: str
+    published: bool
+    reason: str
+    before: float | None
+    after: float
+    events: int
+
+
+def retrain(options: RetrainOptions, *, log: Log = print) -> RetrainOutcome:
+    current = _current_manifest(options.artifacts_dir)
+    cursor: dict[str, str] = (current or {}).get("consumed", {}).get("cursor", {})
+    log(f"step 1/5: reading feedback after {len(cursor)} stream cursors")
+    events, new_cursor = asyncio.run(_read(options, cursor))
+    log(f"step 2/5: archiving {len(events):,} new events to {options.archive_dir}")
+    archive.write(events, options.archive_dir)
+    log("step 3/5: trimming streams up to the archived ids")
+    _trim(options, new_cursor)
+    feedback = archive.read(options.archive_dir)
+    base = _base_dataset(current)
+    dataset = Dataset(
+        interactions=pd.concat([base.interactions, _as_interactions(feedback)], ignore_index=True),
+        items=base.items,
+        dropped=base.dropped,
+    )
+    log(
+        f"step 4/5: training on {len(base.interactions):,} base rows + {len(feedback):,} "
+        "archived feedback events"
+    )
+    config = options.config or (
+        TrainConfig.from_dict(current["hyperparameters"]) if current else TrainConfig()
+    )
+    result = run(
+        dataset,
+        config,
+        out_dir=options.artifacts_dir,
+        log=log,
+        source=(current or {}).get("source") or {"kind": "synthetic"},
+        consumed={"cursor": new_cursor, "archived_events": len(feedback)},
+        publish=False,
+    )
+    assert result.version_dir is not None
+    version = result.version_dir.name
+    after = max(row["ndcg@100"] for row in result.report["blend"]["grid"])
+    before = (current or {}).get("metrics", {}).get("validation", {}).get("ndcg@100")
+    published, reason = _gate(before, after, options)
+    if published:
+        artifact.publish(options.artifacts_dir, version)
+        client = redis.Redis.from_url(options.redis_url)
+        try:
+            client.publish(registry.channel(options.redis_prefix), version)
+        finally:
+            client.close()
+    log(
+        f"step 5/5: {version} {'published' if published else 'NOT published'} ({reason}); "
+        f"validation ndcg@100 before {before if before is None else round(before, 4)} "
+        f"after {after:.4f}; test ndcg@100 {result.metrics['blend']['ndcg@100']:.4f}"
+    )
+    return RetrainOutcome(version, published, reason, before, after, len(events))
+
+
+def _gate(before: float | None, after: float, options: RetrainOptions) -> tuple[bool, str]:
+    if before is None:
+        return True, "no serving model to compare with"
+    if after >= before * (1 - options.max_drop):
+        return True, f"within {options.max_drop:.0%} of the serving model"
+    if options.force:
+        return True, "below the quality gate, published because of --force"
+    return False, (
+        f"validation ndcg@100 {after:.4f} is more than {options.max_drop:.0%} below the serving "
+        f"{before:.4f}; kept on disk for inspection, use --force to publish anyway"
+    )
+
+
+async def _read(
+    options: RetrainOptions, cursor: dict[str, str]
+) -> tuple[list[dict[str, str]], dict[str, str]]:
+    client = aioredis.from_url(options.redis_url, decode_responses=True)
+    try:
+        store = FeedbackStore(
+            client,
+            Keys(options.redis_prefix, options.redis_shards),
+            recent_cap=1,
+            recent_ttl_s=60,
+            idempotency_ttl_s=60,
+        )
+        return await store.read_events(cursor)
+    finally:
+        await client.aclose()
+
+
+def _trim(options: RetrainOptions, cursor: dict[str, str]) -> None:
+    """Drop stream entries up to and including the archived id of each stream."""
+    client = redis.Redis.from_url(options.redis_url, decode_responses=True)
+    try:
+        for stream, last_id in cursor.items():
+            ms, seq = (int(x) for x in last_id.split("-"))
+            client.xtrim(stream, minid=f"{ms}-{seq + 1}", approximate=False)
+    finally:
+        client.close()
+
+
+def _current_manifest(artifacts_dir: Path) -> dict[str, Any] | None:
+    try:
+        folder = artifact.resolve(artifacts_dir)
+    except artifact.ArtifactError:
+        return None
+    return json.loads((folder / artifact.MANIFEST).read_text())
+
+
+def _base_dataset(manifest: dict[str, Any] | None) -> Dataset:
+    source = (manifest or {}).get("source") or {"kind": "synthetic"}
+    if source.get("kind") == "files":
+        items = Path(source["items"]) if source.get("items") else None
+        return load(Path(source["interactions"]), items, fmt=source.get("format", "auto"))
+    return synthetic.generate(synthetic.ShopConfig(**source.get("shop", {})))
+
+
+def _as_interactions(events: pd.DataFrame) -> pd.DataFrame:
+    """Archived events in the canonical interaction columns."""
+    return pd.DataFrame(
+        {
+            "user_id": events["user_id"].astype("string"),
+            "item_id": events["item_id"].astype("string"),
+            "event": events["event"].astype("string"),
+            "value": pd.to_numeric(events["value"], errors="coerce").astype(float),
+            "timestamp": pd.to_numeric(events["timestamp"], errors="coerce").astype(float),
+        }
+    )
