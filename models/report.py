@@ -126,7 +126,7 @@ def cold_start_experiment(
     split, scorer = result.split, result.scorer
     is_cold = np.isin(np.asarray(split.item_ids, dtype=object), list(cold))
     histories = split.histories[split.test_users]
-    foldin = histories.multiply(sp.csr_matrix(~is_cold[None, :].astype(np.float32))).tocsr()
+    foldin = histories.multiply(sp.csr_matrix((~is_cold)[None, :].astype(np.float32))).tocsr()
     target = histories.multiply(sp.csr_matrix(is_cold[None, :].astype(np.float32))).tocsr()
     rows = np.flatnonzero((np.diff(target.indptr) > 0) & (np.diff(foldin.indptr) > 0))
     foldin, target = foldin[rows], target[rows]
