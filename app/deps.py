@@ -25,17 +25,22 @@ class State:
     load_error: str | None = None
     reload_error: str | None = None  # the last refused version, for GET /v1/model
     publisher: Any = None  # redis client used to notify other processes of a new version
+    catalog: Any = None  # app.store.catalog.CatalogStore
+    base_artifact: Any = None  # the loaded artifact before catalog changes
 
 
 async def get_state(request: Request) -> State:
     return request.app.state.shoprec
 
 
+async def get_recommender_of(state: State) -> Recommender:
+    if state.recommender is None:
+        raise ModelNotLoaded(f"no model loaded: {state.load_error}")
+    return state.recommender
+
+
 async def get_recommender(request: Request) -> Recommender:
-    recommender = request.app.state.shoprec.recommender
-    if recommender is None:
-        raise ModelNotLoaded(f"no model loaded: {request.app.state.shoprec.load_error}")
-    return recommender
+    return await get_recommender_of(request.app.state.shoprec)
 
 
 StateDep = Annotated[State, Depends(get_state)]

@@ -4,7 +4,6 @@ builds the app, and its lifespan opens the Redis pool and loads the artifact."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,26 +17,9 @@ from app.api import admin, feedback, items, recommendations, system
 from app.config import Settings
 from app.deps import State
 from app.observability import Metrics, RequestMiddleware
-from app.scoring import artifact
-from app.scoring.recommender import Recommender
+from app.store.catalog import CatalogStore
 from app.store.feedback import FeedbackStore
 from app.store.keys import Keys
-
-log = logging.getLogger("shoprec")
-
-
-def load_recommender(state: State) -> None:
-    """Load DIR/current; on failure keep what serves now and remember why."""
-    try:
-        loaded = artifact.load(state.settings.artifacts_dir)
-    except artifact.ArtifactError as exc:
-        state.load_error = str(exc)
-        log.error("model not loaded: %s", exc)
-        return
-    state.recommender = Recommender(loaded)
-    state.load_error = None
-    state.metrics.model.info({"version": loaded.version})
-    log.info("serving model %s from %s", loaded.version, loaded.path)
 
 
 def configure_logging() -> None:
@@ -65,15 +47,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             socket_connect_timeout=settings.redis_timeout_s,
             health_check_interval=30,
         )
+        keys = Keys(settings.redis_prefix, settings.redis_shards)
         store = FeedbackStore(
             client,
-            Keys(settings.redis_prefix, settings.redis_shards),
+            keys,
             recent_cap=settings.recent_events,
             recent_ttl_s=settings.recent_ttl_s,
             idempotency_ttl_s=settings.idempotency_ttl_s,
         )
         state = State(settings=settings, store=store, metrics=metrics)
-        load_recommender(state)
+        state.catalog = CatalogStore(client, keys)
+        state.publisher = client
+        await registry.reload(state, reason="startup")
         app.state.shoprec = state
         # Subscriptions idle for hours: a client without the per-command timeout.
         listener_client = redis.from_url(
@@ -82,14 +67,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             socket_connect_timeout=settings.redis_timeout_s,
             health_check_interval=30,
         )
-        listener = asyncio.create_task(registry.listen(state, listener_client))
-        state.publisher = client
+        stop = asyncio.Event()
+        listener = asyncio.create_task(registry.listen(state, listener_client, stop))
         try:
             yield
         finally:
+            stop.set()
+            # The listener polls with a timeout, so it sees ``stop`` within a second;
+            # cancelling a blocked pub/sub read can hang in redis-py.
+            await asyncio.wait([listener], timeout=5)
             listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
             await listener_client.aclose()
             await client.aclose()
 

@@ -10,6 +10,7 @@ kept for ``GET /v1/model``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -18,15 +19,17 @@ from typing import Any
 import redis.asyncio as redis
 
 from app.deps import State
-from app.errors import NotFound
+from app.errors import NotFound, StoreUnavailable
 from app.scoring import artifact
+from app.scoring.catalog import apply_updates
 from app.scoring.recommender import Recommender
+from app.store.keys import Keys
 
 log = logging.getLogger("shoprec")
 
 
 def channel(prefix: str) -> str:
-    return f"{prefix}:models"
+    return Keys(prefix).models_channel()
 
 
 def versions(artifacts_dir: Path) -> list[dict[str, Any]]:
@@ -54,20 +57,42 @@ def current_version(artifacts_dir: Path) -> str | None:
 
 
 async def reload(state: State, *, reason: str) -> bool:
-    """Load DIR/current off the event loop and swap it in; keep the old model on failure."""
+    """Load DIR/current off the event loop, apply the catalog changes kept in Redis, and
+    swap it in; keep the old model on failure."""
     try:
         loaded = await asyncio.to_thread(artifact.load, state.settings.artifacts_dir)
-        recommender = await asyncio.to_thread(Recommender, loaded)
+        recommender = await _with_catalog(state, loaded)
     except (artifact.ArtifactError, OSError, KeyError, ValueError) as exc:
         state.reload_error = f"{reason}: refused: {exc}"
+        if state.recommender is None:
+            state.load_error = str(exc)
         log.error(json.dumps({"event": "reload_refused", "reason": reason, "error": str(exc)}))
         return False
     old = state.recommender.version if state.recommender else None
-    state.recommender = recommender  # one reference swap
+    state.base_artifact, state.recommender = loaded, recommender  # one reference swap
     state.load_error = state.reload_error = None
     state.metrics.model.info({"version": loaded.version})
     log.info(json.dumps({"event": "model_loaded", "version": loaded.version, "previous": old}))
     return True
+
+
+async def refresh_catalog(state: State) -> None:
+    """Rebuild the serving model from its artifact and every catalog change in Redis."""
+    if state.base_artifact is None:
+        return
+    base = state.base_artifact
+    recommender = await _with_catalog(state, base)
+    if state.base_artifact is base:  # a reload in between wins
+        state.recommender = recommender
+
+
+async def _with_catalog(state: State, loaded: artifact.Artifact) -> Recommender:
+    try:
+        updates = await state.catalog.all()
+    except StoreUnavailable as exc:
+        log.warning(json.dumps({"event": "catalog_unavailable", "error": exc.message}))
+        updates = {}
+    return await asyncio.to_thread(lambda: Recommender(apply_updates(loaded, updates)))
 
 
 async def notify(client: redis.Redis, prefix: str, version: str) -> None:
@@ -89,20 +114,29 @@ async def reload_if_changed(state: State, *, reason: str) -> None:
         await reload(state, reason=reason)
 
 
-async def listen(state: State, client: redis.Redis) -> None:
-    """Reload on every message of the models channel. ``client`` must have no socket
-    timeout (a subscription is idle for hours). After an outage it resubscribes and checks
-    ``current`` on disk, so a notification missed meanwhile is caught up."""
-    while True:
+async def listen(state: State, client: redis.Redis, stop: asyncio.Event) -> None:
+    """Reload on every model notification, rebuild on every catalog change, until ``stop``.
+
+    ``client`` must have no socket timeout (a subscription is idle for hours). After an
+    outage it resubscribes and checks ``current`` and the catalog, so a notification missed
+    meanwhile is caught up.
+    """
+    keys = Keys(state.settings.redis_prefix)
+    while not stop.is_set():
         try:
-            async with client.pubsub() as pubsub:
-                await pubsub.subscribe(channel(state.settings.redis_prefix))
+            async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                await pubsub.subscribe(keys.models_channel(), keys.catalog_channel())
                 await reload_if_changed(state, reason="resubscribed")
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
+                await refresh_catalog(state)
+                while not stop.is_set():
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is None:
+                        continue
+                    if message["channel"] == keys.catalog_channel():
+                        await refresh_catalog(state)
+                    else:
                         await reload(state, reason=f"notified of {message['data']}")
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
+        except Exception as exc:  # the listener must survive any outage
             log.warning(json.dumps({"event": "reload_listener_retry", "error": str(exc)}))
-            await asyncio.sleep(1.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=1.0)

@@ -92,11 +92,32 @@ class Item(BaseModel):
     price: float | None = None
     attributes: list[str] = Field(default_factory=list)
     popularity: float = 0.0
+    available: bool = True
 
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [{"item_id": "P00007", "title": "Elm rose mug", "category": "mugs", "price": 6.5}]
         }
+    )
+
+
+class ItemUpdate(Input):
+    """A catalog entry written between trainings (PUT replaces the whole entry)."""
+
+    title: str | None = Field(None, max_length=500)
+    category: Id | None = None
+    brand: Id | None = None
+    price: float | None = Field(None, ge=0, allow_inf_nan=False)
+    available: bool = True
+    attributes: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=list, max_length=200, description="free attributes such as 'color=red'"
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"title": "Elm rose mug", "category": "mugs", "brand": "Elm", "price": 6.5}]
+        },
     )
 
 

@@ -65,7 +65,7 @@ def retrain(options: RetrainOptions, *, log: Log = print) -> RetrainOutcome:
     base = _base_dataset(current)
     dataset = Dataset(
         interactions=pd.concat([base.interactions, _as_interactions(feedback)], ignore_index=True),
-        items=base.items,
+        items=_with_catalog_changes(base.items, options),
         dropped=base.dropped,
     )
     log(
@@ -143,6 +143,29 @@ def _trim(options: RetrainOptions, cursor: dict[str, str]) -> None:
             client.xtrim(stream, minid=f"{ms}-{seq + 1}", approximate=False)
     finally:
         client.close()
+
+
+def _with_catalog_changes(items: pd.DataFrame, options: RetrainOptions) -> pd.DataFrame:
+    """The base catalog with the changes made through the API (PUT/DELETE /v1/items)."""
+    client = redis.Redis.from_url(options.redis_url, decode_responses=True)
+    try:
+        changes = client.hgetall(Keys(options.redis_prefix).catalog())
+    finally:
+        client.close()
+    if not changes:
+        return items
+    entries = {item_id: json.loads(raw) for item_id, raw in changes.items()}
+    kept = items[~items["item_id"].isin(list(entries))] if len(items) else items
+    rows = [
+        {
+            "item_id": item_id,
+            **{k: entry.get(k) for k in ("title", "category", "brand", "price")},
+            "attributes": entry.get("attributes") or [],
+        }
+        for item_id, entry in entries.items()
+        if entry is not None and entry.get("available", True)
+    ]
+    return pd.concat([kept, pd.DataFrame(rows)], ignore_index=True)
 
 
 def _current_manifest(artifacts_dir: Path) -> dict[str, Any] | None:

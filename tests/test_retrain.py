@@ -59,6 +59,8 @@ async def test_feedback_retrain_reload(base_dir, tmp_path, settings_factory, red
         ]
         events.append({"user_id": "loop-user", "item_id": "BRAND-NEW", "event": "view", "event_id": "new"})
         assert (await http.post("/v1/feedback/batch", json={"events": events})).status_code == 202
+        lamp = {"title": "Willow nordic lamp", "category": "lighting", "brand": "Willow", "price": 30.0}
+        assert (await http.put("/v1/items/CATALOG-NEW", json=lamp)).status_code == 200
         await wait_subscribed(redis_client, prefix)
 
         outcome = await asyncio.to_thread(retrain, options(base_dir, tmp_path, redis_url, prefix), log=print)
@@ -68,6 +70,8 @@ async def test_feedback_retrain_reload(base_dir, tmp_path, settings_factory, red
 
         loaded = artifact.load(base_dir)
         assert "loop-user" in loaded.users
+        catalog = {item["item_id"]: item for item in loaded.items}
+        assert catalog["CATALOG-NEW"]["category"] == "lighting"  # the catalog change is trained on
         assert loaded.manifest["consumed"]["archived_events"] == 9
         store = http.app.state.shoprec.store
         assert (await store.read_events())[0] == []  # trimmed after archiving

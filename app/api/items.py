@@ -5,12 +5,14 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
-from app.auth import READER
-from app.deps import RecommenderDep, StateDep
+from app import registry
+from app.api import limits
+from app.auth import READER, WRITER
+from app.deps import RecommenderDep, StateDep, get_recommender_of
 from app.errors import ERROR_SCHEMA, ItemNotFound
-from app.schemas import Item, RecommendedItem, SimilarResponse
+from app.schemas import Item, ItemUpdate, RecommendedItem, SimilarResponse
 from app.scoring.recommender import Recommender
 
 router = APIRouter(prefix="/v1/items", tags=["items"], dependencies=[READER])
@@ -24,21 +26,54 @@ class SimilarBy(StrEnum):
 
 def _index(recommender: Recommender, item_id: str) -> int:
     idx = recommender.item_index.get(item_id)
-    if idx is None or not recommender.available[idx]:
+    if idx is None or recommender.items[idx].get("deleted"):
         raise ItemNotFound(f"unknown item {item_id!r}", {"item_id": item_id})
     return idx
 
 
-@router.get("/{item_id}", response_model=Item, responses={404: ERROR_SCHEMA})
-async def get_item(item_id: ItemId, recommender: RecommenderDep) -> Item:
-    """Catalog entry of one item."""
-    idx = _index(recommender, item_id)
+def _item(recommender: Recommender, idx: int) -> Item:
     item = recommender.items[idx]
     return Item(
         **recommender.item_view(idx),
         attributes=item.get("attributes") or [],
         popularity=float(recommender.popularity[idx]),
+        available=bool(recommender.available[idx]),
     )
+
+
+@router.get("/{item_id}", response_model=Item, responses={404: ERROR_SCHEMA})
+async def get_item(item_id: ItemId, recommender: RecommenderDep) -> Item:
+    """Catalog entry of one item."""
+    return _item(recommender, _index(recommender, item_id))
+
+
+@router.put(
+    "/{item_id}",
+    response_model=Item,
+    responses={401: ERROR_SCHEMA, 403: ERROR_SCHEMA, 422: ERROR_SCHEMA, 503: ERROR_SCHEMA},
+    dependencies=[WRITER],
+)
+async def put_item(item_id: ItemId, body: ItemUpdate, state: StateDep) -> Item:
+    """Add or replace a catalog entry; recommendable at once in every API process."""
+    limits.check(state.settings, ids=[("item_id", item_id)])
+    await state.catalog.put(item_id, body.model_dump())
+    await registry.refresh_catalog(state)
+    recommender = await get_recommender_of(state)
+    return _item(recommender, recommender.item_index[item_id])
+
+
+@router.delete(
+    "/{item_id}",
+    status_code=204,
+    responses={401: ERROR_SCHEMA, 403: ERROR_SCHEMA, 404: ERROR_SCHEMA, 503: ERROR_SCHEMA},
+    dependencies=[WRITER],
+)
+async def delete_item(item_id: ItemId, state: StateDep, recommender: RecommenderDep) -> Response:
+    """Remove an item from recommendations and the catalog until it is PUT again."""
+    _index(recommender, item_id)
+    await state.catalog.put(item_id, None)
+    await registry.refresh_catalog(state)
+    return Response(status_code=204)
 
 
 @router.get(

@@ -54,7 +54,7 @@ class Recommender:
             dtype=np.float32,
         )
         self.popularity = np.asarray(loaded.arrays["popularity"], dtype=np.float32)
-        self.available = np.ones(self.n_items, dtype=bool)
+        self.available = np.array([i.get("available", True) is not False for i in loaded.items])
         a = loaded.arrays
         emb = np.asarray(a["item_emb"], dtype=np.float32)
         self._cf_unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)

@@ -35,3 +35,13 @@ class Keys:
     def seen_event(self, user_id: str, event_id: str) -> str:
         """Idempotency marker of one event id of one user (expires)."""
         return f"{self._tagged(self.shard(user_id))}:seen:{user_id}:{event_id}"
+
+    def catalog(self) -> str:
+        """Hash of catalog changes since training: item_id -> JSON entry or null."""
+        return f"{self.prefix}:catalog"
+
+    def catalog_channel(self) -> str:
+        return f"{self.prefix}:catalog-changes"
+
+    def models_channel(self) -> str:
+        return f"{self.prefix}:models"

@@ -1,0 +1,35 @@
+"""Catalog updates in Redis: one hash of item_id -> JSON entry (``null`` = deleted), and a
+channel that tells every API process to apply them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis.asyncio as redis
+
+from app.errors import StoreUnavailable
+from app.store.feedback import UNAVAILABLE
+from app.store.keys import Keys
+
+
+class CatalogStore:
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.client, self.keys = client, keys
+
+    async def put(self, item_id: str, entry: dict[str, Any] | None) -> None:
+        """Store an entry (None deletes) and notify every API process, atomically."""
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.hset(self.keys.catalog(), item_id, json.dumps(entry))
+                pipe.publish(self.keys.catalog_channel(), item_id)
+                await pipe.execute()
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable(f"catalog not updated, redis is not answering: {exc}") from exc
+
+    async def all(self) -> dict[str, dict[str, Any] | None]:
+        try:
+            raw = await self.client.hgetall(self.keys.catalog())
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable(f"redis is not answering: {exc}") from exc
+        return {item_id: json.loads(value) for item_id, value in raw.items()}

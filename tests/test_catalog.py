@@ -1,0 +1,69 @@
+"""Catalog changes without retraining: new items, hidden items, deletions, every process."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.conftest import app_client, wait_subscribed
+
+
+async def test_new_item_is_findable_and_recommendable_at_once(client, trained):
+    result, _ = trained
+    mug = next(i for i in result.catalog if i["category"] == "mugs")
+    body = {"title": f"{mug['brand']} shiny mug", "category": "mugs", "brand": mug["brand"], "price": 7.5}
+    put = await client.put("/v1/items/NEW-MUG", json=body)
+    assert put.status_code == 200
+    assert put.json()["category"] == "mugs" and put.json()["available"] is True
+    assert (await client.get("/v1/items/NEW-MUG")).json()["title"] == body["title"]
+    similar = (await client.get("/v1/items/NEW-MUG/similar", params={"k": 10, "by": "content"})).json()
+    assert sum(i["category"] == "mugs" for i in similar["items"]) >= 3  # chance: ~1 of 10
+    # It has a collaborative embedding too (content -> CF map), so it can be ranked.
+    collab = await client.get("/v1/items/NEW-MUG/similar", params={"by": "collaborative"})
+    assert collab.status_code == 200 and collab.json()["items"]
+    mugs = [i["item_id"] for i in result.catalog if i["category"] == "mugs"][:10]
+    recs = await client.post(
+        "/v1/recommendations", json={"items": mugs, "k": 1000, "filters": {"category": ["mugs"]}}
+    )
+    assert "NEW-MUG" in [i["item_id"] for i in recs.json()["items"]]
+    known = await client.post("/v1/recommendations", json={"items": ["NEW-MUG"], "k": 5})
+    assert known.json()["unknown_items"] == [] and known.json()["strategy"] == "personalized"
+
+
+async def test_unavailable_items_are_hidden_and_deleted_items_gone(client):
+    top = (await client.post("/v1/recommendations", json={"k": 3})).json()["items"][0]
+    entry = {k: top[k] for k in ("title", "category", "brand", "price")}
+    hidden = await client.put(f"/v1/items/{top['item_id']}", json={**entry, "available": False})
+    assert hidden.status_code == 200 and hidden.json()["available"] is False
+    after = (await client.post("/v1/recommendations", json={"k": 50})).json()
+    assert top["item_id"] not in [i["item_id"] for i in after["items"]]
+    assert (await client.delete(f"/v1/items/{top['item_id']}")).status_code == 204
+    assert (await client.get(f"/v1/items/{top['item_id']}")).status_code == 404
+    assert (await client.delete("/v1/items/NEVER-WAS")).status_code == 404
+    bad = await client.put("/v1/items/X", json={"price": -1})
+    assert bad.status_code == 422
+
+
+async def test_catalog_change_reaches_another_process(settings_factory, redis_client, prefix):
+    settings = settings_factory()
+    async with app_client(settings) as one, app_client(settings) as two:
+        await wait_subscribed(redis_client, prefix, 2)
+        assert (
+            await one.put("/v1/items/FOR-ALL", json={"title": "Oak lamp", "category": "lighting"})
+        ).status_code == 200
+        for _ in range(200):
+            if (await two.get("/v1/items/FOR-ALL")).status_code == 200:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the other process never saw the new item")
+    # A process started later applies the stored change at startup.
+    async with app_client(settings) as three:
+        assert (await three.get("/v1/items/FOR-ALL")).json()["category"] == "lighting"
+
+
+async def test_catalog_writes_need_a_writer_key(settings_factory, redis_client):
+    async with app_client(settings_factory(api_keys={"r": "reader", "w": "writer"})) as http:
+        body = {"title": "x"}
+        assert (await http.put("/v1/items/K", json=body)).status_code == 401
+        assert (await http.put("/v1/items/K", json=body, headers={"x-api-key": "r"})).status_code == 403
+        assert (await http.put("/v1/items/K", json=body, headers={"x-api-key": "w"})).status_code == 200
