@@ -27,7 +27,7 @@ from models.evaluation import evaluate_scorer, evaluate_static, rank, search_ble
 from models.item_ae import fit_content_to_cf, train_item_autoencoder
 from models.metrics import ndcg_at_k
 from models.split import Split, build
-from models.vae import MultVAE, train_vae
+from models.vae import MultVAE, train_vae, vae_logits
 
 Log = Callable[[str], None]
 
@@ -221,7 +221,7 @@ def _keras_ndcg(model: MultVAE, split: Split) -> float:
     scores = []
     for start in range(0, len(rows), 1000):
         batch = split.val_foldin[rows[start : start + 1000]]
-        logits = np.array(model(batch.toarray(), training=False), dtype=np.float32)
+        logits = vae_logits(model, batch)
         scores.append(ndcg_at_k(rank(logits, batch), split.val_target[rows[start : start + 1000]], 100))
     return float(np.concatenate(scores).mean()) if scores else 0.0
 

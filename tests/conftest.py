@@ -15,11 +15,14 @@ FAST_CONFIG = {
 }
 
 
+SHOP = {"n_users": 1200, "n_items": 300, "seed": 11}
+
+
 @pytest.fixture(scope="session")
 def shop():
     from models.synthetic import ShopConfig, generate
 
-    return generate(ShopConfig(n_users=1200, n_items=300, seed=11))
+    return generate(ShopConfig(**SHOP))
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +32,8 @@ def trained(shop, tmp_path_factory):
     from models.pipeline import run
 
     out = tmp_path_factory.mktemp("artifacts")
-    result = run(shop, TrainConfig.from_dict(FAST_CONFIG), out_dir=out, log=lambda m: None)
+    source = {"kind": "synthetic", "shop": SHOP}  # so retraining reads the same base data
+    result = run(shop, TrainConfig.from_dict(FAST_CONFIG), out_dir=out, log=lambda m: None, source=source)
     return result, out
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from app.scoring.scorer import Scorer, top_k
+from models.vae import vae_logits
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +28,7 @@ def test_model_beats_popularity_by_a_wide_margin(trained):
 def test_keras_and_numpy_agree(trained):
     result, _ = trained
     histories = result.split.test_foldin[:50]
-    keras_logits = np.array(result.vae(histories.toarray(), training=False), dtype=np.float32)
+    keras_logits = vae_logits(result.vae, histories)
     scorer = Scorer(result.arrays, weights={"vae": 1.0})
     # Cold items' decoder rows are replaced by the content map at export: compare warm ones.
     warm = result.split.warm

@@ -1,0 +1,130 @@
+"""Dockerfile and docker-compose.yml checked against the code (there is no Docker engine
+here), and the commands they run, run directly."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from app.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SETTINGS = {f"SHOPREC_{name.upper()}" for name in Settings.model_fields}
+
+
+def stage_cmd(stage: str) -> list[str]:
+    block = DOCKERFILE.split(f" AS {stage}\n", 1)[1].split("\nFROM ", 1)[0]
+    return yaml.safe_load(re.search(r"^CMD (\[.*\])$", block, re.M).group(1))
+
+
+def healthcheck_cmd() -> list[str]:
+    return yaml.safe_load(re.search(r"CMD (\[\"python\", \"-c\".*\])", DOCKERFILE).group(1))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_environment_variables_exist_in_settings():
+    names = set(re.findall(r"\b(SHOPREC_[A-Z_]+)=", DOCKERFILE))
+    for service in COMPOSE["services"].values():
+        names |= set(service.get("environment", {}))
+    assert names and names <= SETTINGS, names - SETTINGS
+
+
+def test_ports_agree():
+    serve = stage_cmd("serve")
+    port = serve[serve.index("--port") + 1]
+    assert f"EXPOSE {port}" in DOCKERFILE
+    assert f":{port}/healthz" in DOCKERFILE
+    assert COMPOSE["services"]["api"]["ports"] == [port]
+
+
+def test_named_modules_and_scripts_exist():
+    serve = stage_cmd("serve")
+    module, factory = serve[1].split(":")
+    assert "--factory" in serve
+    assert (ROOT / (module.replace(".", "/") + ".py")).exists() and factory == "create_app"
+    commands = [stage_cmd("train")] + [s["command"] for s in COMPOSE["services"].values() if "command" in s]
+    scripts = {word for cmd in commands for word in shlex.split(" ".join(cmd)) if word.startswith("scripts/")}
+    assert scripts and all((ROOT / script).exists() for script in scripts), scripts
+    for copied in re.findall(r"^COPY (\S+) ", DOCKERFILE, re.M):
+        assert (ROOT / copied).exists(), copied
+
+
+def test_redis_is_durable_and_api_waits_for_it():
+    redis = COMPOSE["services"]["redis"]
+    assert "--appendonly" in redis["command"] and "everysec" in redis["command"]
+    assert "healthcheck" in redis
+    assert COMPOSE["services"]["api"]["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert "USER shoprec" in DOCKERFILE.split(" AS serve\n")[1].split("\nFROM ")[0]
+    assert "tensorflow" not in DOCKERFILE.split(" AS serve\n")[1].split("\nFROM ")[0]
+
+
+@pytest.mark.slow
+def test_serving_command_and_healthcheck_run(artifacts_dir, redis_url, prefix):
+    port = str(free_port())
+    serve = [port if word == "8000" else word for word in stage_cmd("serve")]
+    serve[serve.index("0.0.0.0")] = "127.0.0.1"
+    env = {
+        **os.environ,
+        "SHOPREC_ARTIFACTS_DIR": str(artifacts_dir),
+        "SHOPREC_REDIS_URL": redis_url,
+        "SHOPREC_REDIS_PREFIX": prefix,
+    }
+    server = subprocess.Popen([sys.executable, "-m", *serve], cwd=ROOT, env=env)
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        check = [
+            sys.executable if w == "python" else w.replace(":8000/", f":{port}/") for w in healthcheck_cmd()
+        ]
+        assert subprocess.run(check, timeout=10).returncode == 0
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_trainer_command_runs(artifacts_dir, redis_url, prefix, tmp_path):
+    copy = tmp_path / "artifacts"
+    src = (artifacts_dir / "current").resolve()
+    shutil.copytree(src, copy / src.name)
+    (copy / "current").symlink_to(src.name)
+    command = [tmp_path / "archive" if w == "/data/feedback-archive" else w for w in stage_cmd("train")]
+    env = {
+        **os.environ,
+        "SHOPREC_ARTIFACTS_DIR": str(copy),
+        "SHOPREC_REDIS_URL": redis_url,
+        "SHOPREC_REDIS_PREFIX": prefix,
+    }
+    done = subprocess.run(
+        [sys.executable, *map(str, command[1:])],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "step 5/5" in done.stdout and "published" in done.stdout
+    assert (copy / "current").resolve().name != src.name
