@@ -4,10 +4,11 @@
 
 Measures in one run, against a real uvicorn process (one worker) and the real Redis:
 t_hello (GET /healthz at max throughput: the framework's cost per request), t_score (the
-same scoring call in-process), max throughput of POST /v1/recommendations with 20-item
-histories and k=10, p99 latency at half that throughput, and feedback batch ingestion.
-Without --artifacts it uses the Online Retail model of `make eval` when present, else trains
-the synthetic shop.
+endpoint's scoring call in-process: resolve ids + recommend), max throughput of
+POST /v1/recommendations with 20-item histories and k=10, p99 latency at half that
+throughput, feedback batch ingestion, and failed requests while the model is reloaded and
+rolled back under load. Without --artifacts it uses the Online Retail model of `make eval`
+when present, else trains the synthetic shop.
 """
 
 from __future__ import annotations
@@ -18,21 +19,27 @@ import json
 import os
 import platform
 import random
+import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+
+import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.scoring import artifact  # noqa: E402
 from app.scoring.recommender import Recommender  # noqa: E402
-from scripts.load import run_load  # noqa: E402
+from scripts.load import Request, Stats, run_load  # noqa: E402
 
 REDIS_URL = os.environ.get("SHOPREC_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+ADMIN_KEY = "bench-admin-key"
 
 
 def pick_artifacts(given: Path | None) -> Path:
@@ -43,18 +50,32 @@ def pick_artifacts(given: Path | None) -> Path:
             return candidate
     out = ROOT / "build/artifacts"
     subprocess.run(
-        [sys.executable, str(ROOT / "scripts/train.py"), "--synthetic", "--out", str(out)],
-        check=True,
+        [sys.executable, str(ROOT / "scripts/train.py"), "--synthetic", "--out", str(out)], check=True
     )
     return out
 
 
+def two_versions(artifacts_dir: Path) -> Path:
+    """A scratch artifacts dir holding the serving version twice (v1, v2), current = v2,
+    so reload and rollback have somewhere to go."""
+    scratch = ROOT / "build/bench-artifacts"
+    shutil.rmtree(scratch, ignore_errors=True)
+    source = artifact.resolve(artifacts_dir)
+    for n, name in enumerate(("v1", "v2")):
+        shutil.copytree(source, scratch / name)
+        manifest = json.loads((scratch / name / "manifest.json").read_text())
+        manifest.update(model_version=name, created_at=f"2026-01-0{n + 1}T00:00:00")
+        (scratch / name / "manifest.json").write_text(json.dumps(manifest))
+    artifact.publish(scratch, "v2")
+    return scratch
+
+
 def time_scoring(recommender: Recommender, histories: list[list[str]]) -> float:
-    """Median seconds of one recommend() call on a 20-item history, k=10."""
+    """Median seconds of the endpoint's scoring call: resolve 20 ids + recommend(k=10)."""
     times = []
     for items in histories:
-        history, _ = recommender.resolve((i, 4.0) for i in items)
         t0 = time.perf_counter()
+        history, _ = recommender.resolve((i, 4.0) for i in items)
         recommender.recommend(history, k=10)
         times.append(time.perf_counter() - t0)
     return statistics.median(times[10:])
@@ -67,25 +88,10 @@ def start_server(artifacts_dir: Path, port: int) -> subprocess.Popen[bytes]:
         "SHOPREC_REDIS_URL": REDIS_URL,
         "SHOPREC_REDIS_PREFIX": "shoprec-bench",
         "SHOPREC_LOG_REQUESTS": "false",
+        "SHOPREC_API_KEYS": json.dumps({ADMIN_KEY: "admin"}),
     }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "app.main:create_app",
-            "--factory",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    import httpx
-
+    command = ["uvicorn", "app.main:create_app", "--factory", "--port", str(port), "--no-access-log"]
+    server = subprocess.Popen([sys.executable, "-m", *command, "--log-level", "warning"], cwd=ROOT, env=env)
     for _ in range(300):
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
@@ -95,6 +101,50 @@ def start_server(artifacts_dir: Path, port: int) -> subprocess.Popen[bytes]:
         time.sleep(0.1)
     server.kill()
     raise RuntimeError("server did not become ready")
+
+
+def traffic(item_ids: list[str]) -> dict[str, Callable[[random.Random], Request]]:
+    counter = iter(range(10**9))
+
+    def hello(r: random.Random) -> Request:
+        return "GET", "/healthz", None
+
+    def recommend(r: random.Random) -> Request:
+        body = {"items": r.sample(item_ids, 20), "k": 10}
+        return "POST", "/v1/recommendations", json.dumps(body).encode()
+
+    def batch(r: random.Random) -> Request:
+        n = next(counter)
+        events = [
+            {"user_id": f"bench-{r.randrange(5000)}", "item_id": r.choice(item_ids), "event": "view",
+             "event_id": f"b{n}-{i}"}
+            for i in range(1000)
+        ]  # fmt: skip
+        return "POST", "/v1/feedback/batch", json.dumps({"events": events}).encode()
+
+    return {"hello": hello, "recommend": recommend, "batch": batch}
+
+
+def reload_under_load(
+    url: str, make: Callable[[random.Random], Request], seconds: float
+) -> tuple[Stats, list[str]]:
+    """Recommendation load while another thread reloads and rolls back the model."""
+    actions: list[str] = []
+
+    def admin() -> None:
+        headers = {"x-api-key": ADMIN_KEY}
+        for path in ("/v1/admin/rollback", "/v1/admin/reload", "/v1/admin/rollback"):
+            time.sleep(seconds / 4)
+            answer = httpx.post(f"{url}{path}", headers=headers, timeout=30).json()
+            actions.append(f"{path} -> {answer}")
+            if path.endswith("rollback"):  # current back to v2 on disk: reload and rollback again
+                artifact.publish(ROOT / "build/bench-artifacts", "v2")
+
+    thread = threading.Thread(target=admin)
+    thread.start()
+    stats = asyncio.run(run_load(url, make, seconds=seconds, connections=8))
+    thread.join()
+    return stats, actions
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,120 +157,95 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--port", type=int, default=8931)
     args = parser.parse_args(argv)
-    artifacts_dir = pick_artifacts(args.artifacts)
+    source_dir = pick_artifacts(args.artifacts)
+    artifacts_dir = two_versions(source_dir)
     loaded = artifact.load(artifacts_dir)
-    recommender = Recommender(loaded)
     item_ids = [i["item_id"] for i in loaded.items]
     rng = random.Random(7)
-    histories = [rng.sample(item_ids, 20) for _ in range(300)]
-    t_score = time_scoring(recommender, histories)
+    t_score = time_scoring(Recommender(loaded), [rng.sample(item_ids, 20) for _ in range(500)])
     print(f"t_score {t_score * 1000:.3f} ms", flush=True)
 
     url = f"http://127.0.0.1:{args.port}"
+    make = traffic(item_ids)
+
+    def load(name: str, **kw: float) -> Stats:
+        connections = int(kw.pop("connections", args.connections))
+        stats = asyncio.run(run_load(url, make[name], seconds=args.seconds, connections=connections, **kw))
+        print(name, kw or "max", stats.summary(), flush=True)
+        return stats
+
     server = start_server(artifacts_dir, args.port)
     try:
-
-        def hello(r: random.Random):
-            return "GET", "/healthz", None
-
-        def recommend(r: random.Random):
-            return (
-                "POST",
-                "/v1/recommendations",
-                json.dumps({"items": r.sample(item_ids, 20), "k": 10}).encode(),
-            )
-
-        batch_counter = iter(range(10**9))
-
-        def batch(r: random.Random):
-            n = next(batch_counter)
-            events = [
-                {
-                    "user_id": f"bench-{r.randrange(5000)}",
-                    "item_id": r.choice(item_ids),
-                    "event": "view",
-                    "event_id": f"b{n}-{i}",
-                }
-                for i in range(1000)
-            ]
-            return "POST", "/v1/feedback/batch", json.dumps({"events": events}).encode()
-
-        load = lambda make, **kw: asyncio.run(  # noqa: E731
-            run_load(
-                url,
-                make,
-                seconds=args.seconds,
-                connections=kw.pop("connections", args.connections),
-                **kw,
-            )
-        )
-        load(recommend, connections=4)  # warm-up
-        hello_stats = load(hello)
-        print("hello", hello_stats.summary(), flush=True)
-        rec_stats = load(recommend)
-        print("recommend max", rec_stats.summary(), flush=True)
-        half = rec_stats.throughput / 2
-        half_stats = load(recommend, rate=half)
-        print(f"recommend at {half:.0f}/s", half_stats.summary(), flush=True)
-        batch_stats = load(batch, connections=4)
-        events_per_s = batch_stats.throughput * 1000
-        print(f"feedback batch {events_per_s:.0f} events/s", batch_stats.summary(), flush=True)
+        load("recommend", connections=4)  # warm-up
+        hello = load("hello")
+        rec = load("recommend")
+        half = load("recommend", rate=rec.throughput / 2)
+        batch = load("batch", connections=4)
+        reloading, actions = reload_under_load(url, make["recommend"], args.seconds * 2)
+        print("reload under load", reloading.summary(), *actions, sep="\n", flush=True)
     finally:
         server.terminate()
         server.wait(timeout=10)
+    write_report(args, source_dir, loaded, t_score=t_score, hello=hello, rec=rec, half=half, batch=batch,
+                 reloading=reloading, actions=actions)  # fmt: skip
+    return 0
 
-    t_hello = 1.0 / hello_stats.throughput
+
+def write_report(args: argparse.Namespace, source_dir: Path, loaded: artifact.Artifact, *, t_score: float,
+                 hello: Stats, rec: Stats, half: Stats, batch: Stats, reloading: Stats,
+                 actions: list[str]) -> None:  # fmt: skip
+    t_hello = 1.0 / hello.throughput
     bound = 1.0 / (t_hello + t_score)
-    ratio = rec_stats.throughput / bound
     rows = [
         ("t_hello (1 / max throughput of GET /healthz)", f"{t_hello * 1000:.3f} ms"),
-        (
-            "t_score (in-process recommend(), 20-item history, k=10, median)",
-            f"{t_score * 1000:.3f} ms",
-        ),
+        ("t_score (in-process resolve + recommend, 20 items, k=10, median)", f"{t_score * 1000:.3f} ms"),
         ("bound 1 / (t_hello + t_score)", f"{bound:.0f} req/s"),
-        ("POST /v1/recommendations max throughput", f"{rec_stats.throughput:.0f} req/s"),
-        ("throughput / bound (target ≥ 0.80)", f"{ratio:.2f}"),
+        ("POST /v1/recommendations max throughput", f"{rec.throughput:.0f} req/s"),
+        ("throughput / bound (target ≥ 0.80)", f"{rec.throughput / bound:.2f}"),
         (
-            f"p50 / p99 at half of max ({half:.0f} req/s, open loop)",
-            f"{half_stats.percentile(50) * 1000:.2f} / {half_stats.percentile(99) * 1000:.2f} ms"
-            " (target p99 ≤ 15 ms)",
+            f"p50 / p99 at half of max ({rec.throughput / 2:.0f} req/s offered, open loop)",
+            f"{half.percentile(50) * 1000:.2f} / {half.percentile(99) * 1000:.2f} ms (target p99 ≤ 15 ms)",
         ),
         (
             "feedback batch ingestion (1,000-event batches over HTTP into Redis)",
-            f"{events_per_s:,.0f} events/s (target ≥ 10,000)",
+            f"{batch.throughput * 1000:,.0f} events/s (target ≥ 10,000)",
         ),
         (
-            "failed requests (5xx or transport errors) over all runs",
-            str(sum(s.failed() for s in (hello_stats, rec_stats, half_stats, batch_stats))),
+            "reload + rollback ×2 under recommendation load",
+            f"{len(reloading.latencies):,} requests, {reloading.failed()} failed, statuses "
+            f"{dict(reloading.statuses)}",
         ),
-    ]
+        ("failed requests (5xx or transport errors) in the other runs",
+         str(sum(s.failed() for s in (hello, rec, half, batch)))),
+    ]  # fmt: skip
     counts = loaded.manifest["counts"]
+    where = source_dir.relative_to(ROOT) if source_dir.is_relative_to(ROOT) else source_dir
     command = "python scripts/bench.py" + (f" --artifacts {args.artifacts}" if args.artifacts else "")
-    where = artifacts_dir.relative_to(ROOT) if artifacts_dir.is_relative_to(ROOT) else artifacts_dir
     text = "\n".join(
         [
             "# Serving benchmarks",
             "",
             f"Command: `{command}` (`make bench`)  ",
             f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}  ",
-            f"Machine: {platform.machine()}, {os.cpu_count()} cores, "
-            f"Python {platform.python_version()}; server and load generator share the machine  ",
-            f"Model: {loaded.version} from `{where}` "
-            f"({counts['items']:,} items, {counts['users']:,} users)  ",
+            f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+            "server and load generator share the machine  ",
+            f"Model: `{where}` ({counts['items']:,} items, {counts['users']:,} users)  ",
             f"Server: one uvicorn worker; load: {args.connections} keep-alive connections, "
-            f"{args.seconds:g} s per run, client in scripts/load.py",
+            f"{args.seconds:g} s per run, client `scripts/load.py`",
             "",
             "| measure | value |",
             "|---|---|",
             *[f"| {a} | {b} |" for a, b in rows],
+            "",
+            "Admin actions during the reload run:",
+            "",
+            *[f"- `{a}`" for a in actions],
             "",
         ]
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)
-    return 0
 
 
 if __name__ == "__main__":

@@ -116,3 +116,28 @@ async def wait_subscribed(redis_client, prefix, count=1):
             return
         await asyncio.sleep(0.05)
     raise AssertionError("API listeners did not subscribe")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(base_url: str, seconds: float = 20.0) -> None:
+    """Until GET /readyz answers 200 (a server process starting up)."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base_url}/readyz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{base_url} did not become ready in {seconds:g}s")

@@ -7,17 +7,15 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
 from app.config import Settings
+from tests.conftest import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -32,12 +30,6 @@ def stage_cmd(stage: str) -> list[str]:
 
 def healthcheck_cmd() -> list[str]:
     return yaml.safe_load(re.search(r"CMD (\[\"python\", \"-c\".*\])", DOCKERFILE).group(1))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_environment_variables_exist_in_settings():
@@ -89,12 +81,7 @@ def test_serving_command_and_healthcheck_run(artifacts_dir, redis_url, prefix):
     }
     server = subprocess.Popen([sys.executable, "-m", *serve], cwd=ROOT, env=env)
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+        wait_ready(f"http://127.0.0.1:{port}")
         check = [
             sys.executable if w == "python" else w.replace(":8000/", f":{port}/") for w in healthcheck_cmd()
         ]

@@ -10,13 +10,7 @@ import time
 import httpx
 import pytest
 
-from tests.conftest import app_client
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import app_client, free_port
 
 
 async def check_degraded(http: httpx.AsyncClient) -> None:

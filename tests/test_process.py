@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.conftest import free_port, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,9 +29,7 @@ def test_serving_never_imports_tensorflow():
 @pytest.mark.slow
 def test_uvicorn_process_serves_over_http(artifacts_dir, redis_url, prefix, trained):
     result, _ = trained
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {
         **os.environ,
         "SHOPREC_ARTIFACTS_DIR": str(artifacts_dir),
@@ -48,14 +46,7 @@ def test_uvicorn_process_serves_over_http(artifacts_dir, redis_url, prefix, trai
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
-        else:
-            pytest.fail("uvicorn did not become ready")
+        wait_ready(base)
         items = result.split.item_ids[:3]
         recs = httpx.post(f"{base}/v1/recommendations", json={"items": items, "k": 100, "exclude_seen": True})
         assert recs.status_code == 200
