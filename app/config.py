@@ -20,6 +20,7 @@ class Settings(BaseSettings):
 
     artifacts_dir: Path = Field(Path("build/artifacts"), description="serves DIR/current")
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="feedback store")
+    redis_cluster: bool = Field(False, description="SHOPREC_REDIS_URL names a Redis Cluster node")
     redis_prefix: str = Field("shoprec:v1", description="key prefix (tests isolate with it)")
     redis_shards: int = Field(16, ge=1, le=1024, description="event streams (hash-tag shards)")
     redis_timeout_s: float = Field(0.5, gt=0, le=30, description="per-command Redis timeout")

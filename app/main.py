@@ -8,7 +8,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import redis.asyncio as redis
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -18,6 +17,7 @@ from app.config import Settings
 from app.deps import State
 from app.observability import Metrics, RequestMiddleware
 from app.store.catalog import CatalogStore
+from app.store.connect import connect, connect_for_pubsub
 from app.store.feedback import FeedbackStore
 from app.store.keys import Keys
 
@@ -40,12 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        client = redis.from_url(
-            settings.redis_url,
-            decode_responses=True,
-            socket_timeout=settings.redis_timeout_s,
-            socket_connect_timeout=settings.redis_timeout_s,
-            health_check_interval=30,
+        client = connect(
+            settings.redis_url, cluster=settings.redis_cluster, timeout_s=settings.redis_timeout_s
         )
         keys = Keys(settings.redis_prefix, settings.redis_shards)
         store = FeedbackStore(
@@ -60,13 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state.publisher = client
         await registry.reload(state, reason="startup")
         app.state.shoprec = state
-        # Subscriptions idle for hours: a client without the per-command timeout.
-        listener_client = redis.from_url(
-            settings.redis_url,
-            decode_responses=True,
-            socket_connect_timeout=settings.redis_timeout_s,
-            health_check_interval=30,
-        )
+        listener_client = connect_for_pubsub(settings.redis_url, connect_timeout_s=settings.redis_timeout_s)
         stop = asyncio.Event()
         listener = asyncio.create_task(registry.listen(state, listener_client, stop))
         try:

@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import redis
-import redis.asyncio as aioredis
 
 from app import registry
 from app.scoring import artifact
+from app.store.connect import connect, connect_sync
 from app.store.feedback import FeedbackStore
 from app.store.keys import Keys
 from models import archive, synthetic
@@ -36,6 +35,7 @@ class RetrainOptions:
     archive_dir: Path
     redis_url: str
     redis_prefix: str = "shoprec:v1"
+    redis_cluster: bool = False
     redis_shards: int = 16
     max_drop: float = 0.05  # refuse a version whose validation NDCG@100 is >5% (relative) lower
     force: bool = False
@@ -91,7 +91,7 @@ def retrain(options: RetrainOptions, *, log: Log = print) -> RetrainOutcome:
     published, reason = _gate(before, after, options)
     if published:
         artifact.publish(options.artifacts_dir, version)
-        client = redis.Redis.from_url(options.redis_url)
+        client = connect_sync(options.redis_url, cluster=options.redis_cluster)
         try:
             client.publish(registry.channel(options.redis_prefix), version)
         finally:
@@ -120,7 +120,7 @@ def _gate(before: float | None, after: float, options: RetrainOptions) -> tuple[
 async def _read(
     options: RetrainOptions, cursor: dict[str, str]
 ) -> tuple[list[dict[str, str]], dict[str, str]]:
-    client = aioredis.from_url(options.redis_url, decode_responses=True)
+    client = connect(options.redis_url, cluster=options.redis_cluster, timeout_s=None)
     try:
         store = FeedbackStore(
             client,
@@ -136,7 +136,7 @@ async def _read(
 
 def _trim(options: RetrainOptions, cursor: dict[str, str]) -> None:
     """Drop stream entries up to and including the archived id of each stream."""
-    client = redis.Redis.from_url(options.redis_url, decode_responses=True)
+    client = connect_sync(options.redis_url, cluster=options.redis_cluster)
     try:
         for stream, last_id in cursor.items():
             ms, seq = (int(x) for x in last_id.split("-"))
@@ -147,7 +147,7 @@ def _trim(options: RetrainOptions, cursor: dict[str, str]) -> None:
 
 def _with_catalog_changes(items: pd.DataFrame, options: RetrainOptions) -> pd.DataFrame:
     """The base catalog with the changes made through the API (PUT/DELETE /v1/items)."""
-    client = redis.Redis.from_url(options.redis_url, decode_responses=True)
+    client = connect_sync(options.redis_url, cluster=options.redis_cluster)
     try:
         changes = client.hgetall(Keys(options.redis_prefix).catalog())
     finally:

@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
                 archive_dir=args.archive,
                 redis_url=args.redis_url,
                 redis_prefix=args.redis_prefix,
+                redis_cluster=settings.redis_cluster,
                 redis_shards=settings.redis_shards,
                 max_drop=args.max_drop,
                 force=args.force,

@@ -6,20 +6,23 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import redis.asyncio as redis
-
 from app.errors import StoreUnavailable
+from app.store.connect import AsyncClient, is_cluster
 from app.store.feedback import UNAVAILABLE
 from app.store.keys import Keys
 
 
 class CatalogStore:
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+    def __init__(self, client: AsyncClient, keys: Keys) -> None:
         self.client, self.keys = client, keys
 
     async def put(self, item_id: str, entry: dict[str, Any] | None) -> None:
-        """Store an entry (None deletes) and notify every API process, atomically."""
+        """Store an entry (None deletes) and notify every API process (atomically on one server)."""
         try:
+            if is_cluster(self.client):  # no MULTI across a cluster; listeners also resync on reconnect
+                await self.client.hset(self.keys.catalog(), item_id, json.dumps(entry))
+                await self.client.publish(self.keys.catalog_channel(), item_id)
+                return
             async with self.client.pipeline(transaction=True) as pipe:
                 pipe.hset(self.keys.catalog(), item_id, json.dumps(entry))
                 pipe.publish(self.keys.catalog_channel(), item_id)

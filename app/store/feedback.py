@@ -4,18 +4,19 @@ app.store.keys) makes the dedup checks and writes atomic; a batch is one pipelin
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.errors import StoreUnavailable
+from app.store.connect import AsyncClient, is_cluster
 from app.store.keys import Keys
 
 # One call stores a whole batch. KEYS: per event (seen marker, recent list), then the
@@ -65,7 +66,7 @@ class RecentEvent:
 class FeedbackStore:
     def __init__(
         self,
-        client: redis.Redis,
+        client: AsyncClient,
         keys: Keys,
         *,
         recent_cap: int,
@@ -93,26 +94,26 @@ class FeedbackStore:
         by_shard: dict[int, list[int]] = {}
         for position, event in enumerate(events):
             by_shard.setdefault(self.keys.shard(event["user_id"]), []).append(position)
+        calls = []
+        for shard, positions in by_shard.items():
+            keys: list[str] = []
+            values: list[Any] = []
+            for p in positions:
+                user = events[p]["user_id"]
+                keys += [self.keys.seen_event(user, ids[p]), self.keys.recent(user)]
+                values += self._values(events[p], ids[p], received, model_version)
+            keys.append(self.keys.events_stream(shard))
+            fixed = [self.idempotency_ttl_s, self.recent_cap, self.recent_ttl_s, len(STREAM_FIELDS)]
+            calls.append((keys, [*fixed, *values, *STREAM_FIELDS]))
         try:
-            async with self.client.pipeline(transaction=False) as pipe:
-                for shard, positions in by_shard.items():
-                    keys: list[str] = []
-                    values: list[Any] = []
-                    for p in positions:
-                        user = events[p]["user_id"]
-                        keys += [self.keys.seen_event(user, ids[p]), self.keys.recent(user)]
-                        values += self._values(events[p], ids[p], received, model_version)
-                    keys.append(self.keys.events_stream(shard))
-                    args = [
-                        self.idempotency_ttl_s,
-                        self.recent_cap,
-                        self.recent_ttl_s,
-                        len(STREAM_FIELDS),
-                        *values,
-                        *STREAM_FIELDS,
-                    ]
-                    await self._append(keys=keys, args=args, client=pipe)
-                replies = await pipe.execute()
+            if is_cluster(self.client):
+                # Each call writes one slot; a cluster cannot pipeline scripts, so run them at once.
+                replies = await asyncio.gather(*(self._append(keys=k, args=a) for k, a in calls))
+            else:
+                async with self.client.pipeline(transaction=False) as pipe:
+                    for k, a in calls:
+                        await self._append(keys=k, args=a, client=pipe)
+                    replies = await pipe.execute()
         except UNAVAILABLE as exc:
             raise StoreUnavailable(f"feedback not stored, redis is not answering: {exc}") from exc
         stored = [False] * len(events)

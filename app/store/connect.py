@@ -1,0 +1,38 @@
+"""Redis clients for one server or a Redis Cluster (``SHOPREC_REDIS_CLUSTER=true``).
+
+On a cluster, every multi-key write touches keys of one hash tag (see app.store.keys), so
+it stays on one slot; pub/sub goes through a plain connection to the given node, since
+classic pub/sub messages are broadcast to every node of a cluster.
+"""
+
+from __future__ import annotations
+
+import redis
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+
+AsyncClient = aioredis.Redis | RedisCluster
+
+
+def connect(url: str, *, cluster: bool, timeout_s: float | None) -> AsyncClient:
+    options = {"decode_responses": True, "socket_timeout": timeout_s, "socket_connect_timeout": timeout_s}
+    if cluster:
+        return RedisCluster.from_url(url, **options)
+    return aioredis.from_url(url, health_check_interval=30, **options)
+
+
+def connect_for_pubsub(url: str, *, connect_timeout_s: float) -> aioredis.Redis:
+    """A node connection without a read timeout: a subscription is idle for hours."""
+    return aioredis.from_url(
+        url, decode_responses=True, socket_connect_timeout=connect_timeout_s, health_check_interval=30
+    )
+
+
+def connect_sync(url: str, *, cluster: bool) -> redis.Redis | redis.RedisCluster:
+    if cluster:
+        return redis.RedisCluster.from_url(url, decode_responses=True)
+    return redis.Redis.from_url(url, decode_responses=True)
+
+
+def is_cluster(client: object) -> bool:
+    return isinstance(client, RedisCluster | redis.RedisCluster)

@@ -1,0 +1,122 @@
+"""Against a real 3-master Redis Cluster started here: feedback, live history, catalog,
+reload notifications and the archive/trim path of retraining."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import time
+
+import pytest
+import redis
+
+from app.store.keys import Keys
+from models.retrain import _read, _trim
+from tests.conftest import app_client, free_port, wait_subscribed
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("redis-server") is None or shutil.which("redis-cli") is None,
+    reason="needs redis-server and redis-cli",
+)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    ports = [free_port() for _ in range(3)]
+    servers = []
+    for port in ports:
+        folder = tmp_path_factory.mktemp(f"node{port}")
+        servers.append(
+            subprocess.Popen(
+                ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                 "--cluster-config-file", "nodes.conf", "--save", "", "--appendonly", "no",
+                 "--dir", str(folder)],
+                stdout=subprocess.DEVNULL,
+            )
+        )  # fmt: skip
+    try:
+        for port in ports:
+            for _ in range(100):
+                if (
+                    subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).returncode
+                    == 0
+                ):
+                    break
+                time.sleep(0.05)
+        nodes = [f"127.0.0.1:{p}" for p in ports]
+        subprocess.run(
+            ["redis-cli", "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True,
+            capture_output=True,
+        )
+        url = f"redis://127.0.0.1:{ports[0]}/0"
+        for _ in range(100):
+            info = subprocess.run(
+                ["redis-cli", "-p", str(ports[0]), "cluster", "info"], capture_output=True, text=True
+            )
+            if "cluster_state:ok" in info.stdout:
+                break
+            time.sleep(0.1)
+        yield url
+    finally:
+        for server in servers:
+            server.kill()
+            server.wait()
+
+
+def test_a_users_keys_share_one_slot(cluster):
+    client = redis.RedisCluster.from_url(cluster)
+    keys = Keys("shoprec:v1")
+    for user in ("u1", "someone", "ümlaut", "a{b}c"):
+        shard = keys.shard(user)
+        slots = {
+            client.keyslot(k)
+            for k in (keys.recent(user), keys.seen_event(user, "e"), keys.events_stream(shard))
+        }
+        assert len(slots) == 1
+    assert len({client.keyslot(s) for s in keys.all_streams()}) > 1  # streams spread over the cluster
+    client.close()
+
+
+@pytest.mark.slow
+async def test_service_on_a_cluster(cluster, settings_factory, prefix, tmp_path):
+    settings = settings_factory(redis_url=cluster, redis_cluster=True)
+    async with app_client(settings) as one, app_client(settings) as two:
+        assert (await one.get("/readyz")).status_code == 200
+        events = [
+            {"user_id": f"cu{n}", "item_id": f"i{n % 7}", "event": "click", "event_id": f"ce{n}"}
+            for n in range(200)
+        ]
+        first = await one.post("/v1/feedback/batch", json={"events": events})
+        assert first.status_code == 202 and first.json()["accepted"] == 200
+        again = await one.post("/v1/feedback/batch", json={"events": events[:10]})
+        assert again.json()["duplicates"] == 10
+        top = (await two.post("/v1/recommendations", json={"k": 1})).json()["items"][0]["item_id"]
+        await one.post("/v1/feedback", json={"user_id": "buyer", "item_id": top, "event": "purchase"})
+        mine = (await two.get("/v1/users/buyer/recommendations")).json()
+        assert mine["strategy"] == "personalized" and top not in [i["item_id"] for i in mine["items"]]
+
+        # Catalog change and its notification across processes, through the cluster.
+        client = one.app.state.shoprec.publisher
+        await wait_subscribed(client, prefix, 2)
+        assert (
+            await one.put("/v1/items/CL-NEW", json={"title": "Elm lamp", "category": "lighting"})
+        ).status_code == 200
+        for _ in range(100):
+            if (await two.get("/v1/items/CL-NEW")).status_code == 200:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the catalog change did not reach the other process")
+
+    # Retraining's read -> archive -> trim path over the cluster's streams.
+    from models.retrain import RetrainOptions
+
+    options = RetrainOptions(artifacts_dir=tmp_path, archive_dir=tmp_path / "archive", redis_url=cluster,
+                             redis_prefix=prefix, redis_cluster=True)  # fmt: skip
+    read, cursor = await _read(options, {})
+    assert {e["event_id"] for e in read} >= {f"ce{n}" for n in range(200)}
+    await asyncio.to_thread(_trim, options, cursor)
+    assert (await _read(options, cursor))[0] == []
+    assert (await _read(options, {}))[0] == []  # trimmed
