@@ -17,9 +17,10 @@ demo: install
 test: install
 	$(PYTHON) -m pytest -q
 
-lint:
+lint: install
 	$(PYTHON) -m ruff check app models scripts tests
 	$(PYTHON) -m ruff format --check app models scripts tests
+	$(PYTHON) -m mypy app
 
 bench: install
 	$(PYTHON) scripts/bench.py --out docs/benchmarks.md

@@ -69,7 +69,7 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 
 
-ERROR_SCHEMA = {
+ERROR_SCHEMA: dict[str, Any] = {
     "description": "Error",
     "content": {
         "application/json": {
@@ -77,6 +77,14 @@ ERROR_SCHEMA = {
         }
     },
 }
+
+
+Responses = dict[int | str, dict[str, Any]]
+
+
+def responses(*codes: int) -> Responses:
+    """The OpenAPI ``responses=`` map of a route's error codes."""
+    return {code: ERROR_SCHEMA for code in codes}
 
 
 def install(app: FastAPI, *, retry_after_s: int) -> None:

@@ -9,11 +9,11 @@ from fastapi import APIRouter
 from app import registry
 from app.auth import ADMIN
 from app.deps import StateDep
-from app.errors import ERROR_SCHEMA
+from app.errors import responses
 from app.scoring import artifact
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[ADMIN])
-ERRORS = {401: ERROR_SCHEMA, 403: ERROR_SCHEMA, 404: ERROR_SCHEMA}
+ERRORS = responses(401, 403, 404)
 
 
 @router.get("/models", responses=ERRORS)

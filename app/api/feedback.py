@@ -7,12 +7,12 @@ from fastapi import APIRouter
 from app.api import limits
 from app.auth import WRITER
 from app.deps import State, StateDep
-from app.errors import ERROR_SCHEMA, StoreUnavailable
+from app.errors import StoreUnavailable, responses
 from app.schemas import BatchAccepted, FeedbackAccepted, FeedbackBatch, FeedbackEvent
 
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"], dependencies=[WRITER])
 ID_FIELDS = ("user_id", "item_id", "event_id")
-ERRORS = {401: ERROR_SCHEMA, 403: ERROR_SCHEMA, 413: ERROR_SCHEMA, 422: ERROR_SCHEMA, 503: ERROR_SCHEMA}
+ERRORS = responses(401, 403, 413, 422, 503)
 
 
 @router.post("", status_code=202, response_model=FeedbackAccepted, responses=ERRORS)

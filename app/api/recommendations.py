@@ -10,12 +10,12 @@ from fastapi import APIRouter, Path, Query, Response
 from app.api import limits
 from app.auth import READER
 from app.deps import RecommenderDep, State, StateDep
-from app.errors import ERROR_SCHEMA, InvalidRequest, StoreUnavailable
+from app.errors import InvalidRequest, StoreUnavailable, responses
 from app.schemas import RecommendationRequest, RecommendationResponse, RecommendedItem
 from app.scoring.recommender import Filters, Recommendation, Recommender
 
 router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[READER])
-ERRORS = {401: ERROR_SCHEMA, 403: ERROR_SCHEMA, 422: ERROR_SCHEMA, 503: ERROR_SCHEMA}
+ERRORS = responses(401, 403, 422, 503)
 
 
 @router.post("/recommendations", response_model=RecommendationResponse, responses=ERRORS)
@@ -24,7 +24,8 @@ async def recommend(body: RecommendationRequest, state: StateDep, recommender: R
     ids = [("user_id", body.user_id)] if body.user_id else []
     ids += [("items", i) for i in (*body.items, *body.exclude)]
     limits.check(state.settings, k=body.k, history=len(body.items), ids=ids)
-    weighted, live, vector = [], True, None
+    weighted: list[tuple[str, float]] = []
+    live, vector = True, None
     if body.user_id is not None:
         weighted, live, vector = await _user_history(state, recommender, body.user_id)
     session_weight = recommender.event_weights.get("purchase", 1.0)

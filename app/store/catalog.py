@@ -32,7 +32,7 @@ class CatalogStore:
 
     async def all(self) -> dict[str, dict[str, Any] | None]:
         try:
-            raw = await self.client.hgetall(self.keys.catalog())
+            raw: dict[str, str] = await self.client.hgetall(self.keys.catalog())  # type: ignore[assignment]
         except UNAVAILABLE as exc:
             raise StoreUnavailable(f"redis is not answering: {exc}") from exc
         return {item_id: json.loads(value) for item_id, value in raw.items()}

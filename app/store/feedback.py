@@ -112,7 +112,7 @@ class FeedbackStore:
             else:
                 async with self.client.pipeline(transaction=False) as pipe:
                     for k, a in calls:
-                        await self._append(keys=k, args=a, client=pipe)
+                        await self._append(keys=k, args=a, client=pipe)  # type: ignore[arg-type]
                     replies = await pipe.execute()
         except UNAVAILABLE as exc:
             raise StoreUnavailable(f"feedback not stored, redis is not answering: {exc}") from exc
@@ -153,7 +153,7 @@ class FeedbackStore:
             for stream in self.keys.all_streams():
                 start = f"({after[stream]}" if stream in after else "-"
                 while True:
-                    entries = await self.client.xrange(stream, min=start, max="+", count=chunk)
+                    entries: Any = await self.client.xrange(stream, min=start, max="+", count=chunk)
                     for entry_id, fields in entries:
                         events.append({**fields, "stream": stream, "stream_id": entry_id})
                         after[stream] = entry_id
