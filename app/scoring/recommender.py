@@ -24,6 +24,22 @@ class Filters:
     min_price: float | None = None
     max_price: float | None = None
 
+    @classmethod
+    def of(
+        cls,
+        category: Iterable[str] | None,
+        brand: Iterable[str] | None,
+        min_price: float | None,
+        max_price: float | None,
+    ) -> Filters:
+        """From request values; an absent or empty list does not filter."""
+        return cls(
+            category=frozenset(category) if category else None,
+            brand=frozenset(brand) if brand else None,
+            min_price=min_price,
+            max_price=max_price,
+        )
+
 
 @dataclass
 class Recommendation:
