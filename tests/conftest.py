@@ -141,3 +141,30 @@ def wait_ready(base_url: str, seconds: float = 20.0) -> None:
             pass
         time.sleep(0.05)
     raise AssertionError(f"{base_url} did not become ready in {seconds:g}s")
+
+
+@contextlib.contextmanager
+def uvicorn_process(env: dict[str, str], *, command: list[str] | None = None):
+    """A real uvicorn process with the given SHOPREC_ environment; yields (base_url, process)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    port = free_port()
+    command = command or ["uvicorn", "app.main:create_app", "--factory", "--port", str(port)]
+    command = [str(port) if word == "{port}" else word for word in command]
+    process = subprocess.Popen(
+        [sys.executable, "-m", *command],
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base)
+        yield base, process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

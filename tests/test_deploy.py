@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from app.config import Settings
-from tests.conftest import free_port, wait_ready
+from tests.conftest import uvicorn_process
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -70,25 +70,21 @@ def test_redis_is_durable_and_api_waits_for_it():
 
 @pytest.mark.slow
 def test_serving_command_and_healthcheck_run(artifacts_dir, redis_url, prefix):
-    port = str(free_port())
-    serve = [port if word == "8000" else word for word in stage_cmd("serve")]
-    serve[serve.index("0.0.0.0")] = "127.0.0.1"
+    command = [
+        "{port}" if word == "8000" else "127.0.0.1" if word == "0.0.0.0" else word
+        for word in stage_cmd("serve")
+    ]
     env = {
-        **os.environ,
         "SHOPREC_ARTIFACTS_DIR": str(artifacts_dir),
         "SHOPREC_REDIS_URL": redis_url,
         "SHOPREC_REDIS_PREFIX": prefix,
     }
-    server = subprocess.Popen([sys.executable, "-m", *serve], cwd=ROOT, env=env)
-    try:
-        wait_ready(f"http://127.0.0.1:{port}")
+    with uvicorn_process(env, command=command) as (base, _):
+        port = base.rsplit(":", 1)[1]
         check = [
             sys.executable if w == "python" else w.replace(":8000/", f":{port}/") for w in healthcheck_cmd()
         ]
         assert subprocess.run(check, timeout=10).returncode == 0
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 @pytest.mark.slow

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import free_port, wait_ready
+from app.scoring import artifact
+from tests.conftest import uvicorn_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,31 +30,50 @@ def test_serving_never_imports_tensorflow():
 @pytest.mark.slow
 def test_uvicorn_process_serves_over_http(artifacts_dir, redis_url, prefix, trained):
     result, _ = trained
-    port = free_port()
     env = {
-        **os.environ,
         "SHOPREC_ARTIFACTS_DIR": str(artifacts_dir),
         "SHOPREC_REDIS_URL": redis_url,
         "SHOPREC_REDIS_PREFIX": prefix,
     }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base)
+    with uvicorn_process(env) as (base, server):
         items = result.split.item_ids[:3]
         recs = httpx.post(f"{base}/v1/recommendations", json={"items": items, "k": 100, "exclude_seen": True})
         assert recs.status_code == 200
         assert not {i["item_id"] for i in recs.json()["items"]} & set(items)
         fb = httpx.post(f"{base}/v1/feedback", json={"user_id": "proc", "item_id": items[0], "event": "view"})
         assert fb.status_code == 202
-    finally:
-        server.terminate()
-        out, _ = server.communicate(timeout=10)
+    out = server.stdout.read()
     assert '"route": "/v1/recommendations"' in out  # JSON access log
+
+
+@pytest.mark.slow
+def test_two_processes_share_feedback_and_reloads(artifacts_dir, redis_url, prefix, tmp_path):
+    from tests.test_reload import add_version
+
+    folder = tmp_path / "artifacts"
+    folder.mkdir()
+    add_version(artifacts_dir, folder, "v1", "2026-01-01T00:00:00")
+    artifact.publish(folder, "v1")
+    env = {
+        "SHOPREC_ARTIFACTS_DIR": str(folder),
+        "SHOPREC_REDIS_URL": redis_url,
+        "SHOPREC_REDIS_PREFIX": prefix,
+        "SHOPREC_API_KEYS": '{"adm": "admin"}',
+    }
+    with uvicorn_process(env) as (one, _), uvicorn_process(env) as (two, _):
+        top = httpx.get(f"{two}/v1/users/two-proc/recommendations").json()["items"][0]["item_id"]
+        sent = {"user_id": "two-proc", "item_id": top, "event": "purchase"}
+        assert httpx.post(f"{one}/v1/feedback", json=sent, headers={"x-api-key": "adm"}).status_code == 202
+        after = httpx.get(f"{two}/v1/users/two-proc/recommendations").json()
+        assert after["strategy"] == "personalized" and top not in [i["item_id"] for i in after["items"]]
+
+        add_version(artifacts_dir, folder, "v2", "2026-02-01T00:00:00")
+        artifact.publish(folder, "v2")
+        reloaded = httpx.post(f"{one}/v1/admin/reload", headers={"x-api-key": "adm"}, timeout=30).json()
+        assert reloaded["serving"] == "v2"
+        for _ in range(200):  # the other process hears it over Redis pub/sub
+            if httpx.get(f"{two}/v1/model").json()["model_version"] == "v2":
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the second process did not reload")
