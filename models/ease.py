@@ -63,9 +63,7 @@ def sparsify(b: np.ndarray, neighbors: int | None) -> sp.csr_matrix:
     rows = np.repeat(np.arange(b.shape[0]), neighbors)
     vals = np.take_along_axis(b, idx, axis=1).ravel()
     keep = vals != 0
-    return sp.csr_matrix(
-        (vals[keep], (rows[keep], idx.ravel()[keep])), shape=b.shape, dtype=np.float32
-    )
+    return sp.csr_matrix((vals[keep], (rows[keep], idx.ravel()[keep])), shape=b.shape, dtype=np.float32)
 
 
 def item_knn(train: sp.csr_matrix, neighbors: int = 100) -> sp.csr_matrix:
