@@ -175,6 +175,8 @@ def write_report(results: dict[str, dict[str, Any]], out: Path, *, command: str,
         lines += [
             f"## {name}",
             "",
+            f"Trained and evaluated by `{res.get('command', command)}`.",
+            "",
             f"{c['users']:,} users ({c['train_users']:,} train / {c['validation_users']:,} validation / "
             f"{c['test_users']:,} test), {c['items']:,} items, {c['interactions']:,} interactions after "
             f"cleaning; rows dropped per rule: {res['dropped']}.",

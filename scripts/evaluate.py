@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name:8s} " + " ".join(f"{k} {v:.4f}" for k, v in row.items()))
             return 0
         config = TrainConfig.from_file(args.config) if args.config else TrainConfig()
+        command = "python scripts/evaluate.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
         results = {}
         for name in args.datasets:
             if name not in report.SOURCES:
@@ -75,7 +76,6 @@ def main(argv: list[str] | None = None) -> int:
                 cold_start=name in args.cold_start,
             )
             (args.work_dir / f"{name}.json").write_text(json.dumps(results[name], default=float))
-        command = "python scripts/evaluate.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
         machine = f"{platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}"
         report.write_report(results, args.report, command=command, machine=machine)
         print(f"report written to {args.report}")
