@@ -4,7 +4,9 @@ reload notifications and the archive/trim path of retraining."""
 from __future__ import annotations
 
 import asyncio
+import random
 import shutil
+import socket
 import subprocess
 import time
 
@@ -13,7 +15,7 @@ import redis
 
 from app.store.keys import Keys
 from models.retrain import _read, _trim
-from tests.conftest import app_client, free_port, wait_subscribed
+from tests.conftest import app_client, wait_subscribed
 
 pytestmark = pytest.mark.skipif(
     shutil.which("redis-server") is None or shutil.which("redis-cli") is None,
@@ -21,9 +23,27 @@ pytestmark = pytest.mark.skipif(
 )
 
 
+def cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is valid and free too."""
+    for _ in range(100):
+        port = random.randint(20000, 40000)
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", candidate))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    ports = [free_port() for _ in range(3)]
+    ports: list[int] = []
+    while len(ports) < 3:
+        port = cluster_port()
+        if all(abs(port - p) > 1 for p in ports):
+            ports.append(port)
     servers = []
     for port in ports:
         folder = tmp_path_factory.mktemp(f"node{port}")
@@ -45,11 +65,12 @@ def cluster(tmp_path_factory):
                     break
                 time.sleep(0.05)
         nodes = [f"127.0.0.1:{p}" for p in ports]
-        subprocess.run(
+        created = subprocess.run(
             ["redis-cli", "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],
-            check=True,
             capture_output=True,
+            text=True,
         )
+        assert created.returncode == 0, created.stdout + created.stderr
         url = f"redis://127.0.0.1:{ports[0]}/0"
         for _ in range(100):
             info = subprocess.run(
