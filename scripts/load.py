@@ -46,7 +46,8 @@ class Stats:
         return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
 
     def failed(self) -> int:
-        return sum(n for s, n in self.statuses.items() if s >= 500 or s == 0) + sum(self.errors.values())
+        """Requests not answered 2xx (so a 401 or 422 in a benchmark is not a success)."""
+        return sum(n for s, n in self.statuses.items() if not 200 <= s < 300) + sum(self.errors.values())
 
     def summary(self) -> str:
         return (
@@ -57,8 +58,8 @@ class Stats:
         )
 
 
-def _encode(host: str, method: str, path: str, body: bytes | None) -> bytes:
-    head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: keep-alive\r\n"
+def _encode(host: str, method: str, path: str, body: bytes | None, extra: str = "") -> bytes:
+    head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: keep-alive\r\n{extra}"
     if body is not None:
         head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
     return head.encode() + b"\r\n" + (body or b"")
@@ -84,10 +85,12 @@ async def run_load(
     connections: int,
     rate: float | None = None,
     seed: int = 1,
+    headers: dict[str, str] | None = None,
 ) -> Stats:
     """Drive requests for ``seconds``; closed loop at max speed, or open loop at ``rate``/s."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
     stats = Stats()
     started = time.perf_counter()
     deadline = started + seconds
@@ -111,7 +114,7 @@ async def run_load(
                     return
                 method, path, body = make_request(rng)
                 try:
-                    status = await _exchange(reader, writer, _encode(host, method, path, body))
+                    status = await _exchange(reader, writer, _encode(host, method, path, body, extra))
                 except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
                     stats.errors[type(exc).__name__] += 1
                     writer.close()
