@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     max_id_length: int = Field(128, ge=1, le=4096)
     max_batch: int = Field(1000, ge=1, le=100_000)
     max_body_bytes: int = Field(1_000_000, ge=1024, description="larger bodies get 413")
+    rate_limit_per_s: float = Field(0, ge=0, description="per-client requests/s; 0 = off")
+    rate_limit_burst: int = Field(20, ge=1, description="requests a client may send at once")
     cors_origins: list[str] = Field(default_factory=list, description="off when empty")
     log_requests: bool = True
     # API keys: {"key": "reader" | "writer" | "admin"} as JSON. Empty = no auth (development).

@@ -10,8 +10,11 @@ ShoprecError                  base; never raised itself
 │   └── ItemNotFound
 ├── StoreUnavailable (503)    Redis did not answer in time; sent with Retry-After
 └── ModelNotLoaded (503)      no artifact is loaded yet
-Request validation (pydantic) -> 422 with the offending fields in ``details``;
-bodies over the limit -> 413 (see app.middleware); anything else -> 500 ``internal``.
+A body that is not JSON (syntax, invalid UTF-8, nested too deeply) -> 400 ``invalid_json``;
+request validation (pydantic) -> 422 with the offending fields in ``details``; a body that
+is not ``application/json`` -> 415; bodies over the limit -> 413 (both app.observability);
+a method the path does not have -> 405 with ``Allow``; a client over the rate limit -> 429
+``rate_limited`` with Retry-After (app.ratelimit); anything else -> 500 ``internal``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 log = logging.getLogger("shoprec")
 
@@ -65,26 +70,55 @@ class ModelNotLoaded(ShoprecError):
     status, code = 503, "model_not_loaded"
 
 
+NOT_JSON = "the request body could not be parsed: send UTF-8 encoded JSON that is not nested too deeply"
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
 
 
-ERROR_SCHEMA: dict[str, Any] = {
-    "description": "Error",
-    "content": {
-        "application/json": {
-            "example": error_body("item_not_found", "unknown item 'X'", None),
-        }
-    },
-}
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    details: Any = None
 
+
+class ErrorBody(BaseModel):
+    """The body of every error response."""
+
+    error: ErrorInfo
+
+
+DESCRIPTIONS = {
+    400: "Body is not valid JSON",
+    401: "No or unknown API key",
+    403: "The key's role is too low",
+    404: "Not found",
+    413: "Body too large",
+    415: "Body is not application/json",
+    422: "Invalid request",
+    503: "Redis or the model is unavailable; retry after Retry-After seconds",
+}
+BODY_ERRORS = (400, 413, 415, 422)  # what any route that reads a JSON body can answer
 
 Responses = dict[int | str, dict[str, Any]]
 
 
 def responses(*codes: int) -> Responses:
     """The OpenAPI ``responses=`` map of a route's error codes."""
-    return {code: ERROR_SCHEMA for code in codes}
+    return {code: {"model": ErrorBody, "description": DESCRIPTIONS[code]} for code in sorted(set(codes))}
+
+
+def allowed_methods(request: Request) -> set[str]:
+    """Every method the API documents for this path (Starlette's 405 names one route's)."""
+    app = request.app
+    if not hasattr(app.state, "methods_by_path"):
+        app.state.methods_by_path = [
+            (compile_path(path)[0], {method.upper() for method in operations})
+            for path, operations in app.openapi()["paths"].items()
+        ]
+    path = request.url.path
+    return {m for regex, methods in app.state.methods_by_path if regex.match(path) for m in methods}
 
 
 def install(app: FastAPI, *, retry_after_s: int) -> None:
@@ -97,6 +131,8 @@ def install(app: FastAPI, *, retry_after_s: int) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            return JSONResponse(error_body("invalid_json", NOT_JSON), 400)
         details = [
             {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")} for e in exc.errors()
         ]
@@ -111,11 +147,12 @@ def install(app: FastAPI, *, retry_after_s: int) -> None:
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
             exc.status_code, "http_error"
         )
-        return JSONResponse(
-            error_body(code, str(exc.detail)),
-            exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
+        message, headers = str(exc.detail), dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 400:  # FastAPI could not decode the body (UTF-8, nesting depth)
+            code, message = "invalid_json", NOT_JSON
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(sorted(allowed_methods(request)))
+        return JSONResponse(error_body(code, message), exc.status_code, headers=headers or None)
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:

@@ -16,6 +16,7 @@ from app.api import admin, feedback, items, recommendations, system
 from app.config import Settings
 from app.deps import State
 from app.observability import Metrics, RequestMiddleware
+from app.ratelimit import RateLimitMiddleware, TokenBuckets
 from app.store.catalog import CatalogStore
 from app.store.connect import connect, connect_for_pubsub
 from app.store.feedback import FeedbackStore
@@ -86,7 +87,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["GET", "POST"],
             allow_headers=["*"],
         )
-    app.add_middleware(
+    if settings.rate_limit_per_s:
+        buckets = TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst)
+        app.add_middleware(RateLimitMiddleware, buckets=buckets)
+    app.add_middleware(  # outermost: it sees (and logs) every answer, 429 and 413 included
         RequestMiddleware,
         metrics=metrics,
         max_body_bytes=settings.max_body_bytes,

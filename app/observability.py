@@ -1,5 +1,6 @@
 """Prometheus metrics (one registry per app) and the ASGI middleware that gives every
-request an id, a latency observation, a JSON access-log line and the body-size limit."""
+request an id, a latency observation, a JSON access-log line, the body-size limit and the
+JSON-only rule for request bodies."""
 
 from __future__ import annotations
 
@@ -43,6 +44,18 @@ class Metrics:
         self.model = Info("shoprec_model", "Serving model version", registry=self.registry)
 
 
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _is_json(headers: dict[bytes, bytes]) -> bool:
+    """A JSON media type (``application/json``, ``application/*+json``), or no body at all."""
+    content_type = headers.get(b"content-type")
+    if content_type is None:  # fine without a body, e.g. POST /v1/admin/reload
+        return headers.get(b"content-length", b"0") == b"0" and b"transfer-encoding" not in headers
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))
+
+
 class RequestMiddleware:
     def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int, log_requests: bool):
         self.app, self.metrics = app, metrics
@@ -57,9 +70,14 @@ class RequestMiddleware:
         request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid.uuid4().hex
         status = 500
         length = headers.get(b"content-length")
+        rejected = None
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
-            status = 413
-            await self._reject(send, request_id)
+            rejected = 413, "payload_too_large", f"request body over {self.max_body_bytes} bytes"
+        elif scope["method"] in BODY_METHODS and not _is_json(headers):
+            rejected = 415, "unsupported_media_type", "send JSON with Content-Type: application/json"
+        if rejected is not None:
+            status = rejected[0]
+            await self._reject(send, request_id, *rejected)
             self._observe(scope, status, started, request_id)
             return
         received = 0
@@ -87,14 +105,12 @@ class RequestMiddleware:
         finally:
             self._observe(scope, status, started, request_id)
 
-    async def _reject(self, send: Send, request_id: str) -> None:
-        body = json.dumps(
-            error_body("payload_too_large", f"request body over {self.max_body_bytes} bytes")
-        ).encode()
+    async def _reject(self, send: Send, request_id: str, status: int, code: str, message: str) -> None:
+        body = json.dumps(error_body(code, message)).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": status,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),

@@ -3,14 +3,28 @@ through ``context``-free defaults here; the routers enforce the configured maxim
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 
-Id = Annotated[str, Field(min_length=1, max_length=128, examples=["85123A"])]
+# Ids are 1-128 printable characters (no control characters: they break logs and CSV exports).
+ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+Id = Annotated[str, Field(min_length=1, max_length=128, pattern=ID_PATTERN, examples=["85123A"])]
+# JSON numbers and booleans are taken as they are: "10" is not an int, 0 is not a bool.
+Count = Annotated[int, Field(strict=True)]
+Flag = Annotated[bool, Field(strict=True)]
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
 class Input(BaseModel):
@@ -20,8 +34,8 @@ class Input(BaseModel):
 class Filters(Input):
     category: list[Id] | None = Field(None, max_length=100, examples=[["mugs"]])
     brand: list[Id] | None = Field(None, max_length=100)
-    min_price: float | None = Field(None, ge=0, allow_inf_nan=False)
-    max_price: float | None = Field(None, ge=0, allow_inf_nan=False)
+    min_price: Number | None = Field(None, ge=0)
+    max_price: Number | None = Field(None, ge=0)
 
     @model_validator(mode="after")
     def _price_range(self) -> Filters:
@@ -33,11 +47,11 @@ class Filters(Input):
 class RecommendationRequest(Input):
     user_id: Id | None = None
     items: list[Id] = Field(default_factory=list, max_length=1000, description="session history")
-    k: int = Field(10, ge=1, le=1000)
-    exclude_seen: bool = True
+    k: Count = Field(10, ge=1, le=1000)
+    exclude_seen: Flag = True
     exclude: list[Id] = Field(default_factory=list, max_length=1000)
     filters: Filters | None = None
-    explain: bool = False
+    explain: Flag = False
 
     model_config = ConfigDict(
         extra="forbid",
@@ -107,8 +121,8 @@ class ItemUpdate(Input):
     title: str | None = Field(None, max_length=500)
     category: Id | None = None
     brand: Id | None = None
-    price: float | None = Field(None, ge=0, allow_inf_nan=False)
-    available: bool = True
+    price: Number | None = Field(None, ge=0)
+    available: Flag = True
     attributes: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
         default_factory=list, max_length=200, description="free attributes such as 'color=red'"
     )
@@ -129,34 +143,60 @@ class Event(StrEnum):
     rating = "rating"
 
 
-# Accept timestamps between 2000-01-01 and 2100-01-01: outside that, a client clock is broken.
+# Accept timestamps in the years 2000-2099: outside that, a client clock is broken. The
+# schema says so too (a year pattern on ISO strings, bounds on epoch seconds).
 MIN_TS, MAX_TS = 946_684_800.0, 4_102_444_800.0
+TIMESTAMP_RULE = "timestamp must be an ISO-8601 date-time or epoch seconds in the years 2000-2099"
+_datetime = TypeAdapter(datetime)
+
+
+def _epoch_seconds(value: Any) -> float:
+    if isinstance(value, str):
+        try:
+            moment = _datetime.validate_python(value)
+        except ValidationError:
+            raise ValueError(TIMESTAMP_RULE) from None
+        if 2000 <= moment.year <= 2099:
+            return moment.timestamp()
+    elif isinstance(value, int | float) and not isinstance(value, bool) and MIN_TS <= value < MAX_TS:
+        return float(value)
+    raise ValueError(TIMESTAMP_RULE)
+
+
+Timestamp = Annotated[
+    float,
+    PlainValidator(_epoch_seconds),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "date-time", "pattern": "^20[0-9]{2}-"},
+                {"type": "number", "minimum": MIN_TS, "exclusiveMaximum": MAX_TS},
+            ]
+        }
+    ),
+]
 
 
 class FeedbackEvent(Input):
     user_id: Id
     item_id: Id
     event: Event
-    value: float | None = Field(None, allow_inf_nan=False, description="rating 1-5, or quantity")
-    timestamp: datetime | float | None = Field(None, description="ISO-8601 or epoch seconds")
+    value: Number | None = Field(None, description="rating 1-5, or quantity")
+    timestamp: Timestamp | None = Field(None, description="ISO-8601 or epoch seconds, years 2000-2099")
     event_id: Id | None = Field(None, description="idempotency key; generated when absent")
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"user_id": "U00001", "item_id": "P00007", "event": "purchase", "event_id": "e-1"}]
+            "examples": [{"user_id": "U00001", "item_id": "P00007", "event": "purchase", "event_id": "e-1"}],
+            # The rating rule below, in the schema (JSON Schema if/then, OpenAPI 3.1).
+            "if": {"properties": {"event": {"const": "rating"}}},
+            "then": {
+                "required": ["value"],
+                "properties": {"value": {"type": "number", "minimum": 1, "maximum": 5}},
+            },
         },
     )
-
-    @field_validator("timestamp")
-    @classmethod
-    def _epoch(cls, value: datetime | float | None) -> float | None:
-        if value is None:
-            return None
-        seconds = value.timestamp() if isinstance(value, datetime) else float(value)
-        if not math.isfinite(seconds) or not MIN_TS <= seconds <= MAX_TS:
-            raise ValueError("timestamp must be between 2000-01-01 and 2100-01-01")
-        return seconds
 
     @model_validator(mode="after")
     def _rating_value(self) -> FeedbackEvent:

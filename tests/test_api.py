@@ -120,7 +120,7 @@ async def test_validation_errors_have_one_shape(client):
     garbage = await client.post(
         "/v1/recommendations", content=b"{not json", headers={"content-type": "application/json"}
     )
-    assert garbage.status_code == 422
+    assert garbage.status_code == 400 and garbage.json()["error"]["code"] == "invalid_json"
 
 
 async def test_oversized_body_is_413(client):

@@ -7,12 +7,12 @@ from fastapi import APIRouter
 from app.api import limits
 from app.auth import WRITER
 from app.deps import State, StateDep
-from app.errors import StoreUnavailable, responses
+from app.errors import BODY_ERRORS, StoreUnavailable, responses
 from app.schemas import BatchAccepted, FeedbackAccepted, FeedbackBatch, FeedbackEvent
 
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"], dependencies=[WRITER])
 ID_FIELDS = ("user_id", "item_id", "event_id")
-ERRORS = responses(401, 403, 413, 422, 503)
+ERRORS = responses(401, 403, 503, *BODY_ERRORS)
 
 
 @router.post("", status_code=202, response_model=FeedbackAccepted, responses=ERRORS)

@@ -11,12 +11,12 @@ from app import registry
 from app.api import limits
 from app.auth import READER, WRITER
 from app.deps import RecommenderDep, StateDep, get_recommender_of
-from app.errors import ERROR_SCHEMA, ItemNotFound
-from app.schemas import Item, ItemUpdate, RecommendedItem, SimilarResponse
+from app.errors import BODY_ERRORS, ItemNotFound, responses
+from app.schemas import ID_PATTERN, Item, ItemUpdate, RecommendedItem, SimilarResponse
 from app.scoring.recommender import Recommender
 
 router = APIRouter(prefix="/v1/items", tags=["items"], dependencies=[READER])
-ItemId = Annotated[str, Path(min_length=1, max_length=128, examples=["P00001"])]
+ItemId = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN, examples=["P00001"])]
 
 
 class SimilarBy(StrEnum):
@@ -41,7 +41,7 @@ def _item(recommender: Recommender, idx: int) -> Item:
     )
 
 
-@router.get("/{item_id}", response_model=Item, responses={404: ERROR_SCHEMA})
+@router.get("/{item_id}", response_model=Item, responses=responses(404))
 async def get_item(item_id: ItemId, recommender: RecommenderDep) -> Item:
     """Catalog entry of one item."""
     return _item(recommender, _index(recommender, item_id))
@@ -50,7 +50,7 @@ async def get_item(item_id: ItemId, recommender: RecommenderDep) -> Item:
 @router.put(
     "/{item_id}",
     response_model=Item,
-    responses={401: ERROR_SCHEMA, 403: ERROR_SCHEMA, 422: ERROR_SCHEMA, 503: ERROR_SCHEMA},
+    responses=responses(401, 403, 503, *BODY_ERRORS),
     dependencies=[WRITER],
 )
 async def put_item(item_id: ItemId, body: ItemUpdate, state: StateDep) -> Item:
@@ -65,7 +65,7 @@ async def put_item(item_id: ItemId, body: ItemUpdate, state: StateDep) -> Item:
 @router.delete(
     "/{item_id}",
     status_code=204,
-    responses={401: ERROR_SCHEMA, 403: ERROR_SCHEMA, 404: ERROR_SCHEMA, 503: ERROR_SCHEMA},
+    responses=responses(401, 403, 404, 503),
     dependencies=[WRITER],
 )
 async def delete_item(item_id: ItemId, state: StateDep, recommender: RecommenderDep) -> Response:
@@ -79,7 +79,7 @@ async def delete_item(item_id: ItemId, state: StateDep, recommender: Recommender
 @router.get(
     "/{item_id}/similar",
     response_model=SimilarResponse,
-    responses={404: ERROR_SCHEMA, 422: ERROR_SCHEMA},
+    responses=responses(404, 422),
 )
 async def similar_items(
     item_id: ItemId,

@@ -10,12 +10,12 @@ from fastapi import APIRouter, Path, Query, Response
 from app.api import limits
 from app.auth import READER
 from app.deps import RecommenderDep, State, StateDep
-from app.errors import InvalidRequest, StoreUnavailable, responses
-from app.schemas import RecommendationRequest, RecommendationResponse, RecommendedItem
+from app.errors import BODY_ERRORS, InvalidRequest, StoreUnavailable, responses
+from app.schemas import ID_PATTERN, Id, RecommendationRequest, RecommendationResponse, RecommendedItem
 from app.scoring.recommender import Filters, Recommendation, Recommender
 
 router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[READER])
-ERRORS = responses(401, 403, 422, 503)
+ERRORS = responses(401, 403, 503, *BODY_ERRORS)
 
 
 @router.post("/recommendations", response_model=RecommendationResponse, responses=ERRORS)
@@ -47,15 +47,19 @@ async def recommend(body: RecommendationRequest, state: StateDep, recommender: R
     return _response(state, recommender, result, unknown, live)
 
 
-@router.get("/users/{user_id}/recommendations", response_model=RecommendationResponse, responses=ERRORS)
+@router.get(
+    "/users/{user_id}/recommendations",
+    response_model=RecommendationResponse,
+    responses=responses(401, 403, 422, 503),
+)
 async def user_recommendations(
     state: StateDep,
     recommender: RecommenderDep,
-    user_id: Annotated[str, Path(min_length=1, max_length=128)],
+    user_id: Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN)],
     k: Annotated[int, Query(ge=1, le=1000)] = 10,
     exclude_seen: bool = True,
-    category: Annotated[list[str] | None, Query(max_length=100)] = None,
-    brand: Annotated[list[str] | None, Query(max_length=100)] = None,
+    category: Annotated[list[Id] | None, Query(max_length=100)] = None,
+    brand: Annotated[list[Id] | None, Query(max_length=100)] = None,
     min_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
     max_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
 ) -> Response:

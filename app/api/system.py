@@ -8,13 +8,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.auth import READER
 from app.deps import RecommenderDep, StateDep
-from app.errors import ERROR_SCHEMA, StoreUnavailable, error_body
+from app.errors import StoreUnavailable, error_body, responses
 from app.schemas import ModelInfo
 
 router = APIRouter(tags=["system"])
 
 
-@router.get("/v1/model", response_model=ModelInfo, responses={503: ERROR_SCHEMA}, dependencies=[READER])
+@router.get("/v1/model", response_model=ModelInfo, responses=responses(401, 403, 503), dependencies=[READER])
 async def model_info(recommender: RecommenderDep, state: StateDep) -> ModelInfo:
     """Serving model: version, training time, data fingerprint, counts, offline metrics."""
     m = recommender.artifact.manifest
@@ -35,7 +35,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: ERROR_SCHEMA})
+@router.get("/readyz", responses=responses(503))
 async def readyz(state: StateDep) -> JSONResponse:
     """Ready when a model is loaded and Redis answers; 503 with the reason otherwise."""
     problems = []
