@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -27,6 +28,9 @@ class State:
     publisher: Any = None  # redis client used to notify other processes of a new version
     catalog: Any = None  # app.store.catalog.CatalogStore
     base_artifact: Any = None  # the loaded artifact before catalog changes
+    # Held while a serving model is built from Redis state and swapped in, so a rebuild
+    # that read older catalog state cannot finish after, and undo, a newer one.
+    swap_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 async def get_state(request: Request) -> State:

@@ -61,15 +61,16 @@ async def reload(state: State, *, reason: str) -> bool:
     swap it in; keep the old model on failure."""
     try:
         loaded = await asyncio.to_thread(artifact.load, state.settings.artifacts_dir)
-        recommender = await _with_catalog(state, loaded)
+        async with state.swap_lock:
+            recommender = await _with_catalog(state, loaded)
+            old = state.recommender.version if state.recommender else None
+            state.base_artifact, state.recommender = loaded, recommender  # one reference swap
     except (artifact.ArtifactError, OSError, KeyError, ValueError) as exc:
         state.reload_error = f"{reason}: refused: {exc}"
         if state.recommender is None:
             state.load_error = str(exc)
         log.error(json.dumps({"event": "reload_refused", "reason": reason, "error": str(exc)}))
         return False
-    old = state.recommender.version if state.recommender else None
-    state.base_artifact, state.recommender = loaded, recommender  # one reference swap
     state.load_error = state.reload_error = None
     state.metrics.model.info({"version": loaded.version})
     log.info(json.dumps({"event": "model_loaded", "version": loaded.version, "previous": old}))
@@ -78,12 +79,9 @@ async def reload(state: State, *, reason: str) -> bool:
 
 async def refresh_catalog(state: State) -> None:
     """Rebuild the serving model from its artifact and every catalog change in Redis."""
-    if state.base_artifact is None:
-        return
-    base = state.base_artifact
-    recommender = await _with_catalog(state, base)
-    if state.base_artifact is base:  # a reload in between wins
-        state.recommender = recommender
+    async with state.swap_lock:
+        if state.base_artifact is not None:
+            state.recommender = await _with_catalog(state, state.base_artifact)
 
 
 async def _with_catalog(state: State, loaded: artifact.Artifact) -> Recommender:
