@@ -7,13 +7,14 @@ FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /srv/shoprec
 RUN useradd --create-home --uid 10001 shoprec
-COPY pyproject.toml README.md ./
+# requirements.lock pins every dependency (pip constraints; pyproject.toml says which are needed).
+COPY pyproject.toml README.md requirements.lock ./
 COPY app ./app
 COPY models ./models
 COPY scripts ./scripts
 
 FROM base AS serve
-RUN pip install .
+RUN pip install -c requirements.lock .
 USER shoprec
 ENV SHOPREC_ARTIFACTS_DIR=/data/artifacts
 EXPOSE 8000
@@ -22,7 +23,7 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
 CMD ["uvicorn", "app.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--no-access-log"]
 
 FROM base AS train
-RUN pip install '.[train]'
+RUN pip install -c requirements.lock '.[train]'
 USER shoprec
 ENV SHOPREC_ARTIFACTS_DIR=/data/artifacts
 CMD ["python", "scripts/retrain.py", "--archive", "/data/feedback-archive"]

@@ -2,11 +2,28 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 ARTIFACTS ?= build/artifacts
+LOCK ?= requirements.lock
 
-.PHONY: install demo test lint bench eval clean
+.PHONY: install lock audit demo test lint bench eval clean
 
+## The package and every extra, at the versions pinned in $(LOCK): pyproject.toml's ranges say
+## what is needed, the lock file (as pip constraints) which version of it.
 install:
-	$(PIP) install --quiet --disable-pip-version-check -e '.[train,dev]'
+	$(PIP) install --quiet --disable-pip-version-check -c $(LOCK) -e '.[train,dev]'
+
+## Regenerate $(LOCK) from pyproject.toml (all extras), keeping the current pins that still fit;
+## `make lock UPGRADE=1` moves every pin to the newest allowed version. Then `make install test`.
+lock:
+	$(PIP) install --quiet --disable-pip-version-check 'pip-tools>=7.4'
+	CUSTOM_COMPILE_COMMAND='make lock' $(PYTHON) -m piptools compile --quiet --strip-extras --allow-unsafe \
+		--no-emit-index-url --no-emit-find-links --extra train --extra dev \
+		$(if $(UPGRADE),--upgrade) --output-file $(LOCK) pyproject.toml
+
+## Known vulnerabilities (PyPI's advisory data) in the versions pinned in $(LOCK). --strict: a
+## package that could not be looked up fails the audit instead of passing unaudited.
+audit:
+	$(PIP) install --quiet --disable-pip-version-check 'pip-audit>=2.7'
+	$(PYTHON) -m pip_audit --strict --no-deps --disable-pip --requirement $(LOCK)
 
 ## Train on the embedded synthetic shop (if no model yet) and serve it with Redis.
 demo: install
