@@ -4,7 +4,7 @@ PIP ?= $(PYTHON) -m pip
 ARTIFACTS ?= build/artifacts
 LOCK ?= requirements.lock
 
-.PHONY: install lock audit demo test lint bench eval clean
+.PHONY: install lock audit demo test lint bench fuzz eval clean
 
 ## The package and every extra, at the versions pinned in $(LOCK): pyproject.toml's ranges say
 ## what is needed, the lock file (as pip constraints) which version of it.
@@ -41,6 +41,12 @@ lint: install
 
 bench: install
 	$(PYTHON) scripts/bench.py --out docs/benchmarks.md
+
+## Schemathesis against a real server on $(ARTIFACTS)/current: every operation, phase and check,
+## 100 examples per operation (CI runs 3: tests/test_fuzz.py). Trains the demo shop if needed.
+fuzz: install
+	test -e $(ARTIFACTS)/current || $(PYTHON) scripts/train.py --synthetic --out $(ARTIFACTS)
+	$(PYTHON) scripts/fuzz.py --artifacts $(ARTIFACTS) --max-examples 100
 
 ## Each dataset's own run (Sports with fewer epochs and a smaller EASE grid: it is the
 ## largest), then one report of all three: docs/evaluation.md.

@@ -37,10 +37,9 @@ sys.path.insert(0, str(ROOT))
 from app.scoring import artifact  # noqa: E402
 from app.scoring.recommender import Recommender  # noqa: E402
 from scripts.load import Request, Stats, run_load  # noqa: E402
+from scripts.server import ADMIN_KEY, AUTH, start_server  # noqa: E402
 
 REDIS_URL = os.environ.get("SHOPREC_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
-ADMIN_KEY = "bench-admin-key"
-AUTH = {"x-api-key": ADMIN_KEY}
 
 
 def pick_artifacts(given: Path | None) -> Path:
@@ -80,28 +79,6 @@ def time_scoring(recommender: Recommender, histories: list[list[str]]) -> float:
         recommender.recommend(history, k=10)
         times.append(time.perf_counter() - t0)
     return statistics.median(times[10:])
-
-
-def start_server(artifacts_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "SHOPREC_ARTIFACTS_DIR": str(artifacts_dir),
-        "SHOPREC_REDIS_URL": REDIS_URL,
-        "SHOPREC_REDIS_PREFIX": "shoprec-bench",
-        "SHOPREC_LOG_REQUESTS": "false",
-        "SHOPREC_API_KEYS": json.dumps({ADMIN_KEY: "admin"}),
-    }
-    command = ["uvicorn", "app.main:create_app", "--factory", "--port", str(port), "--no-access-log"]
-    server = subprocess.Popen([sys.executable, "-m", *command, "--log-level", "warning"], cwd=ROOT, env=env)
-    for _ in range(300):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    server.kill()
-    raise RuntimeError("server did not become ready")
 
 
 def traffic(item_ids: list[str]) -> dict[str, Callable[[random.Random], Request]]:
@@ -177,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         print(name, kw or "max", stats.summary(), flush=True)
         return stats
 
-    server = start_server(artifacts_dir, args.port)
+    server = start_server(artifacts_dir, args.port, redis_url=REDIS_URL, prefix="shoprec-bench")
     try:
         load("recommend", connections=4)  # warm-up
         hello = load("hello")
