@@ -65,9 +65,11 @@ class Recommender:
         self.n_items = len(loaded.items)
         self.category = np.array([i.get("category") for i in loaded.items], dtype=object)
         self.brand = np.array([i.get("brand") for i in loaded.items], dtype=object)
+        # float64, as the catalog and the filter bounds: in float32, max_price=2.7299999 would
+        # let through an item priced 2.73 (both round to the same float32).
         self.price = np.array(
             [np.nan if i.get("price") is None else i["price"] for i in loaded.items],
-            dtype=np.float32,
+            dtype=np.float64,
         )
         self.popularity = np.asarray(loaded.arrays["popularity"], dtype=np.float32)
         self.available = np.array([i.get("available", True) is not False for i in loaded.items])

@@ -1,0 +1,262 @@
+"""Properties of the scoring path the API calls (hypothesis): session and user
+recommendations and similar items, on the trained synthetic shop as published and after
+catalog changes (deleted, hidden, changed and new items with missing fields).
+
+Inputs are built the way ``app/api`` builds them from a request; the expected candidates
+are computed independently from the catalog rows, as the API reports them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.schemas import Event, ItemUpdate
+from app.scoring import artifact
+from app.scoring.catalog import apply_updates
+from app.scoring.recommender import Filters, Recommendation, Recommender
+
+PROPERTY = settings(max_examples=100, deadline=None, database=None)
+
+
+def _catalog_updates(loaded: artifact.Artifact) -> dict:
+    """Deletions, hidden items, changed items and new items, as the catalog API stores them."""
+    items = loaded.items
+    updates: dict = {item["item_id"]: None for item in items[:5]}
+    for item in items[5:10]:
+        fields = {k: item[k] for k in ("title", "category", "brand", "price")}
+        updates[item["item_id"]] = ItemUpdate(**fields, available=False).model_dump()
+    for n, item in enumerate(items[10:16]):
+        changed = {"title": item["title"], "brand": item["brand"], "price": 19.99 if n % 2 else None}
+        updates[item["item_id"]] = ItemUpdate(**changed, category=None if n < 3 else "mugs").model_dump()
+    for n in range(8):
+        new = {
+            "title": f"Oak new thing {n}",
+            "category": "mugs" if n % 2 else None,
+            "price": 7.5 if n else None,
+        }
+        updates[f"NEW-{n}"] = ItemUpdate(**new).model_dump()
+    return updates
+
+
+@pytest.fixture(scope="module", params=["published", "catalog_changed"])
+def recommender(request, artifacts_dir) -> Recommender:
+    """Built as ``app.registry`` builds it: the loaded artifact plus the stored catalog changes."""
+    loaded = artifact.load(artifacts_dir)
+    updates = {} if request.param == "published" else _catalog_updates(loaded)
+    return Recommender(apply_updates(loaded, updates))
+
+
+# -- strategies ------------------------------------------------------------------------
+def item_ids(rec: Recommender) -> st.SearchStrategy[str]:
+    """Mostly catalog ids (deleted ones included), sometimes ids the model never saw."""
+    known = st.sampled_from([item["item_id"] for item in rec.items])
+    return st.one_of(known, known, known, st.text(min_size=1, max_size=12))
+
+
+def filters(rec: Recommender) -> st.SearchStrategy[Filters | None]:
+    def names(field: str) -> st.SearchStrategy[list[str] | None]:
+        values = sorted({item[field] for item in rec.items if item.get(field)})
+        name = st.one_of(st.sampled_from(values), st.text(min_size=1, max_size=8))
+        return st.none() | st.lists(name, max_size=100)  # the schema's maximum
+
+    prices = sorted({item["price"] for item in rec.items if item.get("price") is not None})
+    # Bounds at and next to catalog prices, where a filter is easiest to get wrong.
+    near = st.tuples(st.sampled_from(prices), st.sampled_from([-1e-6, -1e-7, 0.0, 1e-7, 1e-6]))
+    bound = st.one_of(
+        st.none(),
+        near.map(lambda pair: max(pair[0] + pair[1], 0.0)),
+        near.map(lambda pair: max(pair[0] * (1 + pair[1]), 0.0)),
+        st.floats(0, 2 * prices[-1], allow_nan=False),
+    )
+
+    def build(category, brand, low, high) -> Filters:
+        if low is not None and high is not None and low > high:  # the schema refuses it
+            low, high = high, low
+        return Filters.of(category, brand, low, high)
+
+    return st.none() | st.builds(build, names("category"), names("brand"), bound, bound)
+
+
+k_values = st.integers(1, 1000)  # the API's range; the shop has ~300 items
+
+
+# -- the oracle ------------------------------------------------------------------------
+def matches(item: dict, f: Filters | None) -> bool:
+    """A catalog row against a filter, on the values the API returns."""
+    if item.get("available", True) is False:
+        return False
+    if f is None:
+        return True
+    if f.category is not None and item.get("category") not in f.category:
+        return False
+    if f.brand is not None and item.get("brand") not in f.brand:
+        return False
+    price = item.get("price")
+    if (f.min_price is not None or f.max_price is not None) and price is None:
+        return False
+    if f.min_price is not None and price < f.min_price:
+        return False
+    return f.max_price is None or price <= f.max_price
+
+
+def check(
+    rec: Recommender,
+    history: dict[int, float],
+    *,
+    k: int,
+    exclude_seen: bool,
+    exclude: set[int],
+    f: Filters | None,
+    explain: bool = False,
+    user_vector: np.ndarray | None = None,
+) -> Recommendation:
+    """Call ``recommend`` twice and assert every property of its result."""
+    before = dict(history)
+
+    def call() -> Recommendation:
+        return rec.recommend(
+            history,
+            k=k,
+            exclude_seen=exclude_seen,
+            exclude=exclude,
+            filters=f,
+            explain=explain,
+            user_vector=user_vector,
+        )
+
+    result, again = call(), call()
+    assert history == before, "recommend must not change its input"
+    ids = result.item_idx.tolist()
+    seen = set(history) if exclude_seen else set()
+    candidates = {i for i, item in enumerate(rec.items) if matches(item, f)} - exclude - seen
+    assert len(ids) == len(set(ids)), "duplicates"
+    assert set(ids) <= candidates, f"excluded, seen, unavailable or filtered out: {set(ids) - candidates}"
+    assert len(ids) == min(k, len(candidates))
+    assert result.strategy == ("personalized" if history else "popular")
+    scores = result.scores
+    assert scores.dtype == np.float32 and len(scores) == len(ids)
+    assert np.all(np.isfinite(scores)) and np.all(np.diff(scores) <= 0), "best first"
+    # Deterministic, and no state kept between calls.
+    assert np.array_equal(result.item_idx, again.item_idx)
+    assert np.array_equal(result.scores, again.scores)
+    assert result.because == again.because
+    if explain and history:
+        assert result.because is not None and len(result.because) == len(ids)
+        names = {rec.items[i]["item_id"] for i in history}
+        assert all(because and set(because) <= names for because in result.because)
+    # The k best candidates: the unfiltered ranking restricted to the candidates (scores
+    # compared rather than ids, so ties may come in any order).
+    full = rec.recommend(history, k=rec.n_items, exclude_seen=exclude_seen, user_vector=user_vector)
+    best = [s for i, s in zip(full.item_idx.tolist(), full.scores, strict=True) if i in candidates][:k]
+    assert np.array_equal(scores, np.array(best, dtype=np.float32))
+    return result
+
+
+# -- properties ------------------------------------------------------------------------
+@PROPERTY
+@given(data=st.data())
+def test_session_recommendations(recommender, data):
+    """POST /v1/recommendations with a session's items."""
+    rec = recommender
+    items = data.draw(st.lists(item_ids(rec), max_size=30), label="items")
+    excluded = data.draw(st.lists(item_ids(rec), max_size=20), label="exclude")
+    weight = rec.event_weights["purchase"]
+    history, unknown = rec.resolve((item, weight) for item in items)
+    exclude, _ = rec.resolve((item, 1.0) for item in excluded)
+    assert unknown == list(dict.fromkeys(i for i in items if i not in rec.item_index))
+    assert set(history) == {rec.item_index[i] for i in items if i in rec.item_index}
+    check(
+        rec,
+        history,
+        k=data.draw(k_values, label="k"),
+        exclude_seen=data.draw(st.booleans(), label="exclude_seen"),
+        exclude=set(exclude),
+        f=data.draw(filters(rec), label="filters"),
+        explain=data.draw(st.booleans(), label="explain"),
+    )
+
+
+@PROPERTY
+@given(data=st.data())
+def test_user_recommendations(recommender, data):
+    """GET /v1/users/{id}/recommendations: training history, live events, user vector."""
+    rec = recommender
+    user = data.draw(st.sampled_from(rec.artifact.users) | st.text(min_size=1, max_size=12), label="user")
+    value = st.none() | st.floats(1, 5)
+    events = st.lists(st.tuples(item_ids(rec), st.sampled_from(list(Event)), value), max_size=20)
+    recent = data.draw(events, label="recent")
+    idx, weights = rec.training_history(user)
+    assert (user in rec.user_index) == (len(idx) > 0)
+    weighted = [(rec.items[i]["item_id"], float(w)) for i, w in zip(idx, weights, strict=True)]
+    weighted += [(item, rec.event_weight(event, v)) for item, event, v in recent]
+    history, _ = rec.resolve(weighted)
+    assert set(idx.tolist()) <= set(history)
+    u = rec.user_index.get(user)
+    vector = None if u is None or recent else np.asarray(rec.artifact.arrays["user_emb"][u])
+    check(
+        rec,
+        history,
+        k=data.draw(k_values, label="k"),
+        exclude_seen=data.draw(st.booleans(), label="exclude_seen"),
+        exclude=set(),
+        f=data.draw(filters(rec), label="filters"),
+        user_vector=vector,
+    )
+
+
+@settings(PROPERTY, max_examples=25)
+@given(seed=st.integers(0, 2**32 - 1), size=st.integers(1000, 3000), unknown_share=st.floats(0, 0.5))
+def test_thousands_of_history_items(recommender, seed, size, unknown_share):
+    """Long histories with repeats and unknown ids (drawn from a seed: hypothesis's own
+    lists stay small)."""
+    rec = recommender
+    rng = np.random.default_rng(seed)
+    known = np.array([item["item_id"] for item in rec.items])
+    ids = rng.choice(known, size=size).astype(object)
+    strangers = rng.random(size) < unknown_share
+    ids[strangers] = [f"gone-{n}" for n in rng.integers(0, 500, strangers.sum())]
+    weights = rng.choice([0.0, 1.0, 2.0, 4.0], size=size)
+    history, unknown = rec.resolve(zip(ids.tolist(), weights.tolist(), strict=True))
+    assert unknown == list(dict.fromkeys(ids[strangers].tolist()))
+    strongest: dict[str, float] = {}
+    for item, weight in zip(ids[~strangers].tolist(), weights[~strangers].tolist(), strict=True):
+        strongest[item] = max(weight, strongest.get(item, 0.0))
+    # The strongest weight per known item; items with only zero weights are left out.
+    assert {rec.items[i]["item_id"]: w for i, w in history.items()} == {
+        item: w for item, w in strongest.items() if w > 0
+    }
+    k = int(rng.integers(1, 1001))
+    check(rec, history, k=k, exclude_seen=bool(seed % 2), exclude=set(), f=None, explain=True)
+
+
+@PROPERTY
+@given(data=st.data())
+def test_filters_select_exactly_the_matching_items(recommender, data):
+    """The eligibility mask behind every filtered request, over the whole catalog."""
+    rec = recommender
+    f = data.draw(filters(rec), label="filters")
+    expected = [matches(item, f) for item in rec.items]
+    assert rec.eligible(f).tolist() == expected
+
+
+@PROPERTY
+@given(data=st.data())
+def test_similar_items(recommender, data):
+    """GET /v1/items/{id}/similar for any item that is not deleted."""
+    rec = recommender
+    findable = [i for i, item in enumerate(rec.items) if not item.get("deleted")]
+    idx = data.draw(st.sampled_from(findable), label="item")
+    k = data.draw(k_values, label="k")
+    by = data.draw(st.sampled_from(["collaborative", "content"]), label="by")
+    ranked, scores = rec.similar(idx, k=k, by=by)
+    again = rec.similar(idx, k=k, by=by)
+    ids = ranked.tolist()
+    candidates = {i for i, item in enumerate(rec.items) if matches(item, None)} - {idx}
+    assert len(ids) == len(set(ids)) == min(k, len(candidates))
+    assert set(ids) <= candidates
+    assert np.all(np.isfinite(scores)) and np.all(np.diff(scores) <= 0)
+    assert np.array_equal(ranked, again[0]) and np.array_equal(scores, again[1])
+    assert all(-1.0 - 1e-5 <= s <= 1.0 + 1e-5 for s in scores.tolist()), "cosine similarities"
