@@ -144,27 +144,36 @@ def wait_ready(base_url: str, seconds: float = 20.0) -> None:
 
 
 @contextlib.contextmanager
-def uvicorn_process(env: dict[str, str], *, command: list[str] | None = None):
-    """A real uvicorn process with the given SHOPREC_ environment; yields (base_url, process)."""
+def uvicorn_process(env: dict[str, str], *, command: list[str] | None = None, port: int | None = None):
+    """A real uvicorn process with the given SHOPREC_ environment; yields (base_url, process).
+
+    Its output goes to a file, ``process.output`` (a pipe nobody reads would fill up under
+    load and block the server).
+    """
     import subprocess
     import sys
+    import tempfile
     from pathlib import Path
 
-    port = free_port()
+    port = port or free_port()
     command = command or ["uvicorn", "app.main:create_app", "--factory", "--port", str(port)]
     command = [str(port) if word == "{port}" else word for word in command]
+    output = tempfile.NamedTemporaryFile("w+", prefix="uvicorn-", suffix=".log")  # noqa: SIM115
     process = subprocess.Popen(
         [sys.executable, "-m", *command],
         cwd=Path(__file__).resolve().parents[1],
         env={**os.environ, **env},
-        stdout=subprocess.PIPE,
+        stdout=output,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    process.output = output  # type: ignore[attr-defined]
     base = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base)
         yield base, process
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=10)
+        output.close()

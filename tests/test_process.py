@@ -42,8 +42,12 @@ def test_uvicorn_process_serves_over_http(artifacts_dir, redis_url, prefix, trai
         assert not {i["item_id"] for i in recs.json()["items"]} & set(items)
         fb = httpx.post(f"{base}/v1/feedback", json={"user_id": "proc", "item_id": items[0], "event": "view"})
         assert fb.status_code == 202
-    out = server.stdout.read()
-    assert '"route": "/v1/recommendations"' in out  # JSON access log
+        for _ in range(100):  # the JSON access log line, written just after the answer
+            if '"route": "/v1/recommendations"' in Path(server.output.name).read_text():
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("no access log line for /v1/recommendations")
 
 
 @pytest.mark.slow
