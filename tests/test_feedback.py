@@ -121,3 +121,13 @@ async def test_purchase_changes_the_next_recommendations(client, trained):
     )
     print(f"live personalization: {y_id} rank {rank_of(before, y_id)} -> {rank_of(after, y_id)}")
     assert after["live_feedback"] is True
+
+
+async def test_a_one_star_item_is_not_recommended_back(client):
+    """A low rating carries no positive signal, but the item was seen all the same."""
+    top = (await client.get("/v1/users/critic/recommendations", params={"k": 1})).json()["items"][0]
+    rating = {"user_id": "critic", "item_id": top["item_id"], "event": "rating", "value": 1}
+    assert (await client.post("/v1/feedback", json=rating)).status_code == 202
+    after = (await client.get("/v1/users/critic/recommendations", params={"k": 50})).json()
+    assert top["item_id"] not in [i["item_id"] for i in after["items"]]
+    assert after["strategy"] == "popular"  # nothing positive to personalise on yet

@@ -135,7 +135,8 @@ def check(
     assert len(ids) == len(set(ids)), "duplicates"
     assert set(ids) <= candidates, f"excluded, seen, unavailable or filtered out: {set(ids) - candidates}"
     assert len(ids) == min(k, len(candidates))
-    assert result.strategy == ("personalized" if history else "popular")
+    signal = {i for i, w in history.items() if w > 0}  # weight 0 (a 1-star rating): seen, no signal
+    assert result.strategy == ("personalized" if signal else "popular")
     scores = result.scores
     assert scores.dtype == np.float32 and len(scores) == len(ids)
     assert np.all(np.isfinite(scores)) and np.all(np.diff(scores) <= 0), "best first"
@@ -143,9 +144,9 @@ def check(
     assert np.array_equal(result.item_idx, again.item_idx)
     assert np.array_equal(result.scores, again.scores)
     assert result.because == again.because
-    if explain and history:
+    if explain and signal:
         assert result.because is not None and len(result.because) == len(ids)
-        names = {rec.items[i]["item_id"] for i in history}
+        names = {rec.items[i]["item_id"] for i in signal}
         assert all(because and set(because) <= names for because in result.because)
     # The k best candidates: the unfiltered ranking restricted to the candidates (scores
     # compared rather than ids, so ties may come in any order).
@@ -193,7 +194,9 @@ def test_user_recommendations(recommender, data):
     weighted = [(rec.items[i]["item_id"], float(w)) for i, w in zip(idx, weights, strict=True)]
     weighted += [(item, rec.event_weight(event, v)) for item, event, v in recent]
     history, _ = rec.resolve(weighted)
-    assert set(idx.tolist()) <= set(history)
+    assert set(idx.tolist()) | {rec.item_index[i] for i, _, _ in recent if i in rec.item_index} == set(
+        history
+    )
     u = rec.user_index.get(user)
     vector = None if u is None or recent else np.asarray(rec.artifact.arrays["user_emb"][u])
     check(
@@ -224,10 +227,8 @@ def test_thousands_of_history_items(recommender, seed, size, unknown_share):
     strongest: dict[str, float] = {}
     for item, weight in zip(ids[~strangers].tolist(), weights[~strangers].tolist(), strict=True):
         strongest[item] = max(weight, strongest.get(item, 0.0))
-    # The strongest weight per known item; items with only zero weights are left out.
-    assert {rec.items[i]["item_id"]: w for i, w in history.items()} == {
-        item: w for item, w in strongest.items() if w > 0
-    }
+    # The strongest weight per known item; items with only zero weights stay, as seen.
+    assert {rec.items[i]["item_id"]: w for i, w in history.items()} == strongest
     k = int(rng.integers(1, 1001))
     check(rec, history, k=k, exclude_seen=bool(seed % 2), exclude=set(), f=None, explain=True)
 

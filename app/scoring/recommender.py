@@ -95,7 +95,10 @@ class Recommender:
         return float(self.event_weights.get(event, 0.0))
 
     def resolve(self, weighted_ids: Iterable[tuple[str, float]]) -> tuple[dict[int, float], list[str]]:
-        """Map ids to indices keeping the strongest weight per item; collect unknown ids."""
+        """Map ids to indices keeping the strongest weight per item; collect unknown ids.
+
+        Weight 0 (e.g. a 1-star rating) keeps the item as seen, without signal.
+        """
         history: dict[int, float] = {}
         unknown: list[str] = []
         for item_id, weight in weighted_ids:
@@ -103,7 +106,7 @@ class Recommender:
             if idx is None:
                 if item_id not in unknown:
                     unknown.append(item_id)
-            elif weight > 0:
+            else:
                 history[idx] = max(weight, history.get(idx, 0.0))
         return history, unknown
 
@@ -119,26 +122,28 @@ class Recommender:
         explain: bool = False,
         user_vector: np.ndarray | None = None,
     ) -> Recommendation:
-        """Top-k for a history {item_idx: weight}. Empty history -> popularity."""
+        """Top-k for a history {item_idx: weight}; weight-0 items count as seen only.
+        No positive weight -> popularity."""
         mask = ~self.eligible(filters)
         mask[list(exclude)] = True
-        if history:
-            idx = np.fromiter(history.keys(), dtype=np.int32, count=len(history))
-            weights = np.fromiter(history.values(), dtype=np.float32, count=len(history))
+        if exclude_seen and history:
+            mask[list(history)] = True
+        positive = {i: w for i, w in history.items() if w > 0}
+        if positive:
+            idx = np.fromiter(positive.keys(), dtype=np.int32, count=len(positive))
+            weights = np.fromiter(positive.values(), dtype=np.float32, count=len(positive))
             matrix = histories_matrix([(idx, weights)], self.n_items)
             vectors = None if user_vector is None else user_vector[None, :]
             scores = self.scorer.score(matrix, user_vectors=vectors)
             strategy = "personalized"
-            if exclude_seen:
-                mask[idx] = True
         else:
             scores = self.popularity[None, :].copy()
             strategy = "popular"
         ranked = top_k(scores, k, exclude=mask[None, :])[0]
         ranked = ranked[ranked >= 0]
         result = Recommendation(ranked, scores[0, ranked], strategy)
-        if explain and history:
-            result.because = self.explain(ranked, history)
+        if explain and positive:
+            result.because = self.explain(ranked, positive)
         return result
 
     def eligible(self, filters: Filters | None) -> np.ndarray:
