@@ -58,14 +58,19 @@ def detect_format(path: Path) -> str:
     suffix = path.suffix.lower()
     if not path.exists():
         raise DataError(f"{path}: file not found")
-    if suffix in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
+    try:
+        if suffix in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
 
-        columns = set(pq.read_schema(path).names)
-    elif suffix in (".xlsx", ".xls"):
-        columns = set(read_table(path).columns)
-    else:
-        columns = set(pd.read_csv(path, nrows=0).columns)
+            columns = set(pq.read_schema(path).names)
+        elif suffix in (".xlsx", ".xls"):
+            columns = set(read_table(path).columns)
+        else:
+            columns = set(pd.read_csv(path, nrows=0).columns)
+    except DataError:
+        raise
+    except Exception as exc:  # pandas and pyarrow raise many types for unreadable files
+        raise DataError(f"{path}: cannot read its header as {suffix.lstrip('.') or 'csv'}: {exc}") from exc
     if {"InvoiceNo", "StockCode", "CustomerID"} <= columns:
         return "online-retail"
     return "generic"

@@ -161,3 +161,26 @@ def test_s3rec_lines_and_attributes(tmp_path):
     assert data.interactions["timestamp"].tolist()[:3] == [0, 1, 2]
     items = data.items.set_index("item_id")
     assert items.loc["10", "attributes"] == ["attr=1", "attr=2"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "cannot read its header as csv"),
+        (bytes(range(256)) * 8, "cannot read"),  # binary
+        (b"user,item\nu1,i1\n", "missing column 'user_id'"),
+        (b"user_id,item_id,timestamp\nu1,i1,yesterday\n", "unreadable time 'yesterday'"),
+        (b"user_id,item_id,event,value\nu1,i1,rating,five\n", "column 'value' must be numeric"),
+        (b"user_id,item_id,event\nu1,i1,view\nu2,i2,view\n", "no interactions left after cleaning"),
+    ],
+    ids=["empty", "binary", "missing-column", "bad-time", "bad-value", "empty-after-cleaning"],
+)
+def test_train_cli_refuses_bad_files_with_one_clear_line(tmp_path, capsys, content, message):
+    from scripts.train import main
+
+    path = tmp_path / "events.csv"
+    path.write_bytes(content)
+    assert main(["--interactions", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "current").exists()

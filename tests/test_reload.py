@@ -101,3 +101,21 @@ async def test_admin_models_reload_and_rollback(artifacts_dir, versions_dir, set
         assert registry.current_version(versions_dir) == "v1"
         again = await http.post("/v1/admin/rollback", headers=admin)
         assert again.status_code == 404
+
+
+async def test_a_truncated_artifact_is_refused_at_startup_naming_the_file(
+    artifacts_dir, tmp_path, settings_factory, redis_client
+):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    version = add_version(artifacts_dir, folder, "v1", "2026-01-01T00:00:00")
+    scores = version / "item_emb.npy"
+    scores.write_bytes(scores.read_bytes()[:1000])  # truncated mid-copy
+    artifact.publish(folder, "v1")
+    async with app_client(settings_factory(artifacts_dir=folder)) as http:
+        ready = await http.get("/readyz")
+        assert ready.status_code == 503
+        assert "item_emb.npy" in ready.json()["error"]["message"]
+        recs = await http.post("/v1/recommendations", json={"k": 3})
+        assert recs.status_code == 503 and recs.json()["error"]["code"] == "model_not_loaded"
+        assert "item_emb.npy" in recs.json()["error"]["message"]
