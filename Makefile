@@ -4,7 +4,7 @@ PIP ?= $(PYTHON) -m pip
 ARTIFACTS ?= build/artifacts
 LOCK ?= requirements.lock
 
-.PHONY: install lock audit demo test lint bench fuzz eval clean
+.PHONY: install lock audit demo test lint bench soak fuzz eval clean
 
 ## The package and every extra, at the versions pinned in $(LOCK): pyproject.toml's ranges say
 ## what is needed, the lock file (as pip constraints) which version of it.
@@ -41,6 +41,12 @@ lint: install
 
 bench: install
 	$(PYTHON) scripts/bench.py --out docs/benchmarks.md
+
+## Mixed traffic at half of max throughput for 10 minutes: errors, server RSS, Redis memory
+## (the "soak" section of docs/benchmarks.md). Trains the demo shop if needed.
+soak: install
+	test -e $(ARTIFACTS)/current || $(PYTHON) scripts/train.py --synthetic --out $(ARTIFACTS)
+	$(PYTHON) scripts/soak.py --artifacts $(ARTIFACTS) --minutes 10
 
 ## Schemathesis against a real server on $(ARTIFACTS)/current: every operation, phase and check,
 ## 100 examples per operation (CI runs 3: tests/test_fuzz.py). Trains the demo shop if needed.

@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from app.scoring import artifact  # noqa: E402
 from app.scoring.recommender import Recommender  # noqa: E402
 from scripts.load import Request, Stats, run_load  # noqa: E402
+from scripts.markdown import replace_section  # noqa: E402
 from scripts.server import ADMIN_KEY, AUTH, start_server  # noqa: E402
 
 REDIS_URL = os.environ.get("SHOPREC_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -223,8 +224,7 @@ def write_report(args: argparse.Namespace, source_dir: Path, loaded: artifact.Ar
             "",
         ]
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    replace_section(args.out, "bench", text)  # the soak section (scripts/soak.py) stays
     print(text)
 
 

@@ -1,7 +1,7 @@
 """A load generator for shoprec over plain HTTP/1.1 keep-alive connections.
 
     python scripts/load.py --url http://127.0.0.1:8000 [--rate 200 | max] [--seconds 30]
-        [--connections 32] [--mix recommend=80,feedback=15,similar=5]
+        [--connections 32] [--mix recommend=80,feedback=15,similar=5] [--api-key KEY]
 
 Mixed traffic: user and session recommendations, single feedback events, similar items,
 drawn from the serving model's ids (GET /v1/model is not enough: ids come from
@@ -167,13 +167,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--mix", default="recommend=80,feedback=15,similar=5")
+    parser.add_argument("--api-key", help="sent as X-API-Key (feedback needs a writer key when keys are on)")
     args = parser.parse_args(argv)
     loaded = artifact.load(args.artifacts, verify_checksums=False)
     mix = {k: float(v) for k, v in (p.split("=") for p in args.mix.split(","))}
     make = mixed_traffic([i["item_id"] for i in loaded.items], loaded.users, mix)
     rate = None if args.rate == "max" else float(args.rate)
     stats = asyncio.run(
-        run_load(args.url, make, seconds=args.seconds, connections=args.connections, rate=rate)
+        run_load(
+            args.url,
+            make,
+            seconds=args.seconds,
+            connections=args.connections,
+            rate=rate,
+            headers={"x-api-key": args.api_key} if args.api_key else None,
+        )
     )
     print(stats.summary())
     return 1 if stats.failed() else 0

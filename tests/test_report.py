@@ -37,3 +37,14 @@ def test_cold_start_experiment_and_report(shop, trained, tmp_path):
     assert "| blend |" in text and "content->cf map" in text
     assert (tmp_path / "training_curves.png").stat().st_size > 0
     assert (tmp_path / "metrics.png").stat().st_size > 0
+
+
+def test_report_sections_are_replaced_in_place(tmp_path):
+    from scripts.markdown import replace_section
+
+    page = tmp_path / "benchmarks.md"
+    replace_section(page, "bench", "# Bench\nold")
+    replace_section(page, "soak", "## Soak\n1")
+    replace_section(page, "bench", "# Bench\nnew")
+    text = page.read_text()
+    assert text.index("# Bench\nnew") < text.index("## Soak\n1") and "old" not in text
