@@ -28,9 +28,19 @@ sys.path.insert(0, str(ROOT))
 
 from scripts.server import ADMIN_KEY, running_server  # noqa: E402
 
+# A query string has no types: "?category=false" is a boolean to the fuzzer's negative mode
+# and a valid category name to the API (ids are any printable text). So this operation runs
+# apart, without that one check (a [[operations]] block in schemathesis.toml did not
+# always take effect).
+QUERY_LISTS = "GET /v1/users/{user_id}/recommendations"
+RUNS = (
+    ("--exclude-name", QUERY_LISTS),
+    ("--include-name", QUERY_LISTS, "--exclude-checks", "negative_data_rejection"),
+)
+
 
 def fuzz(artifacts_dir: Path, *, max_examples: int, seed: int | None, redis_url: str) -> tuple[int, int]:
-    """Run schemathesis; returns (its exit code, test cases generated)."""
+    """Run schemathesis; returns (its worst exit code, test cases generated)."""
     prefix = f"shoprec-fuzz:{uuid.uuid4().hex[:8]}"
     command = [
         shutil.which("schemathesis") or "schemathesis",
@@ -38,21 +48,21 @@ def fuzz(artifacts_dir: Path, *, max_examples: int, seed: int | None, redis_url:
         *("--header", f"X-API-Key: {ADMIN_KEY}", "--no-color"),
         *(("--seed", str(seed)) if seed is not None else ()),
     ]
+    code = cases = 0
     try:
         with running_server(artifacts_dir, redis_url=redis_url, prefix=prefix) as base:
-            run = subprocess.run(
-                [*command, f"{base}/openapi.json"],
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-            )
+            for selection in RUNS:
+                run = subprocess.run(
+                    [*command, *selection, f"{base}/openapi.json"], cwd=ROOT, capture_output=True, text=True
+                )
+                print(run.stdout, run.stderr, sep="\n")
+                generated = re.search(r"(\d+) generated", run.stdout)
+                code, cases = max(code, run.returncode), cases + (int(generated.group(1)) if generated else 0)
     finally:
         client = redis.Redis.from_url(redis_url)
         for key in client.scan_iter(match=f"{prefix}:*", count=1000):
             client.delete(key)
-    print(run.stdout, run.stderr, sep="\n")
-    cases = re.search(r"(\d+) generated", run.stdout)
-    return run.returncode, int(cases.group(1)) if cases else 0
+    return code, cases
 
 
 def main() -> int:
