@@ -3,7 +3,7 @@
     python scripts/soak.py [--artifacts DIR] [--minutes 10] [--out docs/benchmarks.md]
 
 Starts its own Redis (a private redis-server, nothing else in it) and one uvicorn worker
-with small caps (50 live events per user, live lists expire after 120 s idle, event ids
+with small caps (20 live events per user, live lists expire after 120 s idle, event ids
 remembered 60 s), measures max throughput of the mixed traffic of scripts/load.py (80%
 recommendations, 15% feedback, 5% similar items) for 15 s, then offers half of it in
 30-second windows. After each window it samples the server's RSS, Redis' used_memory and
@@ -39,7 +39,7 @@ from scripts.markdown import replace_section  # noqa: E402
 from scripts.server import AUTH, free_port, start_server  # noqa: E402
 
 PREFIX = "shoprec-soak"
-CAPS = {"recent_events": "50", "recent_ttl_s": "120", "idempotency_ttl_s": "60"}
+CAPS = {"recent_events": "20", "recent_ttl_s": "120", "idempotency_ttl_s": "60"}
 MIX = {"recommend": 80, "feedback": 15, "similar": 5}
 WARM_UP_WINDOWS = 2  # the first minute
 
@@ -93,7 +93,8 @@ def start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 def soak(artifacts_dir: Path, minutes: float, connections: int) -> tuple[float, list[Sample]]:
     loaded = artifact.load(artifacts_dir, verify_checksums=False)
-    users = [*loaded.users, *(f"soak-new-{n}" for n in range(5000))]
+    # 1,000 shoppers (700 known, 300 new) so live lists fill up to their cap.
+    users = [*loaded.users[:700], *(f"soak-new-{n}" for n in range(300))]
     make = mixed_traffic([i["item_id"] for i in loaded.items], users, MIX)
     folder = Path(tempfile.mkdtemp(prefix="soak-redis-"))
     redis_server, redis_url = start_redis(folder)
