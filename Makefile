@@ -49,10 +49,10 @@ soak: install
 	$(PYTHON) scripts/soak.py --artifacts $(ARTIFACTS) --minutes 10
 
 ## Schemathesis against a real server on $(ARTIFACTS)/current: every operation, phase and check,
-## 100 examples per operation (CI runs 3: tests/test_fuzz.py). Trains the demo shop if needed.
+## 300 examples per operation (CI runs 3: tests/test_fuzz.py). Trains the demo shop if needed.
 fuzz: install
 	test -e $(ARTIFACTS)/current || $(PYTHON) scripts/train.py --synthetic --out $(ARTIFACTS)
-	$(PYTHON) scripts/fuzz.py --artifacts $(ARTIFACTS) --max-examples 100
+	$(PYTHON) scripts/fuzz.py --artifacts $(ARTIFACTS) --max-examples 300
 
 ## Each dataset's own run (Sports with fewer epochs and a smaller EASE grid: it is the
 ## largest), then one report of all three: docs/evaluation.md.

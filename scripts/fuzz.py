@@ -1,12 +1,12 @@
 """Fuzz the API from its own OpenAPI document with schemathesis, against a real server.
 
-    python scripts/fuzz.py [--artifacts DIR] [--max-examples 100] [--seed N]
+    python scripts/fuzz.py [--artifacts DIR] [--max-examples 300] [--seed N]
 
 Starts one uvicorn worker (admin key, its own Redis key prefix) on the model in
 DIR/current, runs every schemathesis phase (examples, coverage, fuzzing, stateful) and
 every check on every operation (exceptions: schemathesis.toml), prints its report and the
 number of cases, and exits with its exit code. Needs Redis at SHOPREC_FUZZ_REDIS_URL
-(default redis://127.0.0.1:6379/14). `make fuzz` runs it at 100 examples per operation;
+(default redis://127.0.0.1:6379/14). `make fuzz` runs it at 300 examples per operation;
 CI runs a short version (tests/test_fuzz.py).
 """
 
@@ -70,7 +70,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--artifacts", type=Path, default=ROOT / "build/artifacts")
-    parser.add_argument("--max-examples", type=int, default=100, help="per operation and phase")
+    parser.add_argument("--max-examples", type=int, default=300, help="per operation and phase")
     parser.add_argument("--seed", type=int)
     args = parser.parse_args()
     redis_url = os.environ.get("SHOPREC_FUZZ_REDIS_URL", "redis://127.0.0.1:6379/14")

@@ -172,7 +172,9 @@ async def test_slow_redis_times_out_at_the_bound(private_redis, settings_factory
     assert all(r.status_code == 503 for r, _ in feedback)
     assert all(r.status_code == 200 and r.json()["live_feedback"] is False for r, _ in recommendations)
     # Bounded by the timeout (0.3 s), not by the 3 s stall; nothing piled up behind it.
-    assert max(seconds for _, seconds in answers) < 1.5 and elapsed < 2.0
+    slowest = max(seconds for _, seconds in answers)
+    print(f"\n40 requests during a 3 s stall: slowest {slowest:.2f} s, all done in {elapsed:.2f} s")
+    assert slowest < 1.5 and elapsed < 2.0
 
 
 def test_api_killed_under_load_comes_back_serving_the_same_version(artifacts_dir, redis_url, prefix):
@@ -235,5 +237,6 @@ async def test_reload_and_rollback_under_load_fail_no_request(artifacts_dir, red
             await asyncio.sleep(0.5)
             stop.set()
             await asyncio.gather(*tasks)
+    print(f"\nreload/rollback under load: statuses {dict(statuses)}, versions {dict(versions)}")
     assert set(statuses) == {200} and sum(statuses.values()) > 100
     assert set(versions) == {"v1", "v2"}  # both served, no request failed in between
