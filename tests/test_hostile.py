@@ -122,3 +122,16 @@ def test_token_bucket_refills_at_the_rate():
     assert buckets.take("a") == 0 and buckets.take("a") == pytest.approx(0.5)
     buckets.take("b"), buckets.take("c")  # the table is capped: "a", the oldest, is dropped
     assert len(buckets) == 2 and buckets.take("a") == 0
+
+
+async def test_ten_megabyte_bodies_are_413_with_or_without_content_length(client):
+    declared = await client.post("/v1/feedback/batch", content=b"[" * 10_000_000, headers=JSON)
+    assert declared.status_code == 413
+
+    async def chunks():  # no Content-Length: the limit applies while the body streams in
+        for _ in range(10):
+            yield b" " * 1_000_000
+
+    streamed = await client.post("/v1/feedback/batch", content=chunks(), headers=JSON)
+    assert streamed.status_code == 413
+    assert streamed.json()["error"]["code"] == "payload_too_large"
