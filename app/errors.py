@@ -19,7 +19,9 @@ a method the path does not have -> 405 with ``Allow``; a client over the rate li
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -29,6 +31,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
+from starlette.types import Send
 
 log = logging.getLogger("shoprec")
 
@@ -75,6 +78,16 @@ NOT_JSON = "the request body could not be parsed: send UTF-8 encoded JSON that i
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details}}
+
+
+async def send_error(
+    send: Send, status: int, code: str, message: str, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """Answer with the error body from ASGI middleware, before the app is reached."""
+    body = json.dumps(error_body(code, message)).encode()
+    head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": body})
 
 
 class ErrorInfo(BaseModel):

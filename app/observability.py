@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, Info
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import error_body
+from app.errors import send_error
 
 access_log = logging.getLogger("shoprec.access")
 
@@ -77,7 +77,7 @@ class RequestMiddleware:
             rejected = 415, "unsupported_media_type", "send JSON with Content-Type: application/json"
         if rejected is not None:
             status = rejected[0]
-            await self._reject(send, request_id, *rejected)
+            await send_error(send, *rejected, headers=[(b"x-request-id", request_id.encode())])
             self._observe(scope, status, started, request_id)
             return
         received = 0
@@ -104,21 +104,6 @@ class RequestMiddleware:
             await self.app(scope, limited_receive, send_with_id)
         finally:
             self._observe(scope, status, started, request_id)
-
-    async def _reject(self, send: Send, request_id: str, status: int, code: str, message: str) -> None:
-        body = json.dumps(error_body(code, message)).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"x-request-id", request_id.encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
 
     def _observe(self, scope: Scope, status: int, started: float, request_id: str) -> None:
         elapsed = time.perf_counter() - started

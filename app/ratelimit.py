@@ -9,7 +9,6 @@ rate; the bucket table is capped, dropping the least recently seen client first.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import time
 from collections import OrderedDict
@@ -17,7 +16,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.errors import error_body
+from app.errors import send_error
 
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
@@ -75,11 +74,6 @@ class RateLimitMiddleware:
             return
         retry_after = max(1, math.ceil(wait))
         message = f"rate limit of {self.buckets.rate:g} requests/s exceeded; retry in {retry_after} s"
-        body = json.dumps(error_body("rate_limited", message)).encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-            (b"retry-after", str(retry_after).encode()),
-        ]
-        await send({"type": "http.response.start", "status": 429, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        await send_error(
+            send, 429, "rate_limited", message, headers=[(b"retry-after", str(retry_after).encode())]
+        )
