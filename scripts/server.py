@@ -1,4 +1,5 @@
-"""A real uvicorn process of the API for the benchmark, fuzz and soak scripts."""
+"""Real processes for the benchmark, fuzz and soak scripts (and fault tests): the API under
+uvicorn, and a private redis-server."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_KEY = "script-admin-key"
@@ -23,6 +25,24 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def start_redis(folder: Path, port: int, *options: str) -> subprocess.Popen[bytes]:
+    """redis-server on ``port`` keeping its files in ``folder``, answering PING when this returns.
+
+    options: more redis-server arguments, e.g. ``"--appendonly", "yes"``.
+    """
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder), *options]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    for _ in range(200):
+        try:
+            client.ping()
+            return server
+        except redis.ConnectionError:
+            time.sleep(0.025)
+    server.kill()
+    raise RuntimeError(f"redis-server on port {port} did not start")
 
 
 def start_server(

@@ -19,7 +19,6 @@ import asyncio
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +35,7 @@ from app.scoring import artifact  # noqa: E402
 from app.store.keys import Keys  # noqa: E402
 from scripts.load import Stats, mixed_traffic, run_load  # noqa: E402
 from scripts.markdown import replace_section  # noqa: E402
-from scripts.server import AUTH, free_port, start_server  # noqa: E402
+from scripts.server import AUTH, free_port, start_redis, start_server  # noqa: E402
 
 PREFIX = "shoprec-soak"
 CAPS = {"recent_events": "20", "recent_ttl_s": "120", "idempotency_ttl_s": "60"}
@@ -77,27 +76,15 @@ def redis_sample(client: redis.Redis) -> tuple[float, int, int, int, int]:
     return used, seen, recent, longest, entries
 
 
-def start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder)]
-    server = subprocess.Popen([*command, "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
-    for _ in range(200):
-        try:
-            client.ping()
-            return server, f"redis://127.0.0.1:{port}/0"
-        except redis.ConnectionError:
-            time.sleep(0.025)
-    raise RuntimeError("redis-server did not start")
-
-
 def soak(artifacts_dir: Path, minutes: float, connections: int) -> tuple[float, list[Sample]]:
     loaded = artifact.load(artifacts_dir, verify_checksums=False)
     # 1,000 shoppers (700 known, 300 new) so live lists fill up to their cap.
     users = [*loaded.users[:700], *(f"soak-new-{n}" for n in range(300))]
     make = mixed_traffic([i["item_id"] for i in loaded.items], users, MIX)
     folder = Path(tempfile.mkdtemp(prefix="soak-redis-"))
-    redis_server, redis_url = start_redis(folder)
+    redis_port = free_port()
+    redis_server = start_redis(folder, redis_port, "--save", "", "--appendonly", "no")
+    redis_url = f"redis://127.0.0.1:{redis_port}/0"
     port = free_port()
     api = start_server(artifacts_dir, port, redis_url=redis_url, prefix=PREFIX, **CAPS)
     url, client = f"http://127.0.0.1:{port}", redis.Redis.from_url(redis_url, decode_responses=True)

@@ -143,6 +143,13 @@ def wait_ready(base_url: str, seconds: float = 20.0) -> None:
     raise AssertionError(f"{base_url} did not become ready in {seconds:g}s")
 
 
+def server_env(artifacts_dir, redis_url: str, prefix: str, **settings: object) -> dict[str, str]:
+    """The SHOPREC_ environment of a server or script process: these three, plus ``settings``
+    by field name (``log_requests=False`` -> ``SHOPREC_LOG_REQUESTS=False``)."""
+    values = {"artifacts_dir": artifacts_dir, "redis_url": redis_url, "redis_prefix": prefix, **settings}
+    return {f"SHOPREC_{name.upper()}": str(value) for name, value in values.items()}
+
+
 @contextlib.contextmanager
 def uvicorn_process(env: dict[str, str], *, command: list[str] | None = None, port: int | None = None):
     """A real uvicorn process with the given SHOPREC_ environment; yields (base_url, process).

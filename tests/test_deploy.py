@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from app.config import Settings
-from tests.conftest import uvicorn_process
+from tests.conftest import server_env, uvicorn_process
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -74,11 +74,7 @@ def test_serving_command_and_healthcheck_run(artifacts_dir, redis_url, prefix):
         "{port}" if word == "8000" else "127.0.0.1" if word == "0.0.0.0" else word
         for word in stage_cmd("serve")
     ]
-    env = {
-        "SHOPREC_ARTIFACTS_DIR": str(artifacts_dir),
-        "SHOPREC_REDIS_URL": redis_url,
-        "SHOPREC_REDIS_PREFIX": prefix,
-    }
+    env = server_env(artifacts_dir, redis_url, prefix)
     with uvicorn_process(env, command=command) as (base, _):
         port = base.rsplit(":", 1)[1]
         check = [
@@ -94,12 +90,7 @@ def test_trainer_command_runs(artifacts_dir, redis_url, prefix, tmp_path):
     shutil.copytree(src, copy / src.name)
     (copy / "current").symlink_to(src.name)
     command = [tmp_path / "archive" if w == "/data/feedback-archive" else w for w in stage_cmd("train")]
-    env = {
-        **os.environ,
-        "SHOPREC_ARTIFACTS_DIR": str(copy),
-        "SHOPREC_REDIS_URL": redis_url,
-        "SHOPREC_REDIS_PREFIX": prefix,
-    }
+    env = {**os.environ, **server_env(copy, redis_url, prefix)}
     done = subprocess.run(
         [sys.executable, *map(str, command[1:])],
         cwd=ROOT,

@@ -18,7 +18,8 @@ import redis
 
 from app.scoring import artifact
 from app.store.keys import Keys
-from tests.conftest import app_client, free_port, uvicorn_process
+from scripts.server import start_redis
+from tests.conftest import app_client, free_port, server_env, uvicorn_process
 
 pytestmark = [
     pytest.mark.slow,
@@ -29,25 +30,15 @@ pytestmark = [
 class RedisServer:
     """A private redis-server on a free port, with an append-only file in ``folder``."""
 
-    def __init__(self, folder: Path, *options: str) -> None:
+    def __init__(self, folder: Path) -> None:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.command = [
-            *("redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(folder)),
-            *("--save", "", "--appendonly", "yes", "--appendfsync", "everysec", *options),
-        ]
+        self.folder = folder
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port)
-        for _ in range(200):
-            try:
-                if client.ping():
-                    return
-            except redis.ConnectionError:
-                time.sleep(0.025)
-        raise RuntimeError(f"redis-server on {self.port} did not start")
+        aof = ("--save", "", "--appendonly", "yes", "--appendfsync", "everysec")
+        self.process = start_redis(self.folder, self.port, *aof)
 
     def kill(self) -> None:
         assert self.process is not None
@@ -78,13 +69,7 @@ def stream_event_ids(client: redis.Redis, prefix: str) -> Counter[str]:
 async def test_redis_sigkill_during_feedback_load_loses_no_acknowledged_event(
     private_redis, artifacts_dir, prefix
 ):
-    env = {
-        "SHOPREC_ARTIFACTS_DIR": str(artifacts_dir),
-        "SHOPREC_REDIS_URL": private_redis.url,
-        "SHOPREC_REDIS_PREFIX": prefix,
-        "SHOPREC_REDIS_TIMEOUT_S": "0.5",
-        "SHOPREC_LOG_REQUESTS": "false",
-    }
+    env = server_env(artifacts_dir, private_redis.url, prefix, redis_timeout_s="0.5", log_requests="false")
     acked: set[str] = set()
     statuses: Counter[int] = Counter()
     recommendation_statuses: Counter[tuple[int, bool]] = Counter()
@@ -178,12 +163,7 @@ async def test_slow_redis_times_out_at_the_bound(private_redis, settings_factory
 
 
 async def test_api_killed_under_load_comes_back_serving_the_same_version(artifacts_dir, redis_url, prefix):
-    env = {
-        "SHOPREC_ARTIFACTS_DIR": str(artifacts_dir),
-        "SHOPREC_REDIS_URL": redis_url,
-        "SHOPREC_REDIS_PREFIX": prefix,
-        "SHOPREC_LOG_REQUESTS": "false",
-    }
+    env = server_env(artifacts_dir, redis_url, prefix, log_requests="false")
     version = artifact.resolve(artifacts_dir).name
     phase = "before"
     outcomes: Counter[tuple[str, int | str]] = Counter()
@@ -236,13 +216,7 @@ async def test_reload_and_rollback_under_load_fail_no_request(artifacts_dir, red
     add_version(artifacts_dir, folder, "v1", "2026-01-01T00:00:00")
     add_version(artifacts_dir, folder, "v2", "2026-02-01T00:00:00")
     artifact.publish(folder, "v2")
-    env = {
-        "SHOPREC_ARTIFACTS_DIR": str(folder),
-        "SHOPREC_REDIS_URL": redis_url,
-        "SHOPREC_REDIS_PREFIX": prefix,
-        "SHOPREC_LOG_REQUESTS": "false",
-        "SHOPREC_API_KEYS": '{"adm": "admin"}',
-    }
+    env = server_env(folder, redis_url, prefix, log_requests="false", api_keys='{"adm": "admin"}')
     statuses: Counter[int] = Counter()
     versions: Counter[str] = Counter()
     stop = asyncio.Event()

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from app.scoring import artifact
-from tests.conftest import uvicorn_process
+from tests.conftest import server_env, uvicorn_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,11 +30,7 @@ def test_serving_never_imports_tensorflow():
 @pytest.mark.slow
 def test_uvicorn_process_serves_over_http(artifacts_dir, redis_url, prefix, trained):
     result, _ = trained
-    env = {
-        "SHOPREC_ARTIFACTS_DIR": str(artifacts_dir),
-        "SHOPREC_REDIS_URL": redis_url,
-        "SHOPREC_REDIS_PREFIX": prefix,
-    }
+    env = server_env(artifacts_dir, redis_url, prefix)
     with uvicorn_process(env) as (base, server):
         items = result.split.item_ids[:3]
         recs = httpx.post(f"{base}/v1/recommendations", json={"items": items, "k": 100, "exclude_seen": True})
@@ -58,12 +54,7 @@ def test_two_processes_share_feedback_and_reloads(artifacts_dir, redis_url, pref
     folder.mkdir()
     add_version(artifacts_dir, folder, "v1", "2026-01-01T00:00:00")
     artifact.publish(folder, "v1")
-    env = {
-        "SHOPREC_ARTIFACTS_DIR": str(folder),
-        "SHOPREC_REDIS_URL": redis_url,
-        "SHOPREC_REDIS_PREFIX": prefix,
-        "SHOPREC_API_KEYS": '{"adm": "admin"}',
-    }
+    env = server_env(folder, redis_url, prefix, api_keys='{"adm": "admin"}')
     with uvicorn_process(env) as (one, _), uvicorn_process(env) as (two, _):
         top = httpx.get(f"{two}/v1/users/two-proc/recommendations").json()["items"][0]["item_id"]
         sent = {"user_id": "two-proc", "item_id": top, "event": "purchase"}
