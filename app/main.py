@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app import errors, registry
+from app import auth, errors, registry
 from app.api import admin, feedback, items, recommendations, system
 from app.config import Settings
 from app.deps import State
@@ -80,11 +80,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app, retry_after_s=settings.retry_after_s)
     for module in (recommendations, items, feedback, system, admin):
         app.include_router(module.router)
+    auth.document_security(app, settings)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "PUT", "DELETE"],  # every method the API has
             allow_headers=["*"],
         )
     if settings.rate_limit_per_s:

@@ -40,3 +40,38 @@ async def test_reads_can_require_a_key(settings_factory, redis_client):
 
 async def test_no_keys_means_open(client):
     assert (await client.get("/v1/admin/models")).status_code == 200
+
+
+def _security(spec: dict) -> dict[str, list]:
+    """'METHOD path' -> the operation's security requirements."""
+    return {
+        f"{method.upper()} {path}": operation.get("security", [])
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+    }
+
+
+async def test_openapi_security_says_what_the_deployment_requires(settings_factory, redis_client):
+    """The Swagger UI's "Authorize" button needs a security scheme; each operation that checks
+    a key names it, as required where this deployment refuses a request without a key and as
+    optional ([{}, scheme]) where it does not. Health and readiness take no key."""
+    reader, writer = [{"ApiKeyAuth": ["reader"]}], [{"ApiKeyAuth": ["writer"]}]
+    cases = [
+        ({}, [{}, *reader], [{}, *writer]),
+        ({"api_keys": KEYS}, [{}, *reader], writer),
+        ({"api_keys": KEYS, "read_requires_key": True}, reader, writer),
+    ]
+    for overrides, reads, writes in cases:
+        async with app_client(settings_factory(**overrides)) as http:
+            spec = (await http.get("/openapi.json")).json()
+        scheme = spec["components"]["securitySchemes"]["ApiKeyAuth"]
+        assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "X-API-Key")
+        security = _security(spec)
+        for operation in ("POST /v1/recommendations", "GET /v1/items/{item_id}", "GET /v1/model"):
+            assert security[operation] == reads, (overrides, operation)
+        for operation in ("POST /v1/feedback", "PUT /v1/items/{item_id}"):
+            assert security[operation] == writes, (overrides, operation)
+        admin = security["POST /v1/admin/rollback"]
+        assert admin == ([{}, {"ApiKeyAuth": ["admin"]}] if not overrides else [{"ApiKeyAuth": ["admin"]}])
+        assert security["GET /healthz"] == security["GET /readyz"] == []
+        assert {k for k, v in security.items() if not v} == {"GET /healthz", "GET /readyz"}

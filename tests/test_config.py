@@ -47,3 +47,23 @@ async def test_cors_is_off_by_default_and_configurable(settings_factory, redis_c
         async with app_client(settings_factory(cors_origins=origins)) as http:
             response = await http.get("/healthz", headers={"origin": "https://shop.example"})
             assert response.headers.get("access-control-allow-origin") == expected
+
+
+async def test_cors_preflight_allows_every_method_the_api_has(settings_factory, redis_client):
+    origin = "https://shop.example"
+    async with app_client(settings_factory(cors_origins=[origin])) as http:
+        methods = {
+            m.upper() for ops in (await http.get("/openapi.json")).json()["paths"].values() for m in ops
+        }
+        assert methods == {"GET", "POST", "PUT", "DELETE"}
+        for method in sorted(methods):
+            preflight = await http.options(
+                "/v1/items/x",
+                headers={
+                    "origin": origin,
+                    "access-control-request-method": method,
+                    "access-control-request-headers": "content-type, x-api-key",
+                },
+            )
+            assert preflight.status_code == 200, (method, preflight.text)
+            assert method in preflight.headers["access-control-allow-methods"]
