@@ -44,7 +44,7 @@ def versions(artifacts_dir: Path) -> list[dict[str, Any]]:
             {
                 "model_version": folder.name,
                 "created_at": manifest.get("created_at"),
-                "metrics": manifest.get("metrics", {}).get("test", {}).get("blend", {}),
+                "metrics": manifest.get("metrics", {}).get("validation", {}).get("blend", {}),
                 "counts": manifest.get("counts", {}),
             }
         )

@@ -247,7 +247,8 @@ def clean(dataset: Dataset, config: CleaningConfig, *, source: str = "interactio
     """Apply the documented cleaning rules; return one row per (user, item) with a weight.
 
     Output columns: ``user_id, item_id, weight, timestamp`` (latest event time).
-    ``dataset.dropped`` gains one count per rule.
+    ``dataset.dropped`` gains one count of rows per rule (``min_counts``: user-item pairs),
+    and the users and items the minimum counts removed.
     """
     frame = dataset.interactions.copy()
     dropped = dict(dataset.dropped)
@@ -276,9 +277,11 @@ def clean(dataset: Dataset, config: CleaningConfig, *, source: str = "interactio
         .agg(weight=("weight", "max"), timestamp=("timestamp", "max"))
         .reset_index()
     )
-    before = len(frame)
+    before = len(frame), frame["user_id"].nunique(), frame["item_id"].nunique()
     frame = _min_counts(frame, config.min_user_interactions, config.min_item_interactions)
-    dropped["min_counts"] = before - len(frame)
+    dropped["min_counts"] = before[0] - len(frame)  # user-item pairs
+    dropped["min_counts_users"] = before[1] - frame["user_id"].nunique()
+    dropped["min_counts_items"] = before[2] - frame["item_id"].nunique()
     if frame.empty:
         raise DataError(
             f"{source}: no interactions left after cleaning (dropped per rule: {dropped}); "

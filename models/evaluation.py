@@ -7,8 +7,8 @@ from collections.abc import Mapping
 import numpy as np
 import scipy.sparse as sp
 
-from app.scoring.scorer import COMPONENTS, Scorer, blend, standardise, top_k
-from models.metrics import ndcg_at_k, summarize
+from app.scoring.scorer import Scorer, top_k
+from models.metrics import summarize
 
 BATCH = 1000
 K = 100
@@ -50,36 +50,6 @@ def evaluate_item_item(
         for b in _batches(rows)
     ]
     return summarize(np.vstack(ranked), target[rows], similarity.shape[0])
-
-
-def search_blend(
-    scorer: Scorer,
-    foldin: sp.csr_matrix,
-    target: sp.csr_matrix,
-    *,
-    vae_shares: list[float],
-    content_weights: list[float],
-) -> tuple[dict[str, float], list[dict[str, float]]]:
-    """Grid search of blend weights on validation NDCG@100.
-
-    Returns the best weights and every tried point (the ablation table).
-    """
-    rows = _evaluable(target)
-    foldin, target = foldin[rows], target[rows]
-    parts = {name: standardise(s) for name, s in scorer.components(foldin).items()}
-    exclude = foldin.toarray() > 0
-    tried: list[dict[str, float]] = []
-    for share in vae_shares:
-        for content in content_weights:
-            weights = {"vae": share, "ease": 1.0 - share, "content": content}
-            if not any(weights.values()):
-                continue
-            total = blend(parts, weights, batch=foldin.shape[0], n_items=scorer.n_items)
-            # parts are already standardised; blend standardises again, a no-op up to scale.
-            ranked = top_k(total, K, exclude=exclude)
-            tried.append({**weights, "ndcg@100": float(ndcg_at_k(ranked, target, K).mean())})
-    best = max(tried, key=lambda row: row["ndcg@100"])
-    return {name: best[name] for name in COMPONENTS}, tried
 
 
 def _evaluable(target: sp.csr_matrix) -> np.ndarray:

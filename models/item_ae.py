@@ -9,6 +9,7 @@ collaborative embedding to an item nobody has interacted with yet (cold start).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import keras
@@ -27,6 +28,10 @@ def train_item_autoencoder(
     """
     keras.utils.set_random_seed(config.seed)
     dim = features.shape[1]
+    batches = max(1, math.ceil(features.shape[0] / config.batch_size))
+    epochs = config.epochs or int(
+        np.clip(math.ceil(config.step_budget / batches), config.min_epochs, config.max_epochs)
+    )
     init = keras.initializers.GlorotUniform(seed=config.seed)
     encoder_hidden = layers.Dense(config.hidden, "relu", kernel_initializer=init)
     encoder_out = layers.Dense(config.embedding, kernel_initializer=init)
@@ -42,14 +47,14 @@ def train_item_autoencoder(
     class Progress(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             losses.append(float((logs or {})["loss"]))
-            if (epoch + 1) % 10 == 0 or epoch + 1 == config.epochs:
-                log(f"item autoencoder epoch {epoch + 1}/{config.epochs} loss {losses[-1]:.4f}")
+            if (epoch + 1) % 10 == 0 or epoch + 1 == epochs:
+                log(f"item autoencoder epoch {epoch + 1}/{epochs} loss {losses[-1]:.4f}")
 
     model.fit(
         features,
         features,
         batch_size=config.batch_size,
-        epochs=config.epochs,
+        epochs=epochs,
         shuffle=True,
         verbose=0,
         callbacks=[Progress()],

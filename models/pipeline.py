@@ -1,5 +1,11 @@
-"""The offline pipeline: clean -> split -> item features -> item autoencoder -> Mult-VAE ->
-EASE -> content->CF map -> blend weights on validation -> test metrics -> artifact."""
+"""The offline pipeline: clean -> index -> validation split -> item features -> per component
+(models/components): select settings on validation -> blend weights on validation ->
+refit every component on all users with those settings -> artifact.
+
+The artifact holds the refitted models: they learnt from every shopper of the training file.
+Validation numbers (and the quality gate of retraining) come from the selection models,
+which have not seen the validation users.
+"""
 
 from __future__ import annotations
 
@@ -18,31 +24,31 @@ import pandas as pd
 import scipy.sparse as sp
 
 from app.scoring import artifact
-from app.scoring.features import FeatureSpace, content_to_cf, encode_content
+from app.scoring.features import FeatureSpace
 from app.scoring.scorer import Scorer
 from models import ease as ease_model
+from models.blend import search_blend
+from models.components import TRAINERS
+from models.components.base import Fitted, TrainData, warm
 from models.config import TrainConfig
 from models.data import Dataset, clean
-from models.evaluation import evaluate_scorer, evaluate_static, rank, search_blend
-from models.item_ae import fit_content_to_cf, train_item_autoencoder
-from models.metrics import ndcg_at_k
-from models.split import Split, build
-from models.vae import MultVAE, train_vae, vae_logits
+from models.evaluation import evaluate_scorer, evaluate_static
+from models.split import index, validation_split
 
 Log = Callable[[str], None]
 
 
 @dataclass
 class TrainResult:
-    split: Split
+    data: TrainData
     catalog: list[dict[str, Any]]
-    features: np.ndarray
-    arrays: dict[str, np.ndarray]
-    scorer: Scorer
+    arrays: dict[str, np.ndarray]  # the refitted, exported arrays
+    scorer: Scorer  # the refitted models with the chosen blend weights (as served)
+    selection: Scorer  # the selection models (not trained on validation users), same weights
     weights: dict[str, float]
-    metrics: dict[str, dict[str, float]]
+    metrics: dict[str, dict[str, float]]  # validation metrics of the selection models
     report: dict[str, Any] = field(default_factory=dict)
-    vae: MultVAE | None = None
+    shared: dict[str, Any] = field(default_factory=dict)  # what components left (the Keras VAE)
     version_dir: Path | None = None
 
 
@@ -66,144 +72,61 @@ def run(
     consumed: dict[str, Any] | None = None,
     publish: bool = True,
 ) -> TrainResult:
-    """Train every model on ``dataset``; when ``out_dir`` is given, export (and publish,
+    """Train every component on ``dataset``; when ``out_dir`` is given, export (and publish,
     unless ``publish`` is false: the caller decides, e.g. after a quality gate).
 
-    ``source`` records where the base data came from (so retraining can read it again);
-    ``consumed`` the feedback stream cursor whose events are included."""
+    ``cold_items`` are kept out of every training row (cold-start experiments); ``source``
+    records where the base data came from (so retraining can read it again); ``consumed``
+    the feedback stream cursor whose events are included."""
     started = time.perf_counter()
     cleaned = clean(dataset, config.cleaning)
     frame = cleaned.interactions
-    log(f"cleaned: {len(frame):,} user-item pairs; dropped per rule {cleaned.dropped}")
-    catalog_ids = [i for i in cleaned.items["item_id"].tolist() if isinstance(i, str)]
-    split = build(frame, catalog_ids, config.split, cold_items=cold_items)
-    train = split.train
-    log(
-        f"split (seed {config.split.seed}): {len(split.train_users):,} train / "
-        f"{len(split.val_users):,} validation / {len(split.test_users):,} test users, "
-        f"{split.n_items:,} items ({int(split.warm.sum()):,} with training interactions)"
-    )
-    catalog = _catalog(split.item_ids, cleaned.items)
-    space = FeatureSpace.fit(catalog, title_buckets=config.item_ae.title_buckets)
-    features = space.encode(catalog)
-    log(f"item features: {features.shape[1]:,} columns for {features.shape[0]:,} items")
-    t0 = time.perf_counter()
-    ae_arrays, ae_losses = train_item_autoencoder(features, config.item_ae, log=log)
-    content = encode_content(features, ae_arrays)
-    ae_seconds = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    # Targets scaled so the strongest event counts 1: the multinomial likelihood then has
-    # the paper's scale on binary data, and beta keeps its meaning.
-    max_weight = max(config.cleaning.event_weights.values())
-    vae, vae_history, best_epoch = train_vae(
-        train / max_weight, config.vae, validate=lambda m: _keras_ndcg(m, split), log=log
-    )
-    vae_seconds = time.perf_counter() - t0
-    arrays: dict[str, np.ndarray] = {**vae.export_arrays(), **ae_arrays, "content_emb": content}
-    # Encoder rows of items never seen as input hold their random initialisation: zero them.
-    arrays["enc_w1"][~split.warm] = 0.0
-    mapping = fit_content_to_cf(
-        content[split.warm],
-        arrays["item_emb"][split.warm],
-        arrays["item_bias"][split.warm],
-        l2=config.item_ae.mapping_l2,
-    )
-    arrays["content_to_cf"] = mapping
-    cold_emb, cold_bias = content_to_cf(content[~split.warm], arrays)
-    arrays["item_emb"][~split.warm] = cold_emb
-    arrays["item_bias"][~split.warm] = cold_bias
-    arrays["popularity"] = ease_model.popularity(train)
-
-    t0 = time.perf_counter()
-    attribute_part = features[:, :-2]  # multi-hot attributes and title words, not price
-    ease_choice = _choose_ease(train, attribute_part, split, config, log)
-    ease_matrix = ease_model.sparsify(ease_choice.pop("matrix"), config.ease.neighbors)
-    ease_seconds = time.perf_counter() - t0
-    arrays["ease_indptr"] = ease_matrix.indptr.astype(np.int64)
-    arrays["ease_indices"] = ease_matrix.indices.astype(np.int32)
-    arrays["ease_data"] = ease_matrix.data.astype(np.float32)
-
-    scorer = Scorer(arrays, weights={})
-    weights, blend_grid = search_blend(
-        scorer,
-        split.val_foldin,
-        split.val_target,
-        vae_shares=config.blend.vae_shares,
-        content_weights=config.blend.content_weights,
-    )
-    log(f"blend weights chosen on validation: {weights}")
-    scorer = Scorer(arrays, weights=weights)
-    metrics = _test_metrics(scorer, split)
+    log(f"cleaned: {len(frame):,} user-item pairs; removed per rule {cleaned.dropped}")
+    data, catalog, space = prepare(cleaned, config, cold_items, log)
+    components = [TRAINERS[name] for name in config.blend.components]
+    shared: dict[str, Any] = {}
+    stages: dict[str, dict[str, float]] = {}
+    selected: dict[str, Fitted] = {}
+    for trainer in components:
+        with stage(stages, f"select {trainer.name}", log):
+            selected[trainer.name] = trainer.select(data, config, shared, log)
+    selection_arrays = _merge(data, data.train, (f.arrays for f in selected.values()))
+    with stage(stages, "blend", log):
+        weights, blend_grid = search_blend(
+            Scorer(selection_arrays, {}),
+            data.val_foldin,
+            data.val_target,
+            grid=config.blend.grid,
+            rounds=config.blend.rounds,
+            log=log,
+        )
+        selection = Scorer(selection_arrays, weights)
+        metrics = validation_metrics(selection, data)
     for name, row in metrics.items():
-        log(f"test {name:8s} " + " ".join(f"{k} {v:.4f}" for k, v in row.items()))
-
-    user_emb = _user_vectors(scorer, split.histories)
-    arrays.update(
-        {
-            "user_indptr": split.histories.indptr.astype(np.int64),
-            "user_items": split.histories.indices.astype(np.int32),
-            "user_weights": split.histories.data.astype(np.float32),
-            "user_emb": user_emb,
-            "test_foldin_indptr": split.test_foldin.indptr.astype(np.int64),
-            "test_foldin_items": split.test_foldin.indices.astype(np.int32),
-            "test_foldin_weights": split.test_foldin.data.astype(np.float32),
-            "test_target_indptr": split.test_target.indptr.astype(np.int64),
-            "test_target_items": split.test_target.indices.astype(np.int32),
-        }
-    )
+        log(f"validation {name:8s} " + " ".join(f"{k} {v:.4f}" for k, v in row.items()))
+    refitted: list[dict[str, np.ndarray]] = []
+    for trainer in components:
+        with stage(stages, f"refit {trainer.name}", log):
+            chosen = selected[trainer.name].chosen
+            refitted.append(trainer.refit(data, config, chosen, shared, log))
+    arrays = _merge(data, data.full, refitted)
+    scorer = Scorer(arrays, weights)
+    _add_users(arrays, scorer, data)
     report = {
         "cleaning": {"dropped": cleaned.dropped, "rules": config.cleaning.__dict__},
-        "counts": {
-            "users": len(split.user_ids),
-            "items": split.n_items,
-            "warm_items": int(split.warm.sum()),
-            "interactions": int(split.histories.nnz),
-            "train_users": len(split.train_users),
-            "validation_users": len(split.val_users),
-            "test_users": len(split.test_users),
-        },
-        "vae": {"history": vae_history, "best_epoch": best_epoch, "seconds": vae_seconds},
-        "item_autoencoder": {"losses": ae_losses, "seconds": ae_seconds},
-        "ease": {**ease_choice, "seconds": ease_seconds, "nnz": int(ease_matrix.nnz)},
+        "counts": _counts(data),
+        "components": {name: f.report | {"chosen": f.chosen} for name, f in selected.items()},
         "blend": {"weights": weights, "grid": blend_grid},
+        "stages": stages,
         "train_seconds": time.perf_counter() - started,
     }
-    result = TrainResult(
-        split=split,
-        catalog=catalog,
-        features=features,
-        arrays=arrays,
-        scorer=scorer,
-        weights=weights,
-        metrics=metrics,
-        report=report,
-        vae=vae,
-    )
+    result = TrainResult(data, catalog, arrays, scorer, selection, weights, metrics, report, shared)
     if out_dir is not None:
-        manifest = {
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "data_fingerprint": _fingerprint(frame),
-            "source": source or {},
-            "code_revision": _git_revision(),
-            "counts": report["counts"],
-            "hyperparameters": config.to_dict(),
-            "blend_weights": weights,
-            "metrics": {"test": metrics, "validation": {"ndcg@100": _best_ndcg(blend_grid)}},
-            "training": {k: report[k] for k in ("cleaning", "ease", "train_seconds")}
-            | {"vae_best_epoch": best_epoch, "vae_seconds": vae_seconds},
-            "feature_space": space.to_dict(),
-            "consumed": consumed or {},
-        }
+        manifest = _manifest(frame, config, report, space, metrics, source, consumed)
         version = datetime.now(UTC).strftime("v%Y%m%dT%H%M%S") + "-" + manifest["data_fingerprint"][:8]
         out_dir.mkdir(parents=True, exist_ok=True)
         result.version_dir = artifact.write(
-            out_dir,
-            version=version,
-            manifest=manifest,
-            items=catalog,
-            users=split.user_ids,
-            arrays=arrays,
+            out_dir, version=version, manifest=manifest, items=catalog, users=data.user_ids, arrays=arrays
         )
         if publish:
             artifact.publish(out_dir, version)
@@ -211,56 +134,134 @@ def run(
     return result
 
 
-def _best_ndcg(grid: list[dict[str, float]]) -> float:
-    return max(row["ndcg@100"] for row in grid)
+def prepare(
+    cleaned: Dataset, config: TrainConfig, cold_items: frozenset[str], log: Log
+) -> tuple[TrainData, list[dict[str, Any]], FeatureSpace]:
+    """Index users and items, split validation users off, encode item features."""
+    catalog_ids = [i for i in cleaned.items["item_id"].tolist() if isinstance(i, str)]
+    indexed = index(cleaned.interactions, catalog_ids)
+    full = indexed.full
+    if cold_items:
+        keep = ~np.isin(np.asarray(indexed.item_ids, dtype=object), list(cold_items))
+        full = sp.csr_matrix(full @ sp.diags(keep.astype(np.float32)))
+        full.eliminate_zeros()
+    train_users, val_users, foldin, target = validation_split(full, config.split)
+    catalog = _catalog(indexed.item_ids, cleaned.items)
+    space = FeatureSpace.fit(catalog, title_buckets=config.item_ae.title_buckets)
+    features = space.encode(catalog)
+    data = TrainData(
+        item_ids=indexed.item_ids,
+        user_ids=indexed.user_ids,
+        full=full,
+        train_users=train_users,
+        val_users=val_users,
+        val_foldin=foldin,
+        val_target=target,
+        features=features,
+        max_weight=max(config.cleaning.event_weights.values()),
+    )
+    log(
+        f"{len(data.user_ids):,} users ({len(train_users):,} choose settings with "
+        f"{len(val_users):,} validation users; all of them train the served model), "
+        f"{data.n_items:,} items ({int(warm(full).sum()):,} with interactions), "
+        f"{features.shape[1]:,} item feature columns"
+    )
+    return data, catalog, space
 
 
-def _keras_ndcg(model: MultVAE, split: Split) -> float:
-    """Validation NDCG@100 of the Keras model in its scoring mode (posterior mean)."""
-    rows = np.flatnonzero(np.diff(split.val_target.indptr) > 0)
-    scores = []
-    for start in range(0, len(rows), 1000):
-        batch = split.val_foldin[rows[start : start + 1000]]
-        logits = vae_logits(model, batch)
-        scores.append(ndcg_at_k(rank(logits, batch), split.val_target[rows[start : start + 1000]], 100))
-    return float(np.concatenate(scores).mean()) if scores else 0.0
+class stage:
+    """Context manager: wall time and peak RSS growth of one stage, logged and recorded."""
+
+    def __init__(self, stages: dict[str, dict[str, float]], name: str, log: Log) -> None:
+        self.stages, self.name, self.log = stages, name, log
+
+    def __enter__(self) -> None:
+        self.started = time.perf_counter()
+        self.log(f"{self.name}: started")
+
+    def __exit__(self, *exc: object) -> None:
+        seconds = time.perf_counter() - self.started
+        self.stages[self.name] = {"seconds": seconds, "peak_rss_mb": _peak_rss_mb()}
+        self.log(f"{self.name}: {seconds:.1f}s, peak RSS so far {_peak_rss_mb():,.0f} MB")
 
 
-def _choose_ease(
-    train: sp.csr_matrix, attributes: np.ndarray, split: Split, config: TrainConfig, log: Log
-) -> dict[str, Any]:
-    rows = np.flatnonzero(np.diff(split.val_target.indptr) > 0)
-    foldin, target = split.val_foldin[rows], split.val_target[rows]
-    best: dict[str, Any] = {"ndcg@100": -1.0}
-    grid = []
-    for alpha in config.ease.attribute_weights:
-        g = ease_model.gram(train, attributes, alpha)
-        for lam in config.ease.lambdas:
-            b = ease_model.fit_ease(g, lam, warm=split.warm)
-            scores = np.asarray(foldin @ b, dtype=np.float32)
-            ndcg = float(ndcg_at_k(rank(scores, foldin), target, 100).mean())
-            grid.append({"alpha": alpha, "lambda": lam, "ndcg@100": ndcg})
-            log(f"ease alpha {alpha:g} lambda {lam:g}: validation ndcg@100 {ndcg:.4f}")
-            if ndcg > best["ndcg@100"]:
-                best = {"alpha": alpha, "lambda": lam, "ndcg@100": ndcg, "matrix": b}
-    best["grid"] = grid
-    return best
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _test_metrics(scorer: Scorer, split: Split) -> dict[str, dict[str, float]]:
-    foldin, target = split.test_foldin, split.test_target
+def _merge(data: TrainData, trained_on: sp.csr_matrix, parts: Any) -> dict[str, np.ndarray]:
+    """One artifact's arrays: the components' and the shared ones."""
+    arrays: dict[str, np.ndarray] = {"popularity": ease_model.popularity(trained_on)}
+    for part in parts:
+        arrays.update(part)
+    return arrays
+
+
+def _add_users(arrays: dict[str, np.ndarray], scorer: Scorer, data: TrainData) -> None:
+    """Known users' histories, and their precomputed VAE user vectors."""
+    histories = data.full
+    arrays.update(
+        user_indptr=histories.indptr.astype(np.int64),
+        user_items=histories.indices.astype(np.int32),
+        user_weights=histories.data.astype(np.float32),
+    )
+    vae = scorer.components.get("vae")
+    if vae is not None:
+        parts = [vae.prepare(histories[i : i + 2000]) for i in range(0, histories.shape[0], 2000)]
+        arrays["user_emb"] = np.vstack(parts).astype(np.float32)
+
+
+def validation_metrics(scorer: Scorer, data: TrainData) -> dict[str, dict[str, float]]:
+    """Each component alone, the blend and popularity on the validation users."""
+    foldin, target = data.val_foldin, data.val_target
+    out = {"popular": evaluate_static(scorer.arrays["popularity"], foldin, target)}
+    for name in scorer.components:
+        out[name] = evaluate_scorer(scorer, foldin, target, {name: 1.0})
+    out["blend"] = evaluate_scorer(scorer, foldin, target)
+    return out
+
+
+def _counts(data: TrainData) -> dict[str, int]:
     return {
-        "popular": evaluate_static(scorer.arrays["popularity"], foldin, target),
-        "vae": evaluate_scorer(scorer, foldin, target, {"vae": 1.0}),
-        "ease": evaluate_scorer(scorer, foldin, target, {"ease": 1.0}),
-        "content": evaluate_scorer(scorer, foldin, target, {"content": 1.0}),
-        "blend": evaluate_scorer(scorer, foldin, target),
+        "users": len(data.user_ids),
+        "items": data.n_items,
+        "warm_items": int(warm(data.full).sum()),
+        "interactions": int(data.full.nnz),
+        "train_users": len(data.train_users),
+        "validation_users": len(data.val_users),
     }
 
 
-def _user_vectors(scorer: Scorer, histories: sp.csr_matrix) -> np.ndarray:
-    parts = [scorer.user_vectors(histories[i : i + 2000]) for i in range(0, histories.shape[0], 2000)]
-    return np.vstack(parts) if parts else np.zeros((0, scorer.arrays["item_emb"].shape[1]), np.float32)
+def _manifest(
+    frame: pd.DataFrame,
+    config: TrainConfig,
+    report: dict[str, Any],
+    space: FeatureSpace,
+    metrics: dict[str, dict[str, float]],
+    source: dict[str, Any] | None,
+    consumed: dict[str, Any] | None,
+) -> dict[str, Any]:
+    training = {k: v for k, v in report.items() if k not in ("counts", "blend")}
+    return {
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "data_fingerprint": _fingerprint(frame),
+        "source": source or {},
+        "code_revision": _git_revision(),
+        "counts": report["counts"],
+        "components": list(config.blend.components),
+        "blend_weights": report["blend"]["weights"],
+        "events": {
+            "weights": config.cleaning.event_weights,
+            "rating_threshold": config.cleaning.rating_threshold,
+        },
+        "hyperparameters": config.to_dict(),
+        "metrics": {"validation": metrics},
+        "training": training,
+        "feature_space": space.to_dict(),
+        "consumed": consumed or {},
+    }
 
 
 def _catalog(item_ids: list[str], items: pd.DataFrame) -> list[dict[str, Any]]:

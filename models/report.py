@@ -1,28 +1,34 @@
-"""The evaluation report: every model on the same split, scored through the served artifact,
-plus baselines, a cold-start experiment, charts and a Markdown table."""
+"""The evaluation behind ``make eval``: strong generalization with test users held out of the
+data *before* cleaning and training, the same training command (selection + refit) on the
+rest, the exported artifact scored by the serving code on the test users' raw targets, and
+the references of :mod:`models.references` on the same rows and validation users.
+
+Raw targets: a target item the artifact does not know counts as a miss (it still counts in
+the ideal DCG), as it would for a live shopper.
+"""
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from app.scoring import artifact
 from app.scoring.scorer import Scorer, top_k
-from models import ease as ease_model
 from models.config import TrainConfig
-from models.data import Dataset, load
-from models.evaluation import evaluate_item_item, evaluate_scorer, evaluate_static
-from models.metrics import ndcg_at_k, recall_at_k
+from models.data import Dataset, clean, load
+from models.metrics import ndcg_at_k, recall_at_k, summarize
 from models.pipeline import Log, TrainResult, run
+from models.references import REFERENCES
+from models.split import hold_out_users
 
-METRICS = ("recall@20", "recall@50", "ndcg@10", "ndcg@100", "coverage@10")
-MODELS = ("popular", "item-knn", "ease (plain)", "ease", "vae", "content", "blend")
+K = 100
 
 
 @dataclass(frozen=True)
@@ -36,10 +42,7 @@ class Source:
 SOURCES = {
     "online-retail": Source("online-retail", "online-retail/online_retail.parquet", None, "online-retail"),
     "amazon-beauty": Source(
-        "amazon-beauty",
-        "amazon-beauty/Beauty.txt",
-        "amazon-beauty/Beauty_item2attributes.json",
-        "s3rec",
+        "amazon-beauty", "amazon-beauty/Beauty.txt", "amazon-beauty/Beauty_item2attributes.json", "s3rec"
     ),
     "amazon-sports": Source(
         "amazon-sports",
@@ -55,89 +58,267 @@ def load_source(source: Source, data_dir: Path) -> Dataset:
     return load(data_dir / source.interactions, items, fmt=source.fmt)
 
 
-def served_metrics(version_dir: Path) -> dict[str, dict[str, float]]:
+@dataclass
+class Heldout:
+    """Test users' cleaned histories split into fold-in (item id, weight) and target ids."""
+
+    user_ids: list[str]
+    foldin: list[list[tuple[str, float]]]
+    targets: list[list[str]]
+
+
+def hold_out(dataset: Dataset, config: TrainConfig) -> tuple[Dataset, Heldout]:
+    """(the training file without the test users, the test users' fold-in and targets).
+
+    Test users' rows go through the same row rules as training (no minimum counts: a
+    shopper's history is what it is); 80% of their items are fold-in, 20% targets."""
+    train_rows, test_rows = hold_out_users(dataset.interactions, config.split)
+    rules = dataclasses.replace(config.cleaning, min_user_interactions=1, min_item_interactions=1)
+    pairs = clean(Dataset(test_rows, dataset.items), rules, source="test users").interactions
+    rng = np.random.default_rng([config.split.seed, 2])
+    heldout = Heldout([], [], [])
+    for user, rows in pairs.groupby("user_id", sort=True):
+        items, weights = rows["item_id"].to_numpy(), rows["weight"].to_numpy()
+        if len(items) < 2:
+            continue
+        n_target = max(1, round((1 - config.split.foldin_fraction) * len(items)))
+        is_target = np.zeros(len(items), bool)
+        is_target[rng.choice(len(items), n_target, replace=False)] = True
+        heldout.user_ids.append(str(user))
+        heldout.foldin.append(
+            [(str(i), float(w)) for i, w in zip(items[~is_target], weights[~is_target], strict=True)]
+        )
+        heldout.targets.append([str(i) for i in items[is_target]])
+    train = Dataset(train_rows, dataset.items, dict(dataset.dropped))
+    return train, heldout
+
+
+@dataclass
+class Mapped:
+    """Held-out users in an artifact's item space: fold-in (n_users, n_items) with unknown
+    items dropped; targets over n_items + the unknown target items (never ranked: misses)."""
+
+    foldin: sp.csr_matrix
+    target: sp.csr_matrix
+    n_items: int
+
+
+def map_heldout(heldout: Heldout, item_ids: list[str]) -> Mapped:
+    index = {item: i for i, item in enumerate(item_ids)}
+    unknown: dict[str, int] = {}
+    rows, cols, data, t_rows, t_cols = [], [], [], [], []
+    for u, (foldin, targets) in enumerate(zip(heldout.foldin, heldout.targets, strict=True)):
+        for item, weight in foldin:
+            if item in index:
+                rows.append(u), cols.append(index[item]), data.append(weight)
+        for item in targets:
+            if item not in index:
+                unknown.setdefault(item, len(index) + len(unknown))
+            t_rows.append(u)
+            t_cols.append(index[item] if item in index else unknown[item])
+    n_users, n_items = len(heldout.user_ids), len(item_ids)
+    foldin = sp.csr_matrix((data, (rows, cols)), shape=(n_users, n_items), dtype=np.float32)
+    target = sp.csr_matrix(
+        (np.ones(len(t_rows), np.float32), (t_rows, t_cols)), shape=(n_users, n_items + len(unknown))
+    )
+    target.sum_duplicates()
+    target.data[:] = 1.0
+    return Mapped(foldin, target, n_items)
+
+
+def ranked_lists(scores_of: Any, mapped: Mapped, *, batch: int = 1000) -> np.ndarray:
+    """Top-K (n_users, K) of each user, fold-in items excluded as in serving."""
+    out = []
+    for start in range(0, mapped.foldin.shape[0], batch):
+        foldin = mapped.foldin[start : start + batch]
+        scores = np.array(scores_of(foldin), dtype=np.float32)
+        out.append(top_k(scores, K, exclude=foldin.toarray() > 0))
+    return np.vstack(out) if out else np.zeros((0, K), np.int64)
+
+
+def metrics_of(ranked: np.ndarray, mapped: Mapped) -> dict[str, float]:
+    """Metrics over users with a fold-in (a user with none gets popularity in serving, and so
+    here too: every scorer ranks an empty history by its own fallback)."""
+    return summarize(ranked, mapped.target, mapped.n_items)
+
+
+def served_metrics(version_dir: Path, heldout: Heldout) -> tuple[dict[str, dict[str, float]], np.ndarray]:
     """Test metrics of an exported artifact, loaded by the serving loader and scored by the
-    serving scorer: each component alone, the blend as served, and popularity."""
+    serving scorer: each component alone, the blend as served, and popularity. Also returns
+    the blend's ranked lists (for per-target checks)."""
     loaded = artifact.load(version_dir)
-    a = loaded.arrays
-    n_items = a["item_emb"].shape[0]
-    foldin = _csr(a["test_foldin_indptr"], a["test_foldin_items"], a["test_foldin_weights"], n_items)
-    target = _csr(a["test_target_indptr"], a["test_target_items"], None, n_items)
-    weights = loaded.manifest["blend_weights"]
-    scorer = Scorer(a, weights=weights)
-    return {
-        "popular": evaluate_static(np.asarray(a["popularity"]), foldin, target),
-        "ease": evaluate_scorer(scorer, foldin, target, {"ease": 1.0}),
-        "vae": evaluate_scorer(scorer, foldin, target, {"vae": 1.0}),
-        "content": evaluate_scorer(scorer, foldin, target, {"content": 1.0}),
-        "blend": evaluate_scorer(scorer, foldin, target),
+    mapped = map_heldout(heldout, [item["item_id"] for item in loaded.items])
+    scorer = Scorer(loaded.arrays, loaded.manifest.blend_weights, loaded.manifest.components)
+    popularity = np.asarray(loaded.arrays["popularity"])
+    out = {
+        "popular": metrics_of(ranked_lists(lambda h: np.tile(popularity, (h.shape[0], 1)), mapped), mapped)
     }
+    for name in scorer.components:
+        out[name] = metrics_of(
+            ranked_lists(lambda h, n=name: scorer.score(h, weights={n: 1.0}), mapped), mapped
+        )
+    blend = ranked_lists(scorer.score, mapped)
+    out["blend"] = metrics_of(blend, mapped)
+    return out, blend
+
+
+def reference_metrics(result: TrainResult, heldout: Heldout, log: Log) -> dict[str, Any]:
+    """Every reference, chosen on the served model's validation users and refitted on its rows."""
+    mapped = map_heldout(heldout, result.data.item_ids)
+    out: dict[str, Any] = {}
+    for name, build in REFERENCES.items():
+        started = time.perf_counter()
+        scores_of, chosen = build(result.data, log)
+        out[name] = metrics_of(ranked_lists(scores_of, mapped), mapped)
+        out[name]["_chosen"] = chosen
+        out[name]["_seconds"] = time.perf_counter() - started
+        log(f"reference {name}: test ndcg@100 {out[name]['ndcg@100']:.4f} ({out[name]['_seconds']:.0f}s)")
+    return out
+
+
+def rare_item_hit_rate(
+    ranked: np.ndarray, item_ids: list[str], counts: dict[str, int], heldout: Heldout
+) -> dict[str, float]:
+    """HR@100 of test targets whose item has 1-4 interactions in the training file."""
+    hits, total = 0, 0
+    for u, targets in enumerate(heldout.targets):
+        shown = {item_ids[i] for i in ranked[u] if 0 <= i < len(item_ids)}
+        for item in targets:
+            if 1 <= counts.get(item, 0) <= 4:
+                total += 1
+                hits += item in shown
+    return {"hr@100": hits / max(total, 1), "targets": float(total)}
+
+
+def training_counts(dataset: Dataset, config: TrainConfig) -> dict[str, int]:
+    """Users per item in the training file after the row rules (no minimum counts)."""
+    rules = dataclasses.replace(config.cleaning, min_user_interactions=1, min_item_interactions=1)
+    pairs = clean(dataset, rules).interactions
+    return pairs.groupby("item_id").size().to_dict()
 
 
 def evaluate_dataset(
-    dataset: Dataset, config: TrainConfig, *, work_dir: Path, log: Log, cold_start: bool
+    dataset: Dataset,
+    config: TrainConfig,
+    *,
+    work_dir: Path,
+    log: Log,
+    cold_start: bool = False,
+    rare_items: bool = False,
+    references: bool = True,
 ) -> dict[str, Any]:
-    """Train, export, evaluate the served artifact, add baselines (and the cold-start run)."""
-    t0 = time.perf_counter()
-    result = run(dataset, config, out_dir=work_dir, log=log)
-    seconds = time.perf_counter() - t0
-    assert result.version_dir is not None
-    metrics = served_metrics(result.version_dir)
-    split = result.split
-    knn = ease_model.item_knn(split.train, neighbors=100)
-    metrics["item-knn"] = evaluate_item_item(knn, split.test_foldin, split.test_target)
-    # Plain EASE (no attributes), lambda tuned on validation: the baseline to beat.
-    plain = [row for row in result.report["ease"]["grid"] if row["alpha"] == 0.0]
-    lam = max(plain, key=lambda row: row["ndcg@100"])["lambda"]
-    b = ease_model.fit_ease(ease_model.gram(split.train), lam, warm=split.warm)
-    plain_ease = ease_model.sparsify(b, config.ease.neighbors)
-    metrics["ease (plain)"] = evaluate_item_item(plain_ease, split.test_foldin, split.test_target)
-    history = result.report["vae"]["history"]
-    out: dict[str, Any] = {
+    """Hold test users out, train (with and without item attributes), score the artifacts,
+    the references and the optional experiments."""
+    train, heldout = hold_out(dataset, config)
+    log(f"test users held out before cleaning: {len(heldout.user_ids):,}")
+    out: dict[str, Any] = {"test_users": len(heldout.user_ids)}
+    for variant, data in (("attributes", train), ("interactions only", _without_attributes(train))):
+        started = time.perf_counter()
+        result = run(data, config, out_dir=work_dir / variant.replace(" ", "-"), log=log)
+        seconds = time.perf_counter() - started
+        assert result.version_dir is not None
+        metrics, ranked = served_metrics(result.version_dir, heldout)
+        out[variant] = _summary(result, metrics, seconds)
+        log(f"{variant}: served blend test ndcg@100 {metrics['blend']['ndcg@100']:.4f}")
+        if variant == "attributes":
+            if references:
+                out["references"] = reference_metrics(result, heldout, log)
+            if rare_items:
+                out["rare_items"] = _rare_items(train, heldout, result, ranked, config, work_dir, log)
+            if cold_start:
+                out["cold_start"] = cold_start_experiment(train, heldout, config, result, log=log)
+    return out
+
+
+def _without_attributes(dataset: Dataset) -> Dataset:
+    ids = dataset.items["item_id"] if len(dataset.items) else pd.Series(dtype="object")
+    items = pd.DataFrame({"item_id": ids, "title": pd.NA, "category": pd.NA, "brand": pd.NA, "price": np.nan})
+    items["attributes"] = [[] for _ in range(len(items))]
+    return Dataset(dataset.interactions, items, dict(dataset.dropped))
+
+
+def _summary(result: TrainResult, metrics: dict[str, Any], seconds: float) -> dict[str, Any]:
+    components = result.report["components"]
+    return {
         "metrics": metrics,
+        "validation": result.metrics,
         "counts": result.report["counts"],
         "dropped": result.report["cleaning"]["dropped"],
         "weights": result.weights,
         "blend_grid": result.report["blend"]["grid"],
-        "ease": {k: v for k, v in result.report["ease"].items() if k != "grid"},
-        "ease_grid": result.report["ease"]["grid"],
-        "vae_history": history,
-        "vae_best_epoch": result.report["vae"]["best_epoch"],
-        "vae_seconds_per_epoch": result.report["vae"]["seconds"] / max(1, len(history)),
+        "item_item": {k: v for k, v in components["ease"].items() if k not in ("grid", "chosen")},
+        "item_item_grid": components["ease"]["grid"],
+        "vae": {k: v for k, v in components["vae"].items() if k != "chosen"},
+        "stages": result.report["stages"],
         "train_seconds": seconds,
         "artifact": str(result.version_dir),
     }
-    if cold_start:
-        out["cold_start"] = cold_start_experiment(dataset, config, result, log=log)
-    return out
+
+
+def _rare_items(
+    train: Dataset,
+    heldout: Heldout,
+    result: TrainResult,
+    ranked: np.ndarray,
+    config: TrainConfig,
+    work_dir: Path,
+    log: Log,
+) -> dict[str, Any]:
+    """HR@100 on rare-item targets: this model vs the same pipeline with 5-core cleaning."""
+    counts = training_counts(train, config)
+    after = rare_item_hit_rate(ranked, result.data.item_ids, counts, heldout)
+    five_core = dataclasses.replace(
+        config,
+        cleaning=dataclasses.replace(config.cleaning, min_user_interactions=5, min_item_interactions=5),
+    )
+    before_result = run(train, five_core, out_dir=work_dir / "five-core", log=log)
+    assert before_result.version_dir is not None
+    metrics, before_ranked = served_metrics(before_result.version_dir, heldout)
+    item_ids = [i["item_id"] for i in artifact.load(before_result.version_dir).items]
+    before = rare_item_hit_rate(before_ranked, item_ids, counts, heldout)
+    log(f"rare-item targets: hr@100 {before['hr@100']:.4f} with 5-core cleaning, {after['hr@100']:.4f} now")
+    return {
+        "before": before
+        | {"ndcg@100": metrics["blend"]["ndcg@100"], "counts": before_result.report["counts"]},
+        "after": after,
+    }
 
 
 def cold_start_experiment(
-    dataset: Dataset, config: TrainConfig, warm_result: TrainResult, *, log: Log
+    train: Dataset, heldout: Heldout, config: TrainConfig, warm_result: TrainResult, *, log: Log
 ) -> dict[str, dict[str, float]]:
-    """Hold 10% of items out of training entirely, then rank only those items for test
-    users (history: their other items) by: the content->CF map, the content profile,
-    popularity (from the full data: an oracle no live system has) and random order."""
+    """Hold 10% of the items with interactions out of training entirely, then rank only
+    those items for the test users who bought some (history: their other items) by: the
+    content->CF map (the VAE's decoder rows of those items come from it), the content profile,
+    popularity (counted on every row, test users' included: an oracle no live shop has) and
+    random order."""
     rng = np.random.default_rng(config.split.seed)
-    warm_items = [i for i, w in zip(warm_result.split.item_ids, warm_result.split.warm, strict=True) if w]
-    cold = frozenset(rng.choice(warm_items, size=max(1, len(warm_items) // 10), replace=False).tolist())
+    data = warm_result.data
+    warm_ids = [i for i, n in zip(data.item_ids, np.diff(data.full.tocsc().indptr), strict=True) if n > 0]
+    cold = frozenset(rng.choice(warm_ids, size=max(1, len(warm_ids) // 10), replace=False).tolist())
     log(f"cold start: {len(cold):,} items held out of training")
-    result = run(dataset, config, log=log, cold_items=cold)
-    split, scorer = result.split, result.scorer
-    is_cold = np.isin(np.asarray(split.item_ids, dtype=object), list(cold))
-    histories = split.histories[split.test_users]
-    foldin = histories.multiply(sp.csr_matrix((~is_cold)[None, :].astype(np.float32))).tocsr()
-    target = histories.multiply(sp.csr_matrix(is_cold[None, :].astype(np.float32))).tocsr()
+    result = run(train, config, log=log, cold_items=cold)
+    item_ids = result.data.item_ids
+    is_cold = np.isin(np.asarray(item_ids, dtype=object), list(cold))
+    mapped = map_heldout(heldout, item_ids)
+    histories = sp.csr_matrix(mapped.foldin + mapped.target[:, : len(item_ids)])
+    foldin = sp.csr_matrix(histories.multiply((~is_cold)[None, :].astype(np.float32)))
+    target = sp.csr_matrix(histories.multiply(is_cold[None, :].astype(np.float32)))
     rows = np.flatnonzero((np.diff(target.indptr) > 0) & (np.diff(foldin.indptr) > 0))
     foldin, target = foldin[rows], target[rows]
     target.data[:] = 1.0
-    exclude = np.broadcast_to(~is_cold, (len(rows), split.n_items))
-    full_popularity = np.asarray((split.histories > 0).sum(axis=0), dtype=np.float32).ravel()
+    exclude = np.broadcast_to(~is_cold, (len(rows), len(item_ids)))
+    counts = training_counts(train, config)
+    for targets, foldin_items in zip(heldout.targets, heldout.foldin, strict=True):
+        for item in [*targets, *(i for i, _ in foldin_items)]:
+            counts[item] = counts.get(item, 0) + 1
+    oracle = np.array([counts.get(i, 0) for i in item_ids], dtype=np.float32)
+    scorer = result.scorer
     candidates = {
-        "content->cf map": scorer.components(foldin, only=("vae",))["vae"],
-        "content profile": scorer.components(foldin, only=("content",))["content"],
-        "popularity (oracle)": np.tile(full_popularity, (len(rows), 1)),
-        "random": rng.random((len(rows), split.n_items), dtype=np.float32),
+        "content->cf map": scorer.component_scores(foldin, only=("vae",))["vae"],
+        "content profile": scorer.component_scores(foldin, only=("content",))["content"],
+        "popularity (oracle)": np.tile(oracle, (len(rows), 1)),
+        "random": rng.random((len(rows), len(item_ids)), dtype=np.float32),
     }
     out = {}
     for name, scores in candidates.items():
@@ -150,95 +331,3 @@ def cold_start_experiment(
         log(f"cold start {name}: {out[name]}")
     out["_users"] = {"n": float(len(rows)), "cold_items": float(len(cold))}
     return out
-
-
-def write_report(results: dict[str, dict[str, Any]], out: Path, *, command: str, machine: str) -> None:
-    """Markdown tables + PNG charts beside ``out``."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    (out.with_suffix(".json")).write_text(json.dumps(results, indent=1, default=float))
-    lines = [
-        "# Offline evaluation",
-        "",
-        f"Command: `{command}`  ",
-        f"Machine: {machine}  ",
-        f"Date: {time.strftime('%Y-%m-%d')}",
-        "",
-        "Protocol: strong generalization (Liang et al. 2018), split seed 20261127, 10% of users",
-        "for validation and 10% for test, 80% of each held-out user's items as fold-in, 20% as",
-        "targets; fold-in items excluded from the ranking. All rows but item-kNN are scored by",
-        "loading the exported artifact with the serving loader and ranking with the serving",
-        "scorer (`app/scoring`), i.e. the numbers are the served numbers.",
-        "",
-    ]
-    for name, res in results.items():
-        c = res["counts"]
-        lines += [
-            f"## {name}",
-            "",
-            f"Trained and evaluated by `{res.get('command', command)}`.",
-            "",
-            f"{c['users']:,} users ({c['train_users']:,} train / {c['validation_users']:,} validation / "
-            f"{c['test_users']:,} test), {c['items']:,} items, {c['interactions']:,} interactions after "
-            f"cleaning; rows dropped per rule: {res['dropped']}.",
-            f"Blend weights (validation): {res['weights']}; EASE λ={res['ease']['lambda']:g}, "
-            f"attribute weight α={res['ease']['alpha']:g}. Mult-VAE best epoch {res['vae_best_epoch']}, "
-            f"{res['vae_seconds_per_epoch']:.1f} s/epoch; whole training {res['train_seconds']:.0f} s.",
-            "",
-            "| model | " + " | ".join(METRICS) + " |",
-            "|---|" + "---|" * len(METRICS),
-        ]
-        for model in MODELS:
-            row = res["metrics"].get(model)
-            if row:
-                lines.append(f"| {model} | " + " | ".join(f"{row[m]:.4f}" for m in METRICS) + " |")
-        if "cold_start" in res:
-            cs = res["cold_start"]
-            lines += [
-                "",
-                f"Cold start: {int(cs['_users']['cold_items'])} items held out of training, ranked among "
-                f"themselves for {int(cs['_users']['n'])} test users.",
-                "",
-                "| ranking of unseen items | recall@10 | ndcg@10 | recall@20 |",
-                "|---|---|---|---|",
-            ]
-            for model, row in cs.items():
-                if not model.startswith("_"):
-                    values = " | ".join(f"{row[m]:.4f}" for m in ("recall@10", "ndcg@10", "recall@20"))
-                    lines.append(f"| {model} | {values} |")
-        lines.append("")
-    out.write_text("\n".join(lines))
-    _plots(results, out)
-
-
-def _plots(results: dict[str, dict[str, Any]], out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for name, res in results.items():
-        epochs = [h["epoch"] for h in res["vae_history"]]
-        axes[0].plot(epochs, [h["val_ndcg@100"] for h in res["vae_history"]], label=name)
-        axes[1].plot(epochs, [h["nll"] for h in res["vae_history"]], label=name)
-    axes[0].set(title="Mult-VAE validation NDCG@100", xlabel="epoch")
-    axes[1].set(title="Mult-VAE training NLL", xlabel="epoch", yscale="log")
-    axes[0].legend()
-    fig.tight_layout()
-    fig.savefig(out.with_name("training_curves.png"), dpi=110)
-    plt.close(fig)
-
-    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4), squeeze=False)
-    for ax, (name, res) in zip(axes[0], results.items(), strict=True):
-        models = [m for m in MODELS if m in res["metrics"]]
-        ax.bar(models, [res["metrics"][m]["ndcg@100"] for m in models])
-        ax.set(title=f"{name}: NDCG@100 (test)")
-        ax.tick_params(axis="x", rotation=45)
-    fig.tight_layout()
-    fig.savefig(out.with_name("metrics.png"), dpi=110)
-    plt.close(fig)
-
-
-def _csr(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray | None, n_items: int) -> sp.csr_matrix:
-    values = np.ones(len(indices), np.float32) if data is None else np.asarray(data)
-    return sp.csr_matrix((values, np.asarray(indices), np.asarray(indptr)), shape=(len(indptr) - 1, n_items))

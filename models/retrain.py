@@ -105,7 +105,7 @@ def retrain(options: RetrainOptions, *, log: Log = print) -> RetrainOutcome:
     log(
         f"step 5/5: {version} {'published' if published else 'NOT published'} ({reason}); "
         f"validation ndcg@100 ({basis}): serving {before if before is None else round(before, 4)}, "
-        f"new {after:.4f}; new test ndcg@100 {result.metrics['blend']['ndcg@100']:.4f}"
+        f"new {after:.4f}"
     )
     return RetrainOutcome(version, published, reason, before, after, len(events))
 
@@ -116,11 +116,12 @@ def _compare(
     """(serving NDCG@100, new NDCG@100, what was compared).
 
     Fair ground is the new split's validation users that the serving model has never seen
-    (new shoppers): both models score them through the serving code. With fewer than
+    (new shoppers): both the serving model and the new selection models (which chose the new
+    version's settings without seeing them) score them through the serving code. With fewer than
     ``MIN_GATE_USERS`` of them, each model's own validation NDCG@100 is compared instead
     (different users, so noisier)."""
-    split = result.split
-    own = max(row["ndcg@100"] for row in result.report["blend"]["grid"])
+    data = result.data
+    own = result.metrics["blend"]["ndcg@100"]
     if current is None:
         return None, own, "no serving model"
     try:
@@ -128,14 +129,15 @@ def _compare(
     except artifact.ArtifactError:
         return None, own, "serving model unreadable"
     seen = set(serving.users)
-    unseen = np.array([split.user_ids[u] not in seen for u in split.val_users])
-    rows = np.flatnonzero(unseen & (np.diff(split.val_target.indptr) > 0))
+    unseen = np.array([data.user_ids[u] not in seen for u in data.val_users], dtype=bool)
+    rows = np.flatnonzero(unseen & (np.diff(data.val_target.indptr) > 0))
     if len(rows) < MIN_GATE_USERS:
-        before = current.get("metrics", {}).get("validation", {}).get("ndcg@100")
+        before = current.get("metrics", {}).get("validation", {}).get("blend", {}).get("ndcg@100")
         return before, own, f"own validation splits ({len(rows)} new validation users)"
-    foldin, target = split.val_foldin[rows], split.val_target[rows]
-    after = evaluate_scorer(result.scorer, foldin, target)["ndcg@100"]
-    before = _ndcg_of(serving, split.item_ids, foldin, target)
+    foldin, target = data.val_foldin[rows], data.val_target[rows]
+    # The selection models: the refitted ones have been trained on these validation users.
+    after = evaluate_scorer(result.selection, foldin, target)["ndcg@100"]
+    before = _ndcg_of(serving, data.item_ids, foldin, target)
     return before, after, f"{len(rows)} validation users new to the serving model"
 
 
@@ -155,7 +157,7 @@ def _ndcg_of(
     mapped = sp.csr_matrix(
         (coo.data[known], (coo.row[known], mapping[coo.col[known]])), shape=(foldin.shape[0], n_items)
     )
-    scorer = Scorer(serving.arrays, serving.manifest["blend_weights"])
+    scorer = Scorer(serving.arrays, serving.manifest.blend_weights, serving.manifest.components)
     ranked = np.vstack(
         [
             rank(scorer.score(mapped[i : i + 1000]), mapped[i : i + 1000])

@@ -155,12 +155,13 @@ class BetaAnnealing(keras.callbacks.Callback):
         self.model.beta.assign(self.beta_max * min(1.0, step / self.anneal_steps))
 
 
-class BestEpoch(keras.callbacks.Callback):
-    """Validation NDCG@100 each epoch; keeps the best weights; early stopping; progress."""
+class Progress(keras.callbacks.Callback):
+    """Progress per epoch with an ETA; with ``validate``, validation NDCG@100 each epoch,
+    the best weights kept, and early stopping."""
 
     def __init__(
         self,
-        validate: Callable[[MultVAE], float],
+        validate: Callable[[MultVAE], float] | None,
         *,
         patience: int,
         epochs: int,
@@ -168,7 +169,7 @@ class BestEpoch(keras.callbacks.Callback):
     ):
         super().__init__()
         self.validate, self.patience, self.epochs, self.log = validate, patience, epochs, log
-        self.best, self.best_epoch, self.best_weights = -1.0, -1, None
+        self.best, self.best_epoch, self.best_weights = -1.0, epochs, None
         self.history: list[dict[str, float]] = []
         self.started = 0.0
 
@@ -177,7 +178,7 @@ class BestEpoch(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        ndcg = self.validate(self.model)
+        ndcg = self.validate(self.model) if self.validate is not None else math.nan
         beta = float(keras.ops.convert_to_numpy(self.model.beta))
         elapsed = time.perf_counter() - self.started
         row = {
@@ -190,29 +191,52 @@ class BestEpoch(keras.callbacks.Callback):
             "seconds": elapsed,
         }
         self.history.append(row)
+        eta = elapsed / (epoch + 1) * (self.epochs - epoch - 1)
+        line = (
+            f"vae epoch {epoch + 1}/{self.epochs} loss {row['loss']:.3f} kl {row['kl']:.3f} beta {beta:.3f} "
+            f"{elapsed / (epoch + 1):.1f}s/epoch eta {eta:.0f}s"
+        )
+        if self.validate is None:
+            self.log(line)
+            return
         if ndcg > self.best:
             self.best, self.best_epoch = ndcg, epoch + 1
             self.best_weights = self.model.get_weights()
-        eta = elapsed / (epoch + 1) * (self.epochs - epoch - 1)
-        self.log(
-            f"vae epoch {epoch + 1}/{self.epochs} loss {row['loss']:.3f} kl {row['kl']:.3f} "
-            f"beta {beta:.3f} val ndcg@100 {ndcg:.4f} (best {self.best:.4f} @ {self.best_epoch}) "
-            f"{elapsed / (epoch + 1):.1f}s/epoch eta {eta:.0f}s"
-        )
+        self.log(f"{line} val ndcg@100 {ndcg:.4f} (best {self.best:.4f} @ {self.best_epoch})")
         if epoch + 1 - self.best_epoch >= self.patience:
             self.log(f"vae early stop: no gain for {self.patience} epochs")
             self.model.stop_training = True
+
+
+def plan_epochs(config: VAEConfig, *, n_users: int) -> tuple[int, int]:
+    """(epoch cap, patience) for ``n_users`` training rows: a budget of optimizer steps, so
+    small data is not cut short and large data does not run for hours. ``config.epochs`` and
+    ``config.patience``, when set, win."""
+    batches = max(1, math.ceil(n_users / config.batch_size))
+    epochs = config.epochs or int(
+        np.clip(math.ceil(config.step_budget / batches), config.min_epochs, config.max_epochs)
+    )
+    patience = config.patience or max(config.min_patience, epochs // 10)
+    return epochs, patience
 
 
 def train_vae(
     train: sp.csr_matrix,
     config: VAEConfig,
     *,
-    validate: Callable[[MultVAE], float],
+    epochs: int,
+    patience: int | None = None,
+    anneal_epochs: int | None = None,
+    validate: Callable[[MultVAE], float] | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[MultVAE, list[dict[str, float]], int]:
-    """Fit on training rows (n_users, n_items) float32 CSR; returns (model at best epoch,
-    per-epoch history, best epoch)."""
+    """Fit on training rows (n_users, n_items) float32 CSR for at most ``epochs`` epochs.
+
+    With ``validate`` (validation NDCG@100 of a model), stop after ``patience`` epochs without
+    a gain and return the best epoch's weights; without, train exactly ``epochs`` (a refit).
+    beta rises over ``anneal_fraction`` of ``anneal_epochs`` (default ``epochs``) epochs, so a
+    refit of the selected epoch count follows the selection run's schedule.
+    Returns (model, per-epoch history, best epoch)."""
     keras.utils.set_random_seed(config.seed)
     model = MultVAE(
         train.shape[1],
@@ -224,14 +248,14 @@ def train_vae(
     )
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
     batches = RowBatches(train, config.batch_size, config.dropout, config.seed)
-    anneal_steps = int(config.anneal_fraction * config.epochs * len(batches))
-    best = BestEpoch(validate, patience=config.patience, epochs=config.epochs, log=log)
+    anneal_steps = int(config.anneal_fraction * (anneal_epochs or epochs) * len(batches))
+    progress = Progress(validate, patience=patience or epochs, epochs=epochs, log=log)
     model.fit(
         batches,
-        epochs=config.epochs,
+        epochs=epochs,
         verbose=0,
-        callbacks=[BetaAnnealing(config.beta_max, anneal_steps), best],
+        callbacks=[BetaAnnealing(config.beta_max, anneal_steps), progress],
     )
-    if best.best_weights is not None:
-        model.set_weights(best.best_weights)
-    return model, best.history, best.best_epoch
+    if progress.best_weights is not None:
+        model.set_weights(progress.best_weights)
+    return model, progress.history, progress.best_epoch

@@ -10,19 +10,28 @@ import pytest
 
 FAST_CONFIG = {
     "vae": {"epochs": 15, "patience": 15, "hidden": 200, "latent": 64, "batch_size": 200},
-    "item_ae": {"epochs": 15, "title_buckets": 256},
+    "item_ae": {"epochs": 60, "title_buckets": 256},
     "ease": {"lambdas": [100.0, 500.0], "attribute_weights": [0.0, 1.0]},
 }
 
 
 SHOP = {"n_users": 1200, "n_items": 300, "seed": 11}
+# One purchase of an item that is in no catalog: every item in the log stays recommendable.
+RARE_ITEM, RARE_BUYER = "RARE-1", "U00003"
 
 
 @pytest.fixture(scope="session")
 def shop():
+    import pandas as pd
+
+    from models.data import Dataset
     from models.synthetic import ShopConfig, generate
 
-    return generate(ShopConfig(**SHOP))
+    dataset = generate(ShopConfig(**SHOP))
+    rare = pd.DataFrame(
+        [{"user_id": RARE_BUYER, "item_id": RARE_ITEM, "event": "purchase", "value": 1.0, "timestamp": 1.8e9}]
+    )
+    return Dataset(pd.concat([dataset.interactions, rare], ignore_index=True), dataset.items)
 
 
 @pytest.fixture(scope="session")

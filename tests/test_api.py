@@ -15,13 +15,13 @@ async def test_health_ready_and_model(client, artifacts_dir):
     assert ready.json()["model_version"] == version
     model = (await client.get("/v1/model")).json()
     assert model["model_version"] == version
-    assert model["metrics"]["test"]["blend"]["ndcg@100"] > 0
+    assert model["metrics"]["validation"]["blend"]["ndcg@100"] > 0
     assert model["counts"]["users"] > 0
 
 
 async def test_session_recommendations_exclude_the_given_items(client, trained):
     result, _ = trained
-    items = result.split.item_ids[:5]
+    items = result.data.item_ids[:5]
     response = await client.post("/v1/recommendations", json={"items": items, "k": 100, "exclude_seen": True})
     assert response.status_code == 200
     body = response.json()
@@ -35,7 +35,7 @@ async def test_session_recommendations_exclude_the_given_items(client, trained):
 
 async def test_unknown_items_are_listed_not_errors(client, trained):
     result, _ = trained
-    response = await client.post("/v1/recommendations", json={"items": ["nope", result.split.item_ids[0]]})
+    response = await client.post("/v1/recommendations", json={"items": ["nope", result.data.item_ids[0]]})
     assert response.status_code == 200
     assert response.json()["unknown_items"] == ["nope"]
 
@@ -45,7 +45,7 @@ async def test_no_history_is_popular_and_filters_apply(client, trained):
     body = (await client.post("/v1/recommendations", json={"items": ["nope"], "k": 5})).json()
     assert body["strategy"] == "popular"
     pop = result.arrays["popularity"]
-    assert body["items"][0]["item_id"] == result.split.item_ids[int(np.argmax(pop))]
+    assert body["items"][0]["item_id"] == result.data.item_ids[int(np.argmax(pop))]
     filtered = await client.post(
         "/v1/recommendations",
         json={"k": 20, "filters": {"category": ["mugs"], "max_price": 50}},
@@ -56,7 +56,7 @@ async def test_no_history_is_popular_and_filters_apply(client, trained):
 
 async def test_explain_names_history_items(client, trained):
     result, _ = trained
-    history = result.split.item_ids[10:14]
+    history = result.data.item_ids[10:14]
     body = (await client.post("/v1/recommendations", json={"items": history, "k": 5, "explain": True})).json()
     for item in body["items"]:
         assert item["because"] and set(item["because"]) <= set(history)
@@ -70,11 +70,11 @@ async def test_exclude_list(client):
 
 async def test_known_and_unknown_users(client, trained):
     result, _ = trained
-    user = result.split.user_ids[0]
+    user = result.data.user_ids[0]
     body = (await client.get(f"/v1/users/{user}/recommendations", params={"k": 7})).json()
     assert body["strategy"] == "personalized" and len(body["items"]) == 7
-    seen = set(result.split.histories[0].indices.tolist())
-    assert not {result.split.item_ids.index(i["item_id"]) for i in body["items"]} & seen
+    seen = set(result.data.full[0].indices.tolist())
+    assert not {result.data.item_ids.index(i["item_id"]) for i in body["items"]} & seen
     anon = (await client.get("/v1/users/never-seen/recommendations")).json()
     assert anon["strategy"] == "popular"
     bad = await client.get(f"/v1/users/{user}/recommendations", params={"min_price": 5, "max_price": 1})
@@ -84,7 +84,7 @@ async def test_known_and_unknown_users(client, trained):
 
 async def test_item_detail_and_similar(client, trained):
     result, _ = trained
-    item = result.split.item_ids[3]
+    item = result.data.item_ids[3]
     detail = (await client.get(f"/v1/items/{item}")).json()
     assert detail["item_id"] == item and detail["title"]
     for by in ("collaborative", "content"):
@@ -150,3 +150,27 @@ async def test_openapi_has_examples(client):
     assert spec["components"]["schemas"]["RecommendationRequest"]["examples"]
     docs = await client.get("/docs")
     assert docs.status_code == 200
+
+
+async def test_an_item_with_a_single_logged_event_is_kept_and_recommendable(client, trained):
+    """RARE-1 was bought once, by one shopper, and is in no catalog: minimum counts of 5 would
+    have removed it; now it is in the model, ranks high for its buyer's other items, and
+    shows up among the similar items of what it was bought with."""
+    from tests.conftest import RARE_BUYER, RARE_ITEM
+
+    result, _ = trained
+    assert (await client.get(f"/v1/items/{RARE_ITEM}")).status_code == 200
+    own = (await client.get(f"/v1/items/{RARE_ITEM}/similar", params={"k": 5})).json()
+    assert len(own["items"]) == 5
+    bought = [
+        result.data.item_ids[i] for i in result.data.full[result.data.user_ids.index(RARE_BUYER)].indices
+    ]
+    others = [i for i in bought if i != RARE_ITEM]
+    recs = (await client.post("/v1/recommendations", json={"items": others, "k": 1000})).json()
+    ids = [i["item_id"] for i in recs["items"]]
+    assert RARE_ITEM in ids[: len(ids) // 2]  # ranked, and above the median
+    found = []
+    for item in others:
+        body = (await client.get(f"/v1/items/{item}/similar", params={"k": 100})).json()
+        found += [item for i in body["items"] if i["item_id"] == RARE_ITEM]
+    assert found

@@ -23,25 +23,18 @@ def copy(artifacts_dir, tmp_path):
 def test_round_trip(trained, artifacts_dir):
     result, _ = trained
     loaded = artifact.load(artifacts_dir)
-    assert loaded.manifest["schema_version"] == artifact.SCHEMA_VERSION
-    assert loaded.users == result.split.user_ids
-    assert [i["item_id"] for i in loaded.items] == result.split.item_ids
+    manifest = loaded.manifest
+    assert manifest.schema_version == artifact.SCHEMA_VERSION == 2
+    assert loaded.users == result.data.user_ids
+    assert [i["item_id"] for i in loaded.items] == result.data.item_ids
+    assert set(loaded.arrays) == set(result.arrays) == set(artifact.array_specs(manifest.components))
     for name, array in result.arrays.items():
         np.testing.assert_array_equal(np.asarray(loaded.arrays[name]), array, err_msg=name)
         assert isinstance(loaded.arrays[name], np.memmap), name
-    for key in (
-        "created_at",
-        "data_fingerprint",
-        "counts",
-        "hyperparameters",
-        "metrics",
-        "consumed",
-        "code_revision",
-        "checksums",
-        "dims",
-        "blend_weights",
-    ):
-        assert key in loaded.manifest
+    assert manifest.components == ["content", "vae", "ease"]
+    assert manifest.blend_weights == result.weights
+    assert manifest.events.weights["purchase"] == 4.0
+    assert manifest.counts.users == len(result.data.user_ids) and manifest.data_fingerprint
 
 
 def test_current_is_a_symlink_switched_atomically(artifacts_dir, tmp_path):
@@ -65,11 +58,28 @@ def test_checksum_mismatch_on_truncation(copy):
         artifact.load(copy)
 
 
-def test_wrong_schema_version(copy):
+def test_an_older_schema_version_is_refused_with_the_fix(copy):
     manifest = json.loads((copy / "manifest.json").read_text())
-    manifest["schema_version"] = 99
+    manifest["schema_version"] = 1
     (copy / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ArtifactError, match="schema_version 99"):
+    with pytest.raises(ArtifactError, match=r"schema_version 1, this server reads 2: train a new version"):
+        artifact.load(copy)
+
+
+def test_a_manifest_that_breaks_the_contract_is_refused(copy):
+    manifest = json.loads((copy / "manifest.json").read_text())
+    del manifest["blend_weights"]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match=r"(?s)invalid manifest.*blend_weights"):
+        artifact.load(copy)
+
+
+def test_an_unknown_component_is_refused(copy):
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["blend_weights"] = {"vae": 1.0}
+    manifest["components"] = ["content", "vae", "ease", "telepathy"]
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="unknown component 'telepathy'"):
         artifact.load(copy)
 
 

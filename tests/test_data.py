@@ -74,7 +74,30 @@ def test_unknown_event_is_a_clear_error():
 
 def test_empty_after_cleaning_says_what_to_change():
     with pytest.raises(DataError, match="no interactions left after cleaning"):
-        clean(frame([("u", "a", "view", np.nan, 1)]), CleaningConfig())
+        clean(frame([("u", "a", "rating", 2.0, 1)]), CleaningConfig())
+    with pytest.raises(DataError, match="no interactions left after cleaning"):
+        config = CleaningConfig(min_user_interactions=5, min_item_interactions=5)
+        clean(frame([("u", "a", "view", np.nan, 1)]), config)
+
+
+def test_every_user_and_item_is_kept_by_default_and_minimum_counts_are_reported():
+    pairs = [("u1", "a"), ("u1", "b"), ("u2", "a"), ("u2", "b"), ("u3", "c")]
+    rows = [(u, i, "purchase", np.nan, n) for n, (u, i) in enumerate(pairs)]
+    kept = clean(frame(rows), CleaningConfig())
+    assert len(kept.interactions) == 5  # u3 and c, with one interaction each, stay
+    assert (
+        kept.dropped["min_counts"]
+        == kept.dropped["min_counts_users"]
+        == kept.dropped["min_counts_items"]
+        == 0
+    )
+    two = clean(frame(rows), CleaningConfig(min_user_interactions=2, min_item_interactions=2))
+    assert len(two.interactions) == 4
+    assert (two.dropped["min_counts"], two.dropped["min_counts_users"], two.dropped["min_counts_items"]) == (
+        1,
+        1,
+        1,
+    )
 
 
 def test_generic_csv_missing_column(tmp_path):
@@ -171,9 +194,24 @@ def test_s3rec_lines_and_attributes(tmp_path):
         (b"user,item\nu1,i1\n", "missing column 'user_id'"),
         (b"user_id,item_id,timestamp\nu1,i1,yesterday\n", "unreadable time 'yesterday'"),
         (b"user_id,item_id,event,value\nu1,i1,rating,five\n", "column 'value' must be numeric"),
-        (b"user_id,item_id,event\nu1,i1,view\nu2,i2,view\n", "no interactions left after cleaning"),
+        (
+            b"user_id,item_id,event,value\nu1,i1,rating,1\nu2,i2,rating,2\n",
+            "no interactions left after cleaning",
+        ),
+        (
+            b"user_id,item_id,event\nu1,i1,view\nu2,i2,view\n",
+            "too few to choose settings on validation users",
+        ),
     ],
-    ids=["empty", "binary", "missing-column", "bad-time", "bad-value", "empty-after-cleaning"],
+    ids=[
+        "empty",
+        "binary",
+        "missing-column",
+        "bad-time",
+        "bad-value",
+        "empty-after-cleaning",
+        "too-few-users",
+    ],
 )
 def test_train_cli_refuses_bad_files_with_one_clear_line(tmp_path, capsys, content, message):
     from scripts.train import main

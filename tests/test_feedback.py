@@ -13,7 +13,7 @@ async def test_feedback_is_recorded_in_the_stream(client, trained):
     result, _ = trained
     event = {
         "user_id": "u1",
-        "item_id": result.split.item_ids[0],
+        "item_id": result.data.item_ids[0],
         "event": "click",
         "event_id": "e1",
         "timestamp": "2026-11-27T10:00:00Z",
@@ -93,9 +93,9 @@ async def test_purchase_changes_the_next_recommendations(client, trained):
     """Live personalization: after u buys X, X leaves u's list and X's neighbour rises."""
     result, _ = trained
     recommender = client.app.state.shoprec.recommender
-    user = result.split.user_ids[result.split.train_users[0]]
+    user = result.data.user_ids[result.data.train_users[0]]
     seen = set(recommender.training_history(user)[0].tolist())
-    ease = recommender.scorer.ease
+    ease = recommender.scorer.components["ease"].matrix
     # X: an unseen item whose strongest EASE neighbour Y is also unseen.
     for x in np.argsort(-recommender.popularity):
         row = ease[int(x)]
@@ -104,7 +104,7 @@ async def test_purchase_changes_the_next_recommendations(client, trained):
         y = int(row.indices[np.argmax(row.data)])
         if y not in seen:
             break
-    x_id, y_id = result.split.item_ids[int(x)], result.split.item_ids[y]
+    x_id, y_id = result.data.item_ids[int(x)], result.data.item_ids[y]
 
     def rank_of(body, item_id):
         ids = [i["item_id"] for i in body["items"]]

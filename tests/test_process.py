@@ -32,7 +32,7 @@ def test_uvicorn_process_serves_over_http(artifacts_dir, redis_url, prefix, trai
     result, _ = trained
     env = server_env(artifacts_dir, redis_url, prefix)
     with uvicorn_process(env) as (base, server):
-        items = result.split.item_ids[:3]
+        items = result.data.item_ids[:3]
         recs = httpx.post(f"{base}/v1/recommendations", json={"items": items, "k": 100, "exclude_seen": True})
         assert recs.status_code == 200
         assert not {i["item_id"] for i in recs.json()["items"]} & set(items)

@@ -72,7 +72,7 @@ async def test_feedback_retrain_reload(base_dir, tmp_path, settings_factory, red
         assert "loop-user" in loaded.users
         catalog = {item["item_id"]: item for item in loaded.items}
         assert catalog["CATALOG-NEW"]["category"] == "lighting"  # the catalog change is trained on
-        assert loaded.manifest["consumed"]["archived_events"] == 9
+        assert loaded.manifest.consumed["archived_events"] == 9
         store = http.app.state.shoprec.store
         assert (await store.read_events())[0] == []  # trimmed after archiving
         assert len(archive.read(tmp_path / "archive")) == 9
@@ -111,4 +111,4 @@ async def test_a_crash_after_archiving_loses_nothing(
     assert serving["consumed"] == {}  # still the old model
     outcome = await asyncio.to_thread(retrain, options(base_dir, tmp_path, redis_url, prefix), log=print)
     assert outcome.published and outcome.events == 0  # already archived, not in the stream
-    assert artifact.load(base_dir).manifest["consumed"]["archived_events"] == 20
+    assert artifact.load(base_dir).manifest.consumed["archived_events"] == 20

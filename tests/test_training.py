@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.scoring.scorer import Scorer, top_k
+from app.scoring.scorer import top_k
 from models.vae import vae_logits
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_model_beats_popularity_by_a_wide_margin(trained):
     result, _ = trained
-    metrics = result.metrics
+    metrics = result.metrics  # validation users, selection models
     assert metrics["blend"]["ndcg@100"] > 1.5 * metrics["popular"]["ndcg@100"]
     assert metrics["vae"]["ndcg@100"] > 1.3 * metrics["popular"]["ndcg@100"]
     assert metrics["blend"]["recall@20"] > 1.5 * metrics["popular"]["recall@20"]
@@ -27,12 +27,11 @@ def test_model_beats_popularity_by_a_wide_margin(trained):
 @pytest.mark.slow
 def test_keras_and_numpy_agree(trained):
     result, _ = trained
-    histories = result.split.test_foldin[:50]
-    keras_logits = vae_logits(result.vae, histories)
-    scorer = Scorer(result.arrays, weights={"vae": 1.0})
+    histories = result.data.val_foldin[:50]
+    keras_logits = vae_logits(result.shared["vae_model"], histories)  # the selection model
     # Cold items' decoder rows are replaced by the content map at export: compare warm ones.
-    warm = result.split.warm
-    numpy_logits = scorer.components(histories, only=("vae",))["vae"]
+    warm = np.asarray((result.data.train != 0).sum(axis=0)).ravel() > 0
+    numpy_logits = result.selection.component_scores(histories, only=("vae",))["vae"]
     np.testing.assert_allclose(numpy_logits[:, warm], keras_logits[:, warm], rtol=1e-4, atol=1e-4)
     exclude = histories.toarray() > 0
     keras_top = top_k(np.where(warm, keras_logits, -np.inf).astype(np.float32), 10, exclude=exclude)
@@ -81,3 +80,31 @@ def test_cli_trains_on_a_plain_csv(shop, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "out" / "current" / "manifest.json").exists()
     assert "vae epoch 3/3" in done.stdout
+
+
+def test_the_served_model_is_refitted_on_every_shopper(shop, trained, artifacts_dir):
+    """Validation users choose the settings; then every component is fitted again on all
+    users of the file, and that refit is exported."""
+    from app.scoring import artifact
+
+    result, _ = trained
+    loaded = artifact.load(artifacts_dir)
+    assert set(loaded.users) == set(shop.interactions["user_id"])
+    assert len(result.data.val_users) > 0
+    served_popularity = np.asarray(loaded.arrays["popularity"])
+    assert served_popularity.sum() == (result.data.full > 0).sum()  # validation users included
+    selection_popularity = result.selection.arrays["popularity"]
+    assert selection_popularity.sum() == (result.data.train > 0).sum() < served_popularity.sum()
+    refit, selected = result.scorer.components["ease"].matrix, result.selection.components["ease"].matrix
+    assert (refit != selected).nnz > 0.5 * refit.nnz  # a new fit, not the selection's copy
+
+
+def test_epoch_budgets_scale_with_the_data():
+    from models.config import VAEConfig
+    from models.vae import plan_epochs
+
+    config = VAEConfig()
+    small, large = plan_epochs(config, n_users=3_000), plan_epochs(config, n_users=1_000_000)
+    assert small == (200, 20)  # 6 batches per epoch: the cap, not cut short
+    assert large == (10, 5)  # 2,000 batches per epoch: the floor
+    assert plan_epochs(VAEConfig(epochs=7, patience=3), n_users=3_000) == (7, 3)

@@ -93,10 +93,7 @@ async def _user_history(
     else:
         live = True
     weighted += [(e.item_id, recommender.event_weight(e.event, e.value)) for e in recent]
-    vector = None
-    u = recommender.user_index.get(user_id)
-    if u is not None and not recent:
-        vector = np.asarray(recommender.artifact.arrays["user_emb"][u])
+    vector = recommender.stored_user_vector(user_id) if not recent else None
     return weighted, live, vector
 
 

@@ -20,11 +20,11 @@ async def model_info(recommender: RecommenderDep, state: StateDep) -> ModelInfo:
     m = recommender.artifact.manifest
     return ModelInfo(
         model_version=recommender.version,
-        created_at=m.get("created_at"),
-        data_fingerprint=m.get("data_fingerprint"),
-        counts=m.get("counts", {}),
-        metrics=m.get("metrics", {}),
-        blend_weights=m.get("blend_weights", {}),
+        created_at=m.created_at,
+        data_fingerprint=m.data_fingerprint,
+        counts=m.counts.model_dump(),
+        metrics=m.metrics,
+        blend_weights=m.blend_weights,
         last_refused=state.reload_error,
     )
 

@@ -1,11 +1,13 @@
 """The artifact contract: the only thing serving reads, and the only door between training
 and serving.
 
-A version folder holds ``manifest.json``, ``items.json`` (catalog rows aligned with item
-indices), ``users.json`` (known user ids aligned with user indices) and the ``.npy`` arrays
-of :data:`ARRAYS`. ``DIR/current`` is a symlink to the serving version, switched atomically.
-Loading validates schema version, presence, dtype, shape and sha256 of every file and raises
-:class:`ArtifactError` naming the file and the problem.
+A version folder holds ``manifest.json`` (:class:`app.scoring.manifest.Manifest`),
+``items.json`` (catalog rows aligned with item indices), ``users.json`` (known user ids aligned
+with user indices) and the ``.npy`` arrays of :data:`SHARED_ARRAYS` and of each component the
+manifest names (:data:`app.scoring.components.REGISTRY`). ``DIR/current`` is a symlink to the
+serving version, switched atomically. Loading validates the manifest, then presence, dtype,
+shape and sha256 of every file and raises :class:`ArtifactError` naming the file and the
+problem.
 """
 
 from __future__ import annotations
@@ -18,49 +20,34 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
-SCHEMA_VERSION = 1
+from app.scoring.components import REGISTRY, ArraySpec
+from app.scoring.manifest import SCHEMA_VERSION, Manifest
+
 CURRENT = "current"
 MANIFEST = "manifest.json"
 JSON_FILES = ("items.json", "users.json")
 
-# name -> (dtype, shape as names of manifest["dims"]).
-ARRAYS: dict[str, tuple[str, tuple[str, ...]]] = {
-    # Mult-VAE encoder (fold-in): x -> tanh(x W1 + b1) -> mu = h Wmu + bmu.
-    "enc_w1": ("float32", ("n_items", "hidden")),
-    "enc_b1": ("float32", ("hidden",)),
-    "enc_wmu": ("float32", ("hidden", "latent")),
-    "enc_bmu": ("float32", ("latent",)),
-    # Decoder: user vector u = tanh(mu Dw + Db); logits = u item_emb^T + item_bias.
-    "dec_w1": ("float32", ("latent", "hidden")),
-    "dec_b1": ("float32", ("hidden",)),
-    "item_emb": ("float32", ("n_items", "hidden")),
-    "item_bias": ("float32", ("n_items",)),
-    # Item autoencoder: content embedding per item, and its encoder for new catalog items.
-    "content_emb": ("float32", ("n_items", "content_dim")),
-    "feat_w1": ("float32", ("feature_dim", "content_hidden")),
-    "feat_b1": ("float32", ("content_hidden",)),
-    "feat_w2": ("float32", ("content_hidden", "content_dim")),
-    "feat_b2": ("float32", ("content_dim",)),
-    # Ridge map content embedding (+1 bias column) -> [item_emb | item_bias] (cold start).
-    "content_to_cf": ("float32", ("content_dim_bias", "hidden_bias")),
+# Arrays every artifact has, beside its components' (app.scoring.components): name -> (dtype,
+# shape as names of manifest["dims"]).
+SHARED_ARRAYS: dict[str, ArraySpec] = {
     "popularity": ("float32", ("n_items",)),
-    # EASE item-item weights, CSR over source item rows.
-    "ease_indptr": ("int64", ("n_items_1",)),
-    "ease_indices": ("int32", ("ease_nnz",)),
-    "ease_data": ("float32", ("ease_nnz",)),
-    # Known users' training histories (CSR) and precomputed user vectors.
+    # Known users' training histories (CSR over users).
     "user_indptr": ("int64", ("n_users_1",)),
     "user_items": ("int32", ("user_nnz",)),
     "user_weights": ("float32", ("user_nnz",)),
-    "user_emb": ("float32", ("n_users", "hidden")),
-    # Held-out test users of the internal split (fold-in and targets), for evaluate.py.
-    "test_foldin_indptr": ("int64", ("n_test_1",)),
-    "test_foldin_items": ("int32", ("test_foldin_nnz",)),
-    "test_foldin_weights": ("float32", ("test_foldin_nnz",)),
-    "test_target_indptr": ("int64", ("n_test_1",)),
-    "test_target_items": ("int32", ("test_target_nnz",)),
 }
+
+
+def array_specs(components: list[str]) -> dict[str, ArraySpec]:
+    """Every array of an artifact with these components, shared ones first."""
+    specs = dict(SHARED_ARRAYS)
+    for name in components:
+        if name not in REGISTRY:
+            raise ArtifactError(f"unknown component {name!r}; this server knows {', '.join(REGISTRY)}")
+        specs.update(REGISTRY[name].arrays)
+    return specs
 
 
 class ArtifactError(RuntimeError):
@@ -70,14 +57,14 @@ class ArtifactError(RuntimeError):
 @dataclass(frozen=True)
 class Artifact:
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     items: list[dict[str, Any]]
     users: list[str]
     arrays: dict[str, np.ndarray]
 
     @property
     def version(self) -> str:
-        return str(self.manifest["model_version"])
+        return self.manifest.model_version
 
 
 def sha256(path: Path) -> str:
@@ -88,28 +75,20 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def dims_of(arrays: dict[str, np.ndarray], **extra: int) -> dict[str, int]:
-    """The manifest dims implied by a complete set of arrays."""
-    n_items, hidden = arrays["item_emb"].shape
-    dims = {
-        "n_items": n_items,
-        "n_items_1": n_items + 1,
-        "hidden": hidden,
-        "hidden_bias": hidden + 1,
-        "latent": arrays["enc_wmu"].shape[1],
-        "content_dim": arrays["content_emb"].shape[1],
-        "content_dim_bias": arrays["content_emb"].shape[1] + 1,
-        "content_hidden": arrays["feat_w1"].shape[1],
-        "feature_dim": arrays["feat_w1"].shape[0],
-        "ease_nnz": arrays["ease_data"].shape[0],
-        "n_users": arrays["user_emb"].shape[0],
-        "n_users_1": arrays["user_emb"].shape[0] + 1,
-        "user_nnz": arrays["user_items"].shape[0],
-        "n_test_1": arrays["test_foldin_indptr"].shape[0],
-        "test_foldin_nnz": arrays["test_foldin_items"].shape[0],
-        "test_target_nnz": arrays["test_target_items"].shape[0],
-    }
-    dims.update(extra)
+def dims_of(arrays: dict[str, np.ndarray], specs: dict[str, ArraySpec]) -> dict[str, int]:
+    """The manifest dims implied by a complete set of arrays; a dim named ``X_1`` is ``X + 1``
+    (a CSR ``indptr``), ``X_bias`` is ``X + 1`` (a bias column)."""
+    dims: dict[str, int] = {}
+    for name, (_, shape_names) in specs.items():
+        for axis, dim in enumerate(shape_names):
+            size = int(arrays[name].shape[axis])
+            if dims.setdefault(dim, size) != size:
+                raise ArtifactError(f"cannot export: {name} has {dim}={size}, another array {dims[dim]}")
+    for dim in list(dims):
+        for suffix in ("_1", "_bias"):
+            base = dim.removesuffix(suffix)
+            if dim.endswith(suffix) and base in dims and dims[dim] != dims[base] + 1:
+                raise ArtifactError(f"cannot export: {dim}={dims[dim]} is not {base}+1={dims[base] + 1}")
     return dims
 
 
@@ -122,28 +101,35 @@ def write(
     users: list[str],
     arrays: dict[str, np.ndarray],
 ) -> Path:
-    """Write a complete version folder under ``out_dir`` (not yet published)."""
-    missing = set(ARRAYS) - set(arrays)
+    """Write a complete version folder under ``out_dir`` (not yet published).
+
+    ``manifest`` holds every :class:`Manifest` field but the ones set here (schema and model
+    version, dims, checksums); it is validated before anything is written."""
+    specs = array_specs(manifest["components"])
+    missing = set(specs) - set(arrays)
     if missing:
         raise ArtifactError(f"cannot export: arrays missing: {sorted(missing)}")
-    folder = out_dir / version
-    folder.mkdir(parents=True, exist_ok=False)
-    checksums = {}
-    for name, (dtype, _) in ARRAYS.items():
-        path = folder / f"{name}.npy"
-        np.save(path, np.ascontiguousarray(arrays[name], dtype=dtype))
-        checksums[path.name] = sha256(path)
-    for name, payload in (("items.json", items), ("users.json", users)):
-        path = folder / name
-        path.write_text(json.dumps(payload, ensure_ascii=False))
-        checksums[name] = sha256(path)
     full = {
         **manifest,
         "schema_version": SCHEMA_VERSION,
         "model_version": version,
-        "dims": dims_of(arrays),
-        "checksums": checksums,
+        "dims": dims_of(arrays, specs),
+        "checksums": {},
     }
+    try:
+        Manifest.model_validate(full)
+    except ValidationError as exc:
+        raise ArtifactError(f"cannot export: invalid manifest: {exc}") from exc
+    folder = out_dir / version
+    folder.mkdir(parents=True, exist_ok=False)
+    for name, (dtype, _) in specs.items():
+        path = folder / f"{name}.npy"
+        np.save(path, np.ascontiguousarray(arrays[name], dtype=dtype))
+        full["checksums"][path.name] = sha256(path)
+    for name, payload in (("items.json", items), ("users.json", users)):
+        path = folder / name
+        path.write_text(json.dumps(payload, ensure_ascii=False))
+        full["checksums"][name] = sha256(path)
     (folder / MANIFEST).write_text(json.dumps(full, indent=2, default=str))
     return folder
 
@@ -167,28 +153,40 @@ def resolve(path: Path) -> Path:
     raise ArtifactError(f"{path}: no {MANIFEST} and no '{CURRENT}' version; train a model first")
 
 
+def read_manifest(folder: Path) -> Manifest:
+    """The validated manifest of a version folder; ArtifactError names what is wrong."""
+    path = folder / MANIFEST
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{path}: unreadable manifest: {exc}") from exc
+    version = raw.get("schema_version") if isinstance(raw, dict) else None
+    if version != SCHEMA_VERSION:
+        raise ArtifactError(
+            f"{path}: schema_version {version!r}, this server reads {SCHEMA_VERSION}: train a new "
+            "version with this release (scripts/train.py, or scripts/retrain.py --synthetic for the demo "
+            "shop) or serve it with the release that wrote it"
+        )
+    try:
+        return Manifest.model_validate(raw)
+    except ValidationError as exc:
+        raise ArtifactError(f"{path}: invalid manifest: {exc}") from exc
+
+
 def load(path: Path, *, verify_checksums: bool = True) -> Artifact:
     """Load and validate a version folder (or ``DIR/current``); arrays are memory-mapped."""
     folder = resolve(path)
-    manifest_path = folder / MANIFEST
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ArtifactError(f"{manifest_path}: unreadable manifest: {exc}") from exc
-    if manifest.get("schema_version") != SCHEMA_VERSION:
-        raise ArtifactError(
-            f"{manifest_path}: schema_version {manifest.get('schema_version')!r}, "
-            f"this server reads {SCHEMA_VERSION}"
-        )
-    dims, checksums = manifest.get("dims", {}), manifest.get("checksums", {})
-    for name in (*JSON_FILES, *(f"{n}.npy" for n in ARRAYS)):
+    manifest = read_manifest(folder)
+    specs = array_specs(manifest.components)
+    dims, checksums = manifest.dims, manifest.checksums
+    for name in (*JSON_FILES, *(f"{n}.npy" for n in specs)):
         file = folder / name
         if not file.exists():
             raise ArtifactError(f"{file}: missing")
         if verify_checksums and checksums.get(name) != sha256(file):
             raise ArtifactError(f"{file}: checksum mismatch (file changed or truncated)")
     arrays = {}
-    for name, (dtype, shape_names) in ARRAYS.items():
+    for name, (dtype, shape_names) in specs.items():
         file = folder / f"{name}.npy"
         try:
             array = np.load(file, mmap_mode="r", allow_pickle=False)
@@ -202,6 +200,6 @@ def load(path: Path, *, verify_checksums: bool = True) -> Artifact:
         arrays[name] = array
     items = json.loads((folder / "items.json").read_text())
     users = json.loads((folder / "users.json").read_text())
-    if len(items) != dims["n_items"] or len(users) != dims["n_users"]:
+    if len(items) != dims["n_items"] or len(users) != dims["n_users_1"] - 1:
         raise ArtifactError(f"{folder}: items.json/users.json length does not match the manifest")
     return Artifact(path=folder, manifest=manifest, items=items, users=users, arrays=arrays)

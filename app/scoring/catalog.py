@@ -1,10 +1,12 @@
 """Catalog changes between trainings: an artifact plus item updates -> a new artifact.
 
-A changed item keeps its learned collaborative embedding and gets a new content embedding
-from the exported item-autoencoder encoder; a new item also gets a collaborative embedding
-through the content -> CF map (the cold-start path), zero encoder and EASE rows, and zero
-popularity, so it is recommendable and findable by ``similar`` at once. Pure numpy; the
-result is swapped in whole, like a reload.
+Every per-item array grows by a zero row per new item; then each component fills its rows of
+the changed and new items (:meth:`Component.on_catalog_change`): a changed item keeps its
+learned collaborative embedding and gets a new content embedding from the exported
+item-autoencoder encoder; a new item also gets a collaborative embedding through the
+content -> CF map (the cold-start path), and zero encoder and item-item rows and popularity,
+so it is recommendable and findable by ``similar`` at once. Pure numpy; the result is
+swapped in whole, like a reload.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from app.scoring import artifact
 from app.scoring.artifact import Artifact
-from app.scoring.features import FeatureSpace, content_to_cf, encode_content
+from app.scoring.components import REGISTRY, ArraySpec
+from app.scoring.features import FeatureSpace
 
 ITEM_FIELDS = ("title", "category", "brand", "price", "attributes", "available")
 
@@ -40,31 +44,29 @@ def apply_updates(base: Artifact, updates: Mapping[str, dict[str, Any] | None]) 
         else:
             row.update({k: entry[k] for k in ITEM_FIELDS if k in entry})
             row.pop("deleted", None)
-    arrays = dict(base.arrays)
     changed = np.array([index[i] for i, e in updates.items() if e is not None and i in index], dtype=np.int64)
-    space = FeatureSpace.from_dict(base.manifest["feature_space"])
-    n_old, n_new = len(base.items), len(new_ids)
-    if n_new:
-        arrays = _grow(arrays, n_new)
+    n_old = len(base.items)
+    arrays = _grow(base.arrays, artifact.array_specs(base.manifest.components), n_new=len(new_ids))
     if len(changed):
-        content = encode_content(space.encode([items[i] for i in changed]), arrays)
-        arrays["content_emb"] = np.array(arrays["content_emb"], copy=True)
-        arrays["content_emb"][changed] = content
-        fresh = changed[changed >= n_old]
-        if len(fresh):
-            emb, bias = content_to_cf(arrays["content_emb"][fresh], arrays)
-            arrays["item_emb"][fresh], arrays["item_bias"][fresh] = emb, bias
+        space = FeatureSpace.from_dict(base.manifest.feature_space)
+        features = space.encode([items[i] for i in changed])
+        for name in base.manifest.components:  # registry order: content before the VAE's map
+            REGISTRY[name].on_catalog_change(
+                arrays, changed=changed, new=changed[changed >= n_old], features=features
+            )
     return dataclasses.replace(base, items=items, arrays=arrays)
 
 
-def _grow(arrays: dict[str, np.ndarray], n_new: int) -> dict[str, np.ndarray]:
-    """Append ``n_new`` zero item rows to every per-item array (copies, float32)."""
+def _grow(
+    arrays: Mapping[str, np.ndarray], specs: dict[str, ArraySpec], *, n_new: int
+) -> dict[str, np.ndarray]:
+    """Writable copies of every per-item array with ``n_new`` zero rows appended (a CSR
+    ``indptr`` over items repeats its last offset); other arrays are shared."""
     out = dict(arrays)
-    for name in ("enc_w1", "item_emb", "content_emb"):
+    for name, (_, dims) in specs.items():
         old = np.asarray(arrays[name])
-        out[name] = np.vstack([old, np.zeros((n_new, old.shape[1]), dtype=np.float32)])
-    for name in ("item_bias", "popularity"):
-        out[name] = np.concatenate([np.asarray(arrays[name]), np.zeros(n_new, dtype=np.float32)])
-    indptr = np.asarray(arrays["ease_indptr"])
-    out["ease_indptr"] = np.concatenate([indptr, np.full(n_new, indptr[-1], dtype=np.int64)])
+        if dims and dims[0] == "n_items":
+            out[name] = np.concatenate([old, np.zeros((n_new, *old.shape[1:]), dtype=old.dtype)])
+        elif dims == ("n_items_1",):
+            out[name] = np.concatenate([old, np.full(n_new, old[-1], dtype=old.dtype)])
     return out

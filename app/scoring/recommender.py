@@ -9,12 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from app.scoring.artifact import Artifact
+from app.scoring.components.content import Content
+from app.scoring.components.ease import ItemItem
+from app.scoring.components.vae import VAE
 from app.scoring.scorer import Scorer, histories_matrix, top_k
+
+T = TypeVar("T")
+
+
+def _of_type(component: object, kind: type[T]) -> T | None:
+    return component if isinstance(component, kind) else None
 
 
 @dataclass(frozen=True)
@@ -55,10 +64,9 @@ class Recommender:
         self.artifact = loaded
         self.version = loaded.version
         manifest = loaded.manifest
-        self.scorer = Scorer(loaded.arrays, manifest["blend_weights"])
-        cleaning = manifest["hyperparameters"]["cleaning"]
-        self.event_weights: dict[str, float] = cleaning["event_weights"]
-        self.rating_threshold: float = cleaning["rating_threshold"]
+        self.scorer = Scorer(loaded.arrays, manifest.blend_weights, manifest.components)
+        self.event_weights: dict[str, float] = manifest.events.weights
+        self.rating_threshold: float = manifest.events.rating_threshold
         self.items = loaded.items
         self.item_index = {item["item_id"]: i for i, item in enumerate(loaded.items)}
         self.user_index = {user: u for u, user in enumerate(loaded.users)}
@@ -74,7 +82,12 @@ class Recommender:
         self.popularity = np.asarray(loaded.arrays["popularity"], dtype=np.float32)
         self.available = np.array([i.get("available", True) is not False for i in loaded.items])
         a = loaded.arrays
-        emb = np.asarray(a["item_emb"], dtype=np.float32)
+        components = self.scorer.components
+        self._item_item = _of_type(components.get("ease"), ItemItem)
+        self._content = _of_type(components.get("content"), Content)
+        vae = _of_type(components.get("vae"), VAE)
+        self._user_emb = a["user_emb"] if vae is not None else None
+        emb = vae.item_vectors() if vae is not None else np.zeros((self.n_items, 1), np.float32)
         self._cf_unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
         self._user_indptr, self._user_items = a["user_indptr"], a["user_items"]
         self._user_weights = a["user_weights"]
@@ -87,6 +100,14 @@ class Recommender:
             return np.zeros(0, np.int32), np.zeros(0, np.float32)
         start, end = self._user_indptr[u], self._user_indptr[u + 1]
         return np.asarray(self._user_items[start:end]), np.asarray(self._user_weights[start:end])
+
+    def stored_user_vector(self, user_id: str) -> np.ndarray | None:
+        """The VAE user vector precomputed from a known user's training history (valid only
+        while no live event has been added to that history); None when there is none."""
+        u = self.user_index.get(user_id)
+        if u is None or self._user_emb is None:
+            return None
+        return np.asarray(self._user_emb[u])
 
     def event_weight(self, event: str, value: float | None) -> float:
         """Weight of a live event, by the training rules (low ratings count for nothing)."""
@@ -133,8 +154,8 @@ class Recommender:
             idx = np.fromiter(positive.keys(), dtype=np.int32, count=len(positive))
             weights = np.fromiter(positive.values(), dtype=np.float32, count=len(positive))
             matrix = histories_matrix([(idx, weights)], self.n_items)
-            vectors = None if user_vector is None else user_vector[None, :]
-            scores = self.scorer.score(matrix, user_vectors=vectors)
+            prepared = None if user_vector is None else {"vae": user_vector[None, :]}
+            scores = self.scorer.score(matrix, prepared=prepared)
             strategy = "personalized"
         else:
             scores = self.popularity[None, :].copy()
@@ -166,9 +187,11 @@ class Recommender:
         h_i * B[i, j]; when none is positive, the most content-similar history item."""
         idx = np.fromiter(history.keys(), dtype=np.int32)
         weights = np.fromiter(history.values(), dtype=np.float32)
-        contrib = self.scorer.ease[idx][:, ranked].toarray() * weights[:, None]  # (h, n)
-        content = self.scorer.content_unit
-        similarity = content[idx] @ content[ranked].T  # (h, n)
+        contrib = np.zeros((len(idx), len(ranked)), np.float32)  # (h, n)
+        if self._item_item is not None:
+            contrib = self._item_item.matrix[idx][:, ranked].toarray() * weights[:, None]
+        vectors = self._content.unit if self._content is not None else self._cf_unit
+        similarity = vectors[idx] @ vectors[ranked].T  # (h, n)
         out = []
         for column in range(len(ranked)):
             order = np.argsort(-contrib[:, column])[:top]
@@ -181,7 +204,7 @@ class Recommender:
     def similar(self, item_idx: int, *, k: int, by: str) -> tuple[np.ndarray, np.ndarray]:
         """Items most similar to one item: collaborative (cosine of decoder embeddings,
         which the content map fills for cold items) or content (item autoencoder)."""
-        vectors = self.scorer.content_unit if by == "content" else self._cf_unit
+        vectors = self._content.unit if by == "content" and self._content is not None else self._cf_unit
         scores = (vectors @ vectors[item_idx])[None, :].astype(np.float32)
         mask = ~self.available.copy()
         mask[item_idx] = True

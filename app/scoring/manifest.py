@@ -1,0 +1,51 @@
+"""The manifest of an artifact version, typed: what training promises and serving reads.
+
+Written by ``models/pipeline.py`` through :func:`app.scoring.artifact.write`, validated when
+a version is loaded (a manifest that does not match is refused, naming the field).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 2
+
+
+class Counts(BaseModel):
+    users: int = Field(description="known users: their histories are in the artifact")
+    items: int
+    warm_items: int = Field(description="items with training interactions")
+    interactions: int = Field(description="user-item pairs the served model was fitted on")
+    train_users: int = Field(description="users that fitted the models whose settings were chosen")
+    validation_users: int = Field(description="users that chose the settings (then refitted on)")
+
+
+class EventRules(BaseModel):
+    """How events become history weights, exactly as training applied them."""
+
+    weights: dict[str, float]
+    rating_threshold: float
+
+
+class Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: int
+    model_version: str
+    created_at: str
+    data_fingerprint: str
+    code_revision: str | None = None
+    source: dict[str, Any] = Field(default_factory=dict, description="where the base data came from")
+    consumed: dict[str, Any] = Field(default_factory=dict, description="feedback stream cursor included")
+    counts: Counts
+    components: list[str] = Field(description="blend components, in app.scoring.components order")
+    blend_weights: dict[str, float]
+    events: EventRules
+    hyperparameters: dict[str, Any] = Field(description="the training configuration")
+    metrics: dict[str, Any] = Field(description="validation metrics of the selection models")
+    training: dict[str, Any] = Field(default_factory=dict, description="the training report")
+    feature_space: dict[str, Any]
+    dims: dict[str, int]
+    checksums: dict[str, str]
