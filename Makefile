@@ -4,7 +4,7 @@ PIP ?= $(PYTHON) -m pip
 ARTIFACTS ?= build/artifacts
 LOCK ?= requirements.lock
 
-.PHONY: install lock audit demo test lint bench soak fuzz eval clean
+.PHONY: install lock audit demo test test-fast lint bench soak fuzz eval clean
 
 ## The package and every extra, at the versions pinned in $(LOCK): pyproject.toml's ranges say
 ## what is needed, the lock file (as pip constraints) which version of it.
@@ -31,13 +31,20 @@ demo: install
 
 ## The test suite (CI runs exactly this through .ci/run). Needs Redis at SHOPREC_TEST_REDIS_URL
 ## (default redis://127.0.0.1:6379/15); .ci/run starts one when none answers.
+## --durations: the slowest tests and what each costs, so a change can say what it adds to CI time.
 test: install
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q --durations=25
 
+## The inner loop: every test not marked slow (no training beyond the shared session model, no
+## extra processes), without reinstalling.
+test-fast:
+	$(PYTHON) -m pytest -q -m "not slow" --durations=10
+
+CODE = app models scripts tools tests
 lint: install
-	$(PYTHON) -m ruff check app models scripts tests
-	$(PYTHON) -m ruff format --check app models scripts tests
-	$(PYTHON) -m mypy app
+	$(PYTHON) -m ruff check $(CODE)
+	$(PYTHON) -m ruff format --check $(CODE)
+	$(PYTHON) -m mypy app models scripts tools
 
 bench: install
 	$(PYTHON) scripts/bench.py --out docs/benchmarks.md

@@ -204,7 +204,9 @@ def load_s3rec(path: Path, attributes_path: Path | None = None) -> Dataset:
     """``user item item ...`` lines (chronological) + optional ``item2attributes.json``."""
     if not path.exists():
         raise DataError(f"{path}: file not found")
-    users, items, positions = [], [], []
+    users: list[str] = []
+    items: list[str] = []
+    positions: list[int] = []
     with path.open() as lines:
         for number, line in enumerate(lines, 1):
             parts = line.split()
@@ -221,7 +223,7 @@ def load_s3rec(path: Path, attributes_path: Path | None = None) -> Dataset:
             "item_id": items,
             "event": "purchase",
             "value": np.nan,
-            "timestamp": np.asarray(positions, dtype=float),  # order only
+            "timestamp": np.asarray(positions, dtype=np.float64),  # order only
         }
     )
     catalog = _empty_items()

@@ -181,7 +181,7 @@ def run(
         vae=vae,
     )
     if out_dir is not None:
-        manifest = {
+        manifest: dict[str, Any] = {
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "data_fingerprint": _fingerprint(frame),
             "source": source or {},

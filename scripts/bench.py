@@ -36,9 +36,9 @@ sys.path.insert(0, str(ROOT))
 
 from app.scoring import artifact  # noqa: E402
 from app.scoring.recommender import Recommender  # noqa: E402
-from scripts.load import Request, Stats, run_load  # noqa: E402
-from scripts.markdown import replace_section  # noqa: E402
-from scripts.server import ADMIN_KEY, AUTH, start_server  # noqa: E402
+from tools.load import Request, Stats, run_load  # noqa: E402
+from tools.markdown import replace_section  # noqa: E402
+from tools.server import ADMIN_KEY, AUTH, start_server, stop  # noqa: E402
 
 REDIS_URL = os.environ.get("SHOPREC_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
@@ -147,12 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     url = f"http://127.0.0.1:{args.port}"
     make = traffic(item_ids)
 
-    def load(name: str, **kw: float) -> Stats:
-        connections = int(kw.pop("connections", args.connections))
+    def load(name: str, *, rate: float | None = None, connections: int | None = None) -> Stats:
         stats = asyncio.run(
-            run_load(url, make[name], seconds=args.seconds, connections=connections, headers=AUTH, **kw)
-        )
-        print(name, kw or "max", stats.summary(), flush=True)
+            run_load(url, make[name], seconds=args.seconds, connections=connections or args.connections,
+                     rate=rate, headers=AUTH)
+        )  # fmt: skip
+        print(name, f"rate {rate:.0f}/s" if rate else "max", stats.summary(), flush=True)
         return stats
 
     server = start_server(artifacts_dir, args.port, redis_url=REDIS_URL, prefix="shoprec-bench")
@@ -165,8 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         reloading, actions = reload_under_load(url, make["recommend"], args.seconds * 2)
         print("reload under load", reloading.summary(), *actions, sep="\n", flush=True)
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        stop(server)
     write_report(args, source_dir, loaded, t_score=t_score, hello=hello, rec=rec, half=half, batch=batch,
                  reloading=reloading, actions=actions)  # fmt: skip
     return 0

@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         from models import pipeline, synthetic
 
         log = pipeline.make_log()
+        source: dict[str, Any]
         if args.synthetic:
             shop = synthetic.ShopConfig()
             dataset = synthetic.generate(shop)

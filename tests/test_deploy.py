@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from app.config import Settings
-from tests.conftest import server_env, uvicorn_process
+from tools.server import server_env, uvicorn_process
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -75,8 +75,8 @@ def test_serving_command_and_healthcheck_run(artifacts_dir, redis_url, prefix):
         for word in stage_cmd("serve")
     ]
     env = server_env(artifacts_dir, redis_url, prefix)
-    with uvicorn_process(env, command=command) as (base, _):
-        port = base.rsplit(":", 1)[1]
+    with uvicorn_process(env, command=command) as api:
+        port = api.port
         check = [
             sys.executable if w == "python" else w.replace(":8000/", f":{port}/") for w in healthcheck_cmd()
         ]

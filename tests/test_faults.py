@@ -5,12 +5,9 @@ Nothing acknowledged is lost; recommendations keep answering throughout."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import signal
-import subprocess
 import time
 from collections import Counter
-from pathlib import Path
 
 import httpx
 import pytest
@@ -18,44 +15,10 @@ import redis
 
 from app.scoring import artifact
 from app.store.keys import Keys
-from scripts.server import start_redis
-from tests.conftest import app_client, free_port, server_env, uvicorn_process
+from tests.conftest import app_client
+from tools.server import server_env, uvicorn_process
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server"),
-]
-
-
-class RedisServer:
-    """A private redis-server on a free port, with an append-only file in ``folder``."""
-
-    def __init__(self, folder: Path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.folder = folder
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        aof = ("--save", "", "--appendonly", "yes", "--appendfsync", "everysec")
-        self.process = start_redis(self.folder, self.port, *aof)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, decode_responses=True)
-
-
-@pytest.fixture
-def private_redis(tmp_path):
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    if server.process is not None and server.process.poll() is None:
-        server.kill()
+pytestmark = pytest.mark.slow
 
 
 def stream_event_ids(client: redis.Redis, prefix: str) -> Counter[str]:
@@ -99,8 +62,8 @@ async def test_redis_sigkill_during_feedback_load_loses_no_acknowledged_event(
             recommendation_statuses[response.status_code, response.json().get("live_feedback")] += 1
             await asyncio.sleep(0.01)
 
-    with uvicorn_process(env) as (base, _):
-        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+    with uvicorn_process(env) as api:
+        async with httpx.AsyncClient(base_url=api.url, timeout=10) as http:
             tasks = [asyncio.create_task(send_feedback(http, w)) for w in range(8)]
             tasks.append(asyncio.create_task(ask_recommendations(http)))
             await asyncio.sleep(2.0)
@@ -179,18 +142,17 @@ async def test_api_killed_under_load_comes_back_serving_the_same_version(artifac
                 outcomes[seen, "refused"] += 1
                 await asyncio.sleep(0.05)
 
-    with uvicorn_process(env) as (base, server):
-        port = int(base.rsplit(":", 1)[1])
-        async with httpx.AsyncClient(base_url=base, timeout=5) as http:
+    with uvicorn_process(env) as api:
+        async with httpx.AsyncClient(base_url=api.url, timeout=5) as http:
             tasks = [asyncio.create_task(load(http)) for _ in range(4)]
             await asyncio.sleep(1.0)
             phase = "down"
-            server.send_signal(signal.SIGKILL)
-            server.wait()
+            api.process.send_signal(signal.SIGKILL)
+            api.process.wait()
             await asyncio.sleep(0.5)
             # The same command again, on the same port, while the load goes on (the start,
             # which waits for /readyz, runs in a thread so the load is not paused).
-            restarted = uvicorn_process(env, port=port)
+            restarted = uvicorn_process(env, port=api.port)
             await asyncio.to_thread(restarted.__enter__)
             try:
                 phase = "after"
@@ -227,8 +189,8 @@ async def test_reload_and_rollback_under_load_fail_no_request(artifacts_dir, red
             statuses[response.status_code] += 1
             versions[response.json().get("model_version")] += 1
 
-    with uvicorn_process(env) as (base, _):
-        async with httpx.AsyncClient(base_url=base, timeout=10, headers={"x-api-key": "adm"}) as http:
+    with uvicorn_process(env) as api:
+        async with httpx.AsyncClient(base_url=api.url, timeout=10, headers={"x-api-key": "adm"}) as http:
             tasks = [asyncio.create_task(load(http)) for _ in range(8)]
             for step in ("rollback", "reload", "rollback", "reload"):
                 await asyncio.sleep(0.5)

@@ -40,7 +40,7 @@ def test_cold_start_experiment_and_report(shop, trained, tmp_path):
 
 
 def test_report_sections_are_replaced_in_place(tmp_path):
-    from scripts.markdown import replace_section
+    from tools.markdown import replace_section
 
     page = tmp_path / "benchmarks.md"
     replace_section(page, "bench", "# Bench\nold")
