@@ -9,14 +9,14 @@ LOCK ?= requirements.lock
 ## The package and every extra, at the versions pinned in $(LOCK): pyproject.toml's ranges say
 ## what is needed, the lock file (as pip constraints) which version of it.
 install:
-	$(PIP) install --quiet --disable-pip-version-check -c $(LOCK) -e '.[train,dev]'
+	$(PIP) install --quiet --disable-pip-version-check -c $(LOCK) -e '.[train,dev,demo]'
 
 ## Regenerate $(LOCK) from pyproject.toml (all extras), keeping the current pins that still fit;
 ## `make lock UPGRADE=1` moves every pin to the newest allowed version. Then `make install test`.
 lock:
 	$(PIP) install --quiet --disable-pip-version-check 'pip-tools>=7.4'
 	CUSTOM_COMPILE_COMMAND='make lock' $(PYTHON) -m piptools compile --quiet --strip-extras --allow-unsafe \
-		--no-emit-index-url --no-emit-find-links --extra train --extra dev \
+		--no-emit-index-url --no-emit-find-links --extra train --extra dev --extra demo \
 		$(if $(UPGRADE),--upgrade) --output-file $(LOCK) pyproject.toml
 
 ## Known vulnerabilities (PyPI's advisory data) in the versions pinned in $(LOCK). --strict: a
