@@ -4,7 +4,6 @@ through ``context``-free defaults here; the routers enforce the configured maxim
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
@@ -17,6 +16,8 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
+
+from app.events import Event
 
 # Ids are 1-128 printable characters (no control characters: they break logs and CSV exports).
 ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
@@ -135,14 +136,6 @@ class ItemUpdate(Input):
     )
 
 
-class Event(StrEnum):
-    view = "view"
-    click = "click"
-    add_to_cart = "add_to_cart"
-    purchase = "purchase"
-    rating = "rating"
-
-
 # Accept timestamps in the years 2000-2099: outside that, a client clock is broken. The
 # schema says so too (a year pattern on ISO strings, bounds on epoch seconds).
 MIN_TS, MAX_TS = 946_684_800.0, 4_102_444_800.0
@@ -180,7 +173,11 @@ Timestamp = Annotated[
 class FeedbackEvent(Input):
     user_id: Id
     item_id: Id
-    event: Event
+    event: Event = Field(
+        description="view < click < add_to_cart < purchase in weight; rating (needs value) counts from "
+        "4 stars; purchase and rating mean the shopper owns the item; impression (an item shown) is "
+        "recorded and archived but is not a training signal"
+    )
     value: Number | None = Field(None, description="rating 1-5, or quantity")
     timestamp: Timestamp | None = Field(None, description="ISO-8601 or epoch seconds, years 2000-2099")
     event_id: Id | None = Field(None, description="idempotency key; generated when absent")

@@ -12,24 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-EVENTS = ("view", "click", "add_to_cart", "purchase", "rating")
+from app import events
 
 
 @dataclass
 class CleaningConfig:
-    # Weight of one event type in the user's interaction vector (view < click < cart < purchase).
-    event_weights: dict[str, float] = field(
-        default_factory=lambda: {
-            "view": 1.0,
-            "click": 2.0,
-            "add_to_cart": 3.0,
-            "purchase": 4.0,
-            "rating": 4.0,
-        }
-    )
+    # Weight of one event type in the user's interaction vector (view < click < cart <
+    # purchase); defaults from app.events, where every event type is defined.
+    event_weights: dict[str, float] = field(default_factory=events.default_weights)
     # Ratings at or above this count as positive (weight ``event_weights["rating"]``);
     # lower ratings are dropped: a 2-star review is not an interest signal.
-    rating_threshold: float = 4.0
+    rating_threshold: float = events.RATING_THRESHOLD
     drop_duplicates: bool = True
     # Applied repeatedly until both hold at once (a fixed point), as for 5-core data.
     min_user_interactions: int = 5

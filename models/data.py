@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.config import EVENTS, CleaningConfig
+from app.events import TRAINING_EVENTS, Event
+from models.config import CleaningConfig
 
 FORMATS = ("auto", "generic", "online-retail", "s3rec")
 ITEM_COLUMNS = ("item_id", "title", "category", "brand", "price", "attributes")
@@ -260,12 +261,14 @@ def clean(dataset: Dataset, config: CleaningConfig, *, source: str = "interactio
         frame = frame[~mask.to_numpy()]
 
     drop(frame["user_id"].isna() | frame["item_id"].isna(), "missing_id")
-    unknown = sorted(set(frame["event"].dropna().astype(str)) - set(EVENTS))
+    unknown = sorted(set(frame["event"].dropna().astype(str)) - set(Event))
     if unknown or frame["event"].isna().any():
         shown = ", ".join(unknown[:5]) or "<empty>"
         raise DataError(
-            f"{source}: column 'event' has unknown event names: {shown}; allowed: {', '.join(EVENTS)}"
+            f"{source}: column 'event' has unknown event names: {shown}; allowed: {', '.join(Event)}"
         )
+    # Events that are not training signals (impressions) are archived, never interactions.
+    drop(~frame["event"].isin(TRAINING_EVENTS), "not_training_signal")
     if config.drop_duplicates:
         drop(frame.duplicated(), "exact_duplicate")
     is_rating = frame["event"] == "rating"

@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.errors import StoreUnavailable
+from app.events import STREAM_FIELDS
 from app.store.connect import AsyncClient, is_cluster
 from app.store.keys import Keys
 
@@ -48,10 +49,6 @@ for e = 0, n - 1 do
 end
 return out
 """
-STREAM_FIELDS = (
-    "event_id", "user_id", "item_id", "event", "value", "timestamp", "received_at", "model_version",
-)  # fmt: skip
-
 UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
@@ -128,17 +125,17 @@ class FeedbackStore:
         timestamp = event.get("timestamp") or received
         value = event.get("value")
         recent = json.dumps([event["item_id"], event["event"], value, timestamp])
-        return [
-            recent,
-            event_id,
-            event["user_id"],
-            event["item_id"],
-            event["event"],
-            "" if value is None else repr(float(value)),
-            repr(float(timestamp)),
-            repr(received),
-            model_version,
-        ]
+        record = {
+            "event_id": event_id,
+            "user_id": event["user_id"],
+            "item_id": event["item_id"],
+            "event": event["event"],
+            "value": "" if value is None else repr(float(value)),
+            "timestamp": repr(float(timestamp)),
+            "received_at": repr(received),
+            "model_version": model_version,
+        }
+        return [recent, *(record[name] for name in STREAM_FIELDS)]
 
     async def read_events(
         self, after: dict[str, str] | None = None, *, chunk: int = 10_000
