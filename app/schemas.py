@@ -18,6 +18,8 @@ from pydantic import (
 )
 
 from app.events import Event
+from app.scoring.history import ExcludeHistory
+from app.scoring.recommender import SimilarBy, Strategy
 
 # Ids are 1-128 printable characters (no control characters: they break logs and CSV exports).
 ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
@@ -45,36 +47,66 @@ class Filters(Input):
         return self
 
 
+# What the two recommendation routes share, in their OpenAPI descriptions.
+EXCLUDE_HISTORY = (
+    "which items of the shopper's history are never recommended: purchased (default) the items "
+    "they own (purchase or rating events; in the training history, items at the purchase weight); "
+    "seen every history item (views and impressions too); none nothing"
+)
+EXCLUDE = "item ids never to recommend, besides the history policy (unknown ids are ignored)"
+EXPLAIN = "per item, the history items that led to it (personalized lists only)"
+
+
 class RecommendationRequest(Input):
-    user_id: Id | None = None
-    items: list[Id] = Field(default_factory=list, max_length=1000, description="session history")
+    user_id: Id | None = Field(
+        None, description="a shopper: their training history and live feedback join the session items"
+    )
+    items: list[Id] = Field(
+        default_factory=list, max_length=1000, description="session items, as `items_event` events"
+    )
+    items_event: Event = Field(
+        Event.purchase,
+        description="the event type the session items stand for: it sets their weight and whether "
+        "the shopper owns them (purchase, rating: hidden by exclude_history=purchased)",
+    )
     k: Count = Field(10, ge=1, le=1000)
-    exclude_seen: Flag = True
-    exclude: list[Id] = Field(default_factory=list, max_length=1000)
+    exclude_history: ExcludeHistory = Field(ExcludeHistory.purchased, description=EXCLUDE_HISTORY)
+    exclude: list[Id] = Field(default_factory=list, max_length=1000, description=EXCLUDE)
     filters: Filters | None = None
-    explain: Flag = False
+    explain: Flag = Field(False, description=EXPLAIN)
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"items": ["P00001", "P00042"], "k": 10, "exclude_seen": True}]},
+        json_schema_extra={
+            "examples": [
+                {"items": ["P00001", "P00042"], "items_event": "view", "k": 10, "exclude_history": "seen"}
+            ]
+        },
     )
 
 
 class RecommendedItem(BaseModel):
     item_id: str
-    score: float
+    score: float = Field(
+        description="higher is better; its meaning depends on the answer's strategy: personalized, "
+        "the blend of the models' scores, each standardised over the catalog for this request "
+        "(a weighted sum of z-scores, comparable within one answer only); popular, the number of "
+        "training shoppers who interacted with the item (0 for items added since)"
+    )
     title: str | None = None
     category: str | None = None
     brand: str | None = None
     price: float | None = None
-    because: list[str] | None = None
+    because: list[str] | None = Field(None, description="with explain: the history items behind it")
 
 
 class RecommendationResponse(BaseModel):
     items: list[RecommendedItem]
     model_version: str
-    strategy: str = Field(examples=["personalized"], description="personalized | popular")
-    unknown_items: list[str] = Field(default_factory=list)
+    strategy: Strategy = Field(
+        description="personalized: scored from the shopper's history; popular: no usable history"
+    )
+    unknown_items: list[str] = Field(default_factory=list, description="session items not in the catalog")
     live_feedback: bool = Field(True, description="false when Redis could not be read")
 
     model_config = ConfigDict(
@@ -92,10 +124,24 @@ class RecommendationResponse(BaseModel):
     )
 
 
+class SimilarItem(BaseModel):
+    item_id: str
+    score: float = Field(
+        description="cosine similarity in [-1, 1] of the two items' embeddings of the kind `by` names"
+    )
+    title: str | None = None
+    category: str | None = None
+    brand: str | None = None
+    price: float | None = None
+
+
 class SimilarResponse(BaseModel):
     item_id: str
-    by: str
-    items: list[RecommendedItem]
+    by: SimilarBy = Field(
+        description="collaborative: learned from who interacted with what (new items get one from "
+        "their attributes); content: from the item's attributes"
+    )
+    items: list[SimilarItem]
     model_version: str
 
 
@@ -206,16 +252,20 @@ class FeedbackBatch(Input):
     events: list[FeedbackEvent] = Field(min_length=1, max_length=1000)
 
 
+ACCEPTED = "events acknowledged by this answer: stored now or by an earlier request with the same event_id"
+DUPLICATES = "how many of the accepted events were already stored (a retried event_id); stored once"
+
+
 class FeedbackAccepted(BaseModel):
-    accepted: bool = True
-    event_id: str
-    duplicate: bool = False
+    accepted: int = Field(1, description=ACCEPTED)
+    duplicates: int = Field(0, ge=0, le=1, description=DUPLICATES)
+    event_id: str = Field(description="the event's idempotency key (generated when the request had none)")
 
 
 class BatchAccepted(BaseModel):
-    accepted: int
-    duplicates: int
-    event_ids: list[str]
+    accepted: int = Field(description=ACCEPTED)
+    duplicates: int = Field(description=DUPLICATES)
+    event_ids: list[str] = Field(description="per event, in request order, its idempotency key")
 
 
 class ModelInfo(BaseModel):

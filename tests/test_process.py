@@ -34,7 +34,7 @@ def test_uvicorn_process_serves_over_http(artifacts_dir, redis_url, prefix, trai
     with uvicorn_process(env) as api:
         base = api.url
         items = result.split.item_ids[:3]
-        recs = httpx.post(f"{base}/v1/recommendations", json={"items": items, "k": 100, "exclude_seen": True})
+        recs = httpx.post(f"{base}/v1/recommendations", json={"items": items, "k": 100})
         assert recs.status_code == 200
         assert not {i["item_id"] for i in recs.json()["items"]} & set(items)
         fb = httpx.post(f"{base}/v1/feedback", json={"user_id": "proc", "item_id": items[0], "event": "view"})
