@@ -4,7 +4,7 @@ through ``context``-free defaults here; the routers enforce the configured maxim
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -276,3 +276,12 @@ class ModelInfo(BaseModel):
     metrics: dict[str, Any]
     blend_weights: dict[str, float]
     last_refused: str | None = Field(None, description="why the last new version was refused")
+
+
+class Readiness(BaseModel):
+    """A model is loaded: this process can serve recommendations."""
+
+    status: Literal["ready"] = "ready"
+    model_version: str
+    redis: Literal["up", "down"] = Field(description="down: feedback answers 503, recommendations go on")
+    degraded: bool = Field(description="true while Redis is down (no live feedback, no feedback intake)")

@@ -12,7 +12,7 @@ async def test_health_ready_and_model(client, artifacts_dir):
     ready = await client.get("/readyz")
     assert ready.status_code == 200
     version = artifact.resolve(artifacts_dir).name
-    assert ready.json()["model_version"] == version
+    assert ready.json() == {"status": "ready", "model_version": version, "redis": "up", "degraded": False}
     model = (await client.get("/v1/model")).json()
     assert model["model_version"] == version
     assert model["metrics"]["test"]["blend"]["ndcg@100"] > 0

@@ -73,7 +73,7 @@ async def test_redis_sigkill_during_feedback_load_loses_no_acknowledged_event(
             during = dict(statuses)
             private_redis.start()  # same --dir: the append-only file is replayed
             for _ in range(200):  # the API reconnects by itself
-                if (await http.get("/readyz")).status_code == 200:
+                if (await http.get("/readyz")).json().get("redis") == "up":
                     break
                 await asyncio.sleep(0.05)
             else:

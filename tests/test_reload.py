@@ -114,8 +114,9 @@ async def test_a_truncated_artifact_is_refused_at_startup_naming_the_file(
     artifact.publish(folder, "v1")
     async with app_client(settings_factory(artifacts_dir=folder)) as http:
         ready = await http.get("/readyz")
-        assert ready.status_code == 503
+        assert ready.status_code == 503 and ready.headers["retry-after"]
         assert "item_emb.npy" in ready.json()["error"]["message"]
+        assert ready.json()["error"]["details"] == {"redis": "up"}
         recs = await http.post("/v1/recommendations", json={"k": 3})
         assert recs.status_code == 503 and recs.json()["error"]["code"] == "model_not_loaded"
         assert "item_emb.npy" in recs.json()["error"]["message"]
