@@ -9,6 +9,7 @@ ShoprecError                  base; never raised itself
 ├── NotFound (404)            a named item/user that must exist does not
 │   └── ItemNotFound
 ├── StoreUnavailable (503)    Redis did not answer in time; sent with Retry-After
+│   └── StoreFailed           Redis answered with an error (OOM, READONLY, MOVED/TRYAGAIN)
 └── ModelNotLoaded (503)      no artifact is loaded yet
 A body that is not JSON (syntax, invalid UTF-8, nested too deeply) -> 400 ``invalid_json``;
 request validation (pydantic) -> 422 with the offending fields in ``details``; a body that
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -67,6 +68,10 @@ class InvalidRequest(ShoprecError):
 
 class StoreUnavailable(ShoprecError):
     status, code = 503, "store_unavailable"
+
+
+class StoreFailed(StoreUnavailable):
+    code = "store_error"
 
 
 class ModelNotLoaded(ShoprecError):
@@ -134,9 +139,16 @@ def allowed_methods(request: Request) -> set[str]:
     return {m for regex, methods in app.state.methods_by_path if regex.match(path) for m in methods}
 
 
-def install(app: FastAPI, *, retry_after_s: int) -> None:
+def install(
+    app: FastAPI, *, retry_after_s: int, on_store_error: Callable[[StoreUnavailable, str], None]
+) -> None:
+    """The one map from exceptions to answers. ``on_store_error(exc, "METHOD path")`` is told
+    of every Redis failure that reaches a client (to log and count it)."""
+
     @app.exception_handler(ShoprecError)
     async def _domain(request: Request, exc: ShoprecError) -> JSONResponse:
+        if isinstance(exc, StoreUnavailable):
+            on_store_error(exc, f"{request.method} {request.url.path}")
         headers = {"Retry-After": str(retry_after_s)} if exc.status == 503 else None
         if exc.status == 401:
             headers = {"WWW-Authenticate": "ApiKey"}

@@ -87,8 +87,8 @@ async def refresh_catalog(state: State) -> None:
 async def _with_catalog(state: State, loaded: artifact.Artifact) -> Recommender:
     try:
         updates = await state.catalog.all()
-    except StoreUnavailable as exc:
-        log.warning(json.dumps({"event": "catalog_unavailable", "error": exc.message}))
+    except StoreUnavailable as exc:  # serve the model without catalog changes; resynced later
+        state.metrics.store_error(exc, "catalog changes of a model build")
         updates = {}
     return await asyncio.to_thread(lambda: Recommender(apply_updates(loaded, updates)))
 

@@ -3,6 +3,8 @@ process stays ready (its readiness body says Redis is down)."""
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 import pytest
 
@@ -48,3 +50,33 @@ async def test_redis_stopped_mid_test_then_back(settings_factory, private_redis)
             "redis": "up",
             "degraded": False,
         }
+
+
+@pytest.mark.slow
+async def test_redis_error_answers_are_503_logged_and_counted(settings_factory, private_redis, caplog):
+    """Redis answering with an error (here OOM: maxmemory 1 byte, no eviction) is an outage of
+    the store, not a bug: 503 with Retry-After, one log line, a counter in /metrics."""
+    shoprec_log = logging.getLogger("shoprec")
+    shoprec_log.addHandler(caplog.handler)  # the app's loggers do not propagate to the root
+    try:
+        async with app_client(settings_factory(redis_url=private_redis.url)) as http:
+            event = {"user_id": "u", "item_id": "P00001", "event": "view"}
+            assert (await http.post("/v1/feedback", json=event)).status_code == 202
+            private_redis.client().config_set("maxmemory", 1)
+            for _ in range(3):
+                refused = await http.post("/v1/feedback", json=event)
+                assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
+                assert refused.json()["error"]["code"] == "store_error"
+                assert "OOM" in refused.json()["error"]["message"]
+            catalog = await http.put("/v1/items/OOM-ITEM", json={"title": "x"})
+            assert catalog.status_code == 503 and catalog.json()["error"]["code"] == "store_error"
+            # Reads still work: live history included, and the process stays ready.
+            recs = await http.get("/v1/users/u/recommendations")
+            assert recs.status_code == 200 and recs.json()["live_feedback"] is True
+            assert (await http.get("/readyz")).json()["redis"] == "up"
+            metrics = (await http.get("/metrics")).text
+    finally:
+        shoprec_log.removeHandler(caplog.handler)
+    assert 'shoprec_redis_errors_total{code="store_error"} 4.0' in metrics
+    lines = [r.getMessage() for r in caplog.records if '"redis_error"' in r.getMessage()]
+    assert len(lines) == 1 and "POST /v1/feedback" in lines[0] and "OOM" in lines[0]  # then throttled

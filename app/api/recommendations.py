@@ -96,7 +96,8 @@ async def _live_events(state: State, user_id: str | None) -> tuple[list[RecentEv
         return [], True
     try:
         return await state.store.recent(user_id), True
-    except StoreUnavailable:
+    except StoreUnavailable as exc:
+        state.metrics.store_error(exc, "live events of a recommendation")
         return [], False
 
 

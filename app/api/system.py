@@ -42,7 +42,8 @@ async def readyz(state: StateDep) -> JSONResponse:
     redis = "up"
     try:
         await state.store.ping()
-    except StoreUnavailable:
+    except StoreUnavailable as exc:
+        state.metrics.store_error(exc, "GET /readyz")
         redis = "down"
     if state.recommender is None:
         return JSONResponse(

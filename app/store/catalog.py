@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from app.errors import StoreUnavailable
-from app.store.connect import AsyncClient, is_cluster
-from app.store.feedback import UNAVAILABLE
+from app.store.connect import AsyncClient, failures, is_cluster
 from app.store.keys import Keys
 
 
@@ -18,7 +16,7 @@ class CatalogStore:
 
     async def put(self, item_id: str, entry: dict[str, Any] | None) -> None:
         """Store an entry (None deletes) and notify every API process (atomically on one server)."""
-        try:
+        with failures("catalog not updated"):
             if is_cluster(self.client):  # no MULTI across a cluster; listeners also resync on reconnect
                 await self.client.hset(self.keys.catalog(), item_id, json.dumps(entry))
                 await self.client.publish(self.keys.catalog_channel(), item_id)
@@ -27,12 +25,8 @@ class CatalogStore:
                 pipe.hset(self.keys.catalog(), item_id, json.dumps(entry))
                 pipe.publish(self.keys.catalog_channel(), item_id)
                 await pipe.execute()
-        except UNAVAILABLE as exc:
-            raise StoreUnavailable(f"catalog not updated, redis is not answering: {exc}") from exc
 
     async def all(self) -> dict[str, dict[str, Any] | None]:
-        try:
+        with failures("catalog not read"):
             raw: dict[str, str] = await self.client.hgetall(self.keys.catalog())  # type: ignore[assignment]
-        except UNAVAILABLE as exc:
-            raise StoreUnavailable(f"redis is not answering: {exc}") from exc
         return {item_id: json.loads(value) for item_id, value in raw.items()}
