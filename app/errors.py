@@ -6,10 +6,12 @@ ShoprecError                  base; never raised itself
 ├── Unauthorized (401)        no or unknown API key
 ├── Forbidden (403)           the key's role is too low
 ├── InvalidRequest (422)      a request within the schema but over a configured limit
-├── NotFound (404)            a named item/user that must exist does not
+├── NotFound (404)            a named item/user/version that must exist does not
 │   └── ItemNotFound
+├── VersionRefused (409)      a model version failed validation; the serving one stays
 ├── StoreUnavailable (503)    Redis did not answer in time; sent with Retry-After
 │   └── StoreFailed           Redis answered with an error (OOM, READONLY, MOVED/TRYAGAIN)
+├── ArtifactsUnavailable (503) the artifacts directory could not be read
 └── ModelNotLoaded (503)      no artifact is loaded yet
 A body that is not JSON (syntax, invalid UTF-8, nested too deeply) -> 400 ``invalid_json``;
 request validation (pydantic) -> 422 with the offending fields in ``details``; a body that
@@ -62,6 +64,10 @@ class ItemNotFound(NotFound):
     code = "item_not_found"
 
 
+class VersionRefused(ShoprecError):
+    status, code = 409, "version_refused"
+
+
 class InvalidRequest(ShoprecError):
     status, code = 422, "validation_error"
 
@@ -72,6 +78,10 @@ class StoreUnavailable(ShoprecError):
 
 class StoreFailed(StoreUnavailable):
     code = "store_error"
+
+
+class ArtifactsUnavailable(ShoprecError):
+    status, code = 503, "artifacts_unavailable"
 
 
 class ModelNotLoaded(ShoprecError):
@@ -112,6 +122,7 @@ DESCRIPTIONS = {
     401: "No or unknown API key",
     403: "The key's role is too low",
     404: "Not found",
+    409: "The model version was refused (it failed validation); nothing changed",
     413: "Body too large",
     415: "Body is not application/json",
     422: "Invalid request",

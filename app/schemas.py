@@ -285,3 +285,38 @@ class Readiness(BaseModel):
     model_version: str
     redis: Literal["up", "down"] = Field(description="down: feedback answers 503, recommendations go on")
     degraded: bool = Field(description="true while Redis is down (no live feedback, no feedback intake)")
+
+
+class VersionInfo(BaseModel):
+    model_version: str
+    created_at: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict, description="test metrics of the blend")
+    counts: dict[str, Any] = Field(default_factory=dict)
+    published: bool = Field(
+        description="ever switched to as current (false: kept on disk by the quality gate, or never used)"
+    )
+
+
+class ModelVersions(BaseModel):
+    current: str | None = Field(description="the version DIR/current points at")
+    serving: str | None = Field(description="the version this process serves")
+    last_refused: str | None = Field(None, description="why the last version this process tried was refused")
+    versions: list[VersionInfo]
+
+
+NOTIFIED = (
+    "false when the other API processes could not be told (Redis down): each loads DIR/current "
+    "when it reconnects"
+)
+
+
+class Reloaded(BaseModel):
+    serving: str = Field(description="the version now serving (DIR/current)")
+    previous: str | None = Field(description="the version served before")
+    notified: bool = Field(description=NOTIFIED)
+
+
+class RolledBack(BaseModel):
+    rolled_back_to: str = Field(description="the version published before, now current and serving")
+    previous: str | None = Field(description="the version served before")
+    notified: bool = Field(description=NOTIFIED)

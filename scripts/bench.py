@@ -68,6 +68,7 @@ def two_versions(artifacts_dir: Path) -> Path:
         manifest = json.loads((scratch / name / "manifest.json").read_text())
         manifest.update(model_version=name, created_at=f"2026-01-0{n + 1}T00:00:00")
         (scratch / name / "manifest.json").write_text(json.dumps(manifest))
+    artifact.publish(scratch, "v1")
     artifact.publish(scratch, "v2")
     return scratch
 

@@ -177,6 +177,7 @@ async def test_reload_and_rollback_under_load_fail_no_request(artifacts_dir, red
     folder.mkdir()
     add_version(artifacts_dir, folder, "v1", "2026-01-01T00:00:00")
     add_version(artifacts_dir, folder, "v2", "2026-02-01T00:00:00")
+    artifact.publish(folder, "v1")
     artifact.publish(folder, "v2")
     env = server_env(folder, redis_url, prefix, log_requests="false", api_keys='{"adm": "admin"}')
     statuses: Counter[int] = Counter()

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from app.scoring import publications
+
 SCHEMA_VERSION = 1
 CURRENT = "current"
 MANIFEST = "manifest.json"
@@ -148,13 +150,15 @@ def write(
     return folder
 
 
-def publish(out_dir: Path, version: str) -> None:
-    """Point ``out_dir/current`` at ``version`` atomically (rename over the old link)."""
+def publish(out_dir: Path, version: str, *, rollback: bool = False) -> None:
+    """Point ``out_dir/current`` at ``version`` atomically (rename over the old link), then
+    append it to the publish history (app.scoring.publications)."""
     tmp = out_dir / f".{CURRENT}.{os.getpid()}"
     if tmp.is_symlink() or tmp.exists():
         tmp.unlink()
     tmp.symlink_to(version)
     os.replace(tmp, out_dir / CURRENT)
+    publications.record(out_dir, version, rollback=rollback)
 
 
 def resolve(path: Path) -> Path:
