@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from app import events
+from models.errors import ConfigError
 
 
 @dataclass
@@ -108,13 +109,17 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         config = cls()
+        if not isinstance(data, dict):
+            raise ConfigError('a config is a JSON object of sections, e.g. {"vae": {"epochs": 20}}')
         for section, values in data.items():
             if not hasattr(config, section):
-                raise ValueError(f"unknown config section {section!r}")
+                raise ConfigError(f"unknown config section {section!r}")
+            if not isinstance(values, dict):
+                raise ConfigError(f"config section {section!r} must be a JSON object")
             target = getattr(config, section)
             for key, value in values.items():
                 if not hasattr(target, key):
-                    raise ValueError(f"unknown config key {section}.{key}")
+                    raise ConfigError(f"unknown config key {section}.{key}")
                 setattr(target, key, value)
         return config
 
@@ -123,5 +128,8 @@ class TrainConfig:
         try:
             data = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path}: cannot read config: {exc}") from exc
-        return cls.from_dict(data)
+            raise ConfigError(f"{path}: cannot read config: {exc}") from exc
+        try:
+            return cls.from_dict(data)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc

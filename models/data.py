@@ -21,13 +21,10 @@ import pandas as pd
 
 from app.events import TRAINING_EVENTS, Event
 from models.config import CleaningConfig
+from models.errors import DataError
 
 FORMATS = ("auto", "generic", "online-retail", "s3rec")
 ITEM_COLUMNS = ("item_id", "title", "category", "brand", "price", "attributes")
-
-
-class DataError(ValueError):
-    """Input data that cannot be used; the message says which file, column and rule."""
 
 
 @dataclass

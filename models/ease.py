@@ -14,6 +14,8 @@ import scipy.linalg
 import scipy.linalg.lapack
 import scipy.sparse as sp
 
+from models.errors import ConfigError
+
 
 def gram(train: sp.csr_matrix, features: np.ndarray | None = None, alpha: float = 0.0) -> np.ndarray:
     """(n_items, n_items) float32 X^T X (+ alpha A A^T)."""
@@ -38,10 +40,10 @@ def fit_ease(g: np.ndarray, lam: float, *, warm: np.ndarray | None = None) -> np
     a[np.diag_indices(n)] += np.float32(lam)
     factor, info = scipy.linalg.lapack.spotrf(a, lower=1, overwrite_a=1)
     if info != 0:
-        raise ValueError(f"EASE: Cholesky failed (info={info}); increase lambda")
+        raise ConfigError(f"EASE: Cholesky failed (info={info}); increase ease.lambdas")
     p, info = scipy.linalg.lapack.spotri(factor, lower=1, overwrite_c=1)
     if info != 0:
-        raise ValueError(f"EASE: inverse failed (info={info})")
+        raise ConfigError(f"EASE: inverse failed (info={info}); increase ease.lambdas")
     p = np.tril(p) + np.tril(p, -1).T  # spotri fills the lower triangle only
     b = p / -np.diag(p)[None, :]
     np.fill_diagonal(b, 0.0)

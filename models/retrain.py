@@ -31,6 +31,7 @@ from app.store.keys import Keys
 from models import archive, synthetic
 from models.config import TrainConfig
 from models.data import Dataset, load
+from models.errors import NoServingModel
 from models.evaluation import evaluate_scorer, rank
 from models.metrics import ndcg_at_k
 from models.pipeline import Log, TrainResult, run
@@ -47,6 +48,10 @@ class RetrainOptions:
     max_drop: float = 0.05  # refuse a version whose validation NDCG@100 is >5% (relative) lower
     force: bool = False
     config: TrainConfig | None = None
+    # With no readable serving model: train (and publish) the embedded synthetic demo shop
+    # instead of refusing. Never implied: a deployment whose model went missing must not
+    # silently start serving the demo shop.
+    synthetic: bool = False
 
 
 @dataclass
@@ -60,7 +65,7 @@ class RetrainOutcome:
 
 
 def retrain(options: RetrainOptions, *, log: Log = print) -> RetrainOutcome:
-    current = _current_manifest(options.artifacts_dir)
+    current = _serving_manifest(options.artifacts_dir, synthetic=options.synthetic)
     cursor: dict[str, str] = (current or {}).get("consumed", {}).get("cursor", {})
     events, new_cursor = archive_feedback(options, cursor, log=log)
     feedback = feedback_interactions(options.archive_dir)
@@ -256,12 +261,20 @@ def _with_catalog_changes(items: pd.DataFrame, options: RetrainOptions) -> pd.Da
     return pd.concat([kept, pd.DataFrame(rows)], ignore_index=True)
 
 
-def _current_manifest(artifacts_dir: Path) -> dict[str, Any] | None:
+def _serving_manifest(artifacts_dir: Path, *, synthetic: bool) -> dict[str, Any] | None:
+    """The manifest of DIR/current; None (the demo shop) only when ``synthetic`` is asked for."""
     try:
-        folder = artifact.resolve(artifacts_dir)
-    except artifact.ArtifactError:
-        return None
-    return json.loads((folder / artifact.MANIFEST).read_text())
+        manifest: dict[str, Any] = json.loads(
+            (artifact.resolve(artifacts_dir) / artifact.MANIFEST).read_text()
+        )
+    except (artifact.ArtifactError, OSError, json.JSONDecodeError) as exc:
+        if synthetic:
+            return None
+        raise NoServingModel(
+            f"no readable serving model to retrain ({exc}); train one first (scripts/train.py), "
+            "or pass --synthetic to train and publish the embedded demo shop"
+        ) from exc
+    return manifest
 
 
 def _base_dataset(manifest: dict[str, Any] | None) -> Dataset:

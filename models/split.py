@@ -13,6 +13,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from models.config import SplitConfig
+from models.errors import DataError
 
 
 @dataclass
@@ -64,7 +65,7 @@ def build(
     order = rng.permutation(len(user_ids))
     n_heldout = max(config.min_heldout_users, round(config.heldout_fraction * len(user_ids)))
     if 2 * n_heldout >= len(user_ids):
-        raise ValueError(
+        raise DataError(
             f"only {len(user_ids)} users after cleaning: too few for a train/validation/test split"
         )
     val_users = np.sort(order[:n_heldout])

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.scoring.artifact import ArtifactError
 from models.config import TrainConfig
-from models.data import DataError
+from models.errors import DataError, InputError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
             if name not in report.SOURCES:
                 parser.error(f"unknown dataset {name!r}; known: {', '.join(report.SOURCES)}")
             if args.report_only:
-                results[name] = json.loads((args.work_dir / f"{name}.json").read_text())
+                earlier = args.work_dir / f"{name}.json"
+                if not earlier.exists():
+                    raise DataError(f"{earlier}: no earlier run of {name}; run without --report-only first")
+                results[name] = json.loads(earlier.read_text())
                 continue
             log = make_log(f"{name}: ")
             dataset = report.load_source(report.SOURCES[name], args.data_dir)
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         machine = f"{platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}"
         report.write_report(results, args.report, command=command, machine=machine)
         print(f"report written to {args.report}")
-    except (DataError, ArtifactError, ValueError) as exc:
+    except (InputError, ArtifactError) as exc:  # the user's to fix; anything else is a bug
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
