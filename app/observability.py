@@ -43,6 +43,13 @@ class Metrics:
             registry=self.registry,
         )
         self.model = Info("shoprec_model", "Serving model version", registry=self.registry)
+        self.builds = Counter(
+            "shoprec_model_builds_total",
+            "Serving models built from an artifact and the catalog changes, by cause (model: a "
+            "version loaded; catalog: a catalog change)",
+            ["cause"],
+            registry=self.registry,
+        )
         self.redis_errors = Counter(
             "shoprec_redis_errors_total",
             "Redis failures by code: store_unavailable (no answer in time), store_error (an error "

@@ -24,6 +24,7 @@ from app.errors import ArtifactsUnavailable, NotFound, StoreUnavailable, Version
 from app.scoring import artifact, publications
 from app.scoring.catalog import apply_updates
 from app.scoring.recommender import Recommender
+from app.store.catalog import CatalogState
 from app.store.connect import failures
 from app.store.keys import Keys
 
@@ -86,9 +87,10 @@ async def swap_in(state: State, *, reason: str, version: str | None = None) -> s
     try:
         loaded = await asyncio.to_thread(artifact.load, folder / version if version else folder)
         async with state.swap_lock:
-            recommender = await _with_catalog(state, loaded)
+            recommender, revision = await _with_catalog(state, loaded, cause="model")
             old = serving_version(state)
             state.base_artifact, state.recommender = loaded, recommender  # one reference swap
+            state.catalog_revision = revision
     except (artifact.ArtifactError, KeyError, ValueError) as exc:
         raise VersionRefused(_refused(state, reason, exc)) from exc
     except OSError as exc:
@@ -107,20 +109,38 @@ def _refused(state: State, reason: str, exc: Exception) -> str:
     return state.reload_error
 
 
-async def refresh_catalog(state: State) -> None:
-    """Rebuild the serving model from its artifact and every catalog change in Redis."""
+async def refresh_catalog(state: State, *, revision: int | None = None, resync: bool = False) -> None:
+    """Rebuild the serving model from its artifact and the catalog changes in Redis, unless it
+    already holds catalog ``revision`` (None: rebuild). One build per process per change: the
+    route that wrote a change builds it, and skips its own announcement of it.
+
+    Revisions only grow while Redis keeps its data; ``resync`` (after a reconnection, when
+    Redis may have restarted empty) rebuilds on any difference, not only on a newer one.
+    """
     async with state.swap_lock:
-        if state.base_artifact is not None:
-            state.recommender = await _with_catalog(state, state.base_artifact)
+        if state.base_artifact is None:
+            return
+        held = state.catalog_revision
+        if revision is not None and held is not None and (revision == held if resync else revision <= held):
+            return
+        state.recommender, state.catalog_revision = await _with_catalog(
+            state, state.base_artifact, cause="catalog"
+        )
 
 
-async def _with_catalog(state: State, loaded: artifact.Artifact) -> Recommender:
+async def _with_catalog(
+    state: State, loaded: artifact.Artifact, *, cause: str
+) -> tuple[Recommender, int | None]:
+    """A serving model of ``loaded`` with every catalog change, and the catalog revision it
+    holds (None: Redis could not be read, so none; a later refresh catches up)."""
     try:
-        updates = await state.catalog.all()
+        catalog = await state.catalog.read()
     except StoreUnavailable as exc:  # serve the model without catalog changes; resynced later
         state.metrics.store_error(exc, "catalog changes of a model build")
-        updates = {}
-    return await asyncio.to_thread(lambda: Recommender(apply_updates(loaded, updates)))
+        catalog = CatalogState(revision=-1, entries={})
+    state.metrics.builds.labels(cause).inc()
+    recommender = await asyncio.to_thread(lambda: Recommender(apply_updates(loaded, catalog.entries)))
+    return recommender, None if catalog.revision < 0 else catalog.revision
 
 
 async def notify(state: State, version: str) -> bool:
@@ -170,16 +190,21 @@ async def listen(state: State, client: aioredis.Redis, stop: asyncio.Event) -> N
             async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
                 await pubsub.subscribe(keys.models_channel(), keys.catalog_channel())
                 await reload_if_changed(state, reason="resubscribed")
-                await refresh_catalog(state)
+                await refresh_catalog(state, revision=await state.catalog.revision(), resync=True)
                 while not stop.is_set():
                     message = await pubsub.get_message(timeout=1.0)
                     if message is None:
                         continue
                     if message["channel"] == keys.catalog_channel():
-                        await refresh_catalog(state)
+                        await refresh_catalog(state, revision=_revision(message["data"]))
                     elif message["data"] != serving_version(state):  # not this process's own
                         await reload(state, reason=f"notified of {message['data']}")
         except Exception as exc:  # the listener must survive any outage
             log.warning(json.dumps({"event": "reload_listener_retry", "error": str(exc)}))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
+
+
+def _revision(data: str) -> int | None:
+    """The revision a catalog notification announces (None: not one, so rebuild)."""
+    return int(data) if data.isdigit() else None

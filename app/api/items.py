@@ -50,8 +50,8 @@ async def get_item(item_id: ItemId, recommender: RecommenderDep) -> Item:
 async def put_item(item_id: ItemId, body: ItemUpdate, state: StateDep) -> Item:
     """Add or replace a catalog entry; recommendable at once in every API process."""
     limits.check(state.settings, ids=[("item_id", item_id)])
-    await state.catalog.put(item_id, body.model_dump())
-    await registry.refresh_catalog(state)
+    revision = await state.catalog.put(item_id, body.model_dump())
+    await registry.refresh_catalog(state, revision=revision)
     recommender = await get_recommender_of(state)
     return _item(recommender, recommender.item_index[item_id])
 
@@ -65,8 +65,8 @@ async def put_item(item_id: ItemId, body: ItemUpdate, state: StateDep) -> Item:
 async def delete_item(item_id: ItemId, state: StateDep, recommender: RecommenderDep) -> Response:
     """Remove an item from recommendations and the catalog until it is PUT again."""
     _index(recommender, item_id)
-    await state.catalog.put(item_id, None)
-    await registry.refresh_catalog(state)
+    revision = await state.catalog.put(item_id, None)
+    await registry.refresh_catalog(state, revision=revision)
     return Response(status_code=204)
 
 
