@@ -80,6 +80,7 @@ def test_a_bad_config_is_one_line_and_exit_code_2(tmp_path, capsys):
         assert err.startswith(f"error: {config}: ") and message in err and err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_a_bug_is_a_traceback_and_exit_code_1(tmp_path):
     """A ValueError from numpy or Keras is not the user's bad input (it used to exit 2)."""
     code = "\n".join(
