@@ -4,19 +4,19 @@ PIP ?= $(PYTHON) -m pip
 ARTIFACTS ?= build/artifacts
 LOCK ?= requirements.lock
 
-.PHONY: install lock audit demo test lint bench soak fuzz eval clean
+.PHONY: install lock audit demo test test-fast lint bench soak fuzz eval clean
 
 ## The package and every extra, at the versions pinned in $(LOCK): pyproject.toml's ranges say
 ## what is needed, the lock file (as pip constraints) which version of it.
 install:
-	$(PIP) install --quiet --disable-pip-version-check -c $(LOCK) -e '.[train,dev]'
+	$(PIP) install --quiet --disable-pip-version-check -c $(LOCK) -e '.[train,dev,demo]'
 
 ## Regenerate $(LOCK) from pyproject.toml (all extras), keeping the current pins that still fit;
 ## `make lock UPGRADE=1` moves every pin to the newest allowed version. Then `make install test`.
 lock:
 	$(PIP) install --quiet --disable-pip-version-check 'pip-tools>=7.4'
 	CUSTOM_COMPILE_COMMAND='make lock' $(PYTHON) -m piptools compile --quiet --strip-extras --allow-unsafe \
-		--no-emit-index-url --no-emit-find-links --extra train --extra dev \
+		--no-emit-index-url --no-emit-find-links --extra train --extra dev --extra demo \
 		$(if $(UPGRADE),--upgrade) --output-file $(LOCK) pyproject.toml
 
 ## Known vulnerabilities (PyPI's advisory data) in the versions pinned in $(LOCK). --strict: a
@@ -31,13 +31,20 @@ demo: install
 
 ## The test suite (CI runs exactly this through .ci/run). Needs Redis at SHOPREC_TEST_REDIS_URL
 ## (default redis://127.0.0.1:6379/15); .ci/run starts one when none answers.
+## --durations: the slowest tests and what each costs, so a change can say what it adds to CI time.
 test: install
-	$(PYTHON) -m pytest -q
+	$(PYTHON) -m pytest -q --durations=25
 
+## The inner loop: every test not marked slow (no training beyond the shared session model, no
+## extra processes), without reinstalling.
+test-fast:
+	$(PYTHON) -m pytest -q -m "not slow" --durations=10
+
+CODE = app models scripts tools tests
 lint: install
-	$(PYTHON) -m ruff check app models scripts tests
-	$(PYTHON) -m ruff format --check app models scripts tests
-	$(PYTHON) -m mypy app
+	$(PYTHON) -m ruff check $(CODE)
+	$(PYTHON) -m ruff format --check $(CODE)
+	$(PYTHON) -m mypy app models scripts tools
 
 bench: install
 	$(PYTHON) scripts/bench.py --out docs/benchmarks.md

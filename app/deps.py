@@ -28,6 +28,7 @@ class State:
     publisher: Any = None  # redis client used to notify other processes of a new version
     catalog: Any = None  # app.store.catalog.CatalogStore
     base_artifact: Any = None  # the loaded artifact before catalog changes
+    catalog_revision: int | None = None  # the catalog changes ``recommender`` holds (None: none)
     # Held while a serving model is built from Redis state and swapped in, so a rebuild
     # that read older catalog state cannot finish after, and undo, a newer one.
     swap_lock: asyncio.Lock = field(default_factory=asyncio.Lock)

@@ -6,9 +6,12 @@ ShoprecError                  base; never raised itself
 ├── Unauthorized (401)        no or unknown API key
 ├── Forbidden (403)           the key's role is too low
 ├── InvalidRequest (422)      a request within the schema but over a configured limit
-├── NotFound (404)            a named item/user that must exist does not
+├── NotFound (404)            a named item/user/version that must exist does not
 │   └── ItemNotFound
+├── VersionRefused (409)      a model version failed validation; the serving one stays
 ├── StoreUnavailable (503)    Redis did not answer in time; sent with Retry-After
+│   └── StoreFailed           Redis answered with an error (OOM, READONLY, MOVED/TRYAGAIN)
+├── ArtifactsUnavailable (503) the artifacts directory could not be read
 └── ModelNotLoaded (503)      no artifact is loaded yet
 A body that is not JSON (syntax, invalid UTF-8, nested too deeply) -> 400 ``invalid_json``;
 request validation (pydantic) -> 422 with the offending fields in ``details``; a body that
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -61,12 +64,24 @@ class ItemNotFound(NotFound):
     code = "item_not_found"
 
 
+class VersionRefused(ShoprecError):
+    status, code = 409, "version_refused"
+
+
 class InvalidRequest(ShoprecError):
     status, code = 422, "validation_error"
 
 
 class StoreUnavailable(ShoprecError):
     status, code = 503, "store_unavailable"
+
+
+class StoreFailed(StoreUnavailable):
+    code = "store_error"
+
+
+class ArtifactsUnavailable(ShoprecError):
+    status, code = 503, "artifacts_unavailable"
 
 
 class ModelNotLoaded(ShoprecError):
@@ -107,6 +122,7 @@ DESCRIPTIONS = {
     401: "No or unknown API key",
     403: "The key's role is too low",
     404: "Not found",
+    409: "The model version was refused (it failed validation); nothing changed",
     413: "Body too large",
     415: "Body is not application/json",
     422: "Invalid request",
@@ -134,9 +150,16 @@ def allowed_methods(request: Request) -> set[str]:
     return {m for regex, methods in app.state.methods_by_path if regex.match(path) for m in methods}
 
 
-def install(app: FastAPI, *, retry_after_s: int) -> None:
+def install(
+    app: FastAPI, *, retry_after_s: int, on_store_error: Callable[[StoreUnavailable, str], None]
+) -> None:
+    """The one map from exceptions to answers. ``on_store_error(exc, "METHOD path")`` is told
+    of every Redis failure that reaches a client (to log and count it)."""
+
     @app.exception_handler(ShoprecError)
     async def _domain(request: Request, exc: ShoprecError) -> JSONResponse:
+        if isinstance(exc, StoreUnavailable):
+            on_store_error(exc, f"{request.method} {request.url.path}")
         headers = {"Retry-After": str(retry_after_s)} if exc.status == 503 else None
         if exc.status == 401:
             headers = {"WWW-Authenticate": "ApiKey"}

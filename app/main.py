@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Recommendations for online shops: sessions, users, similar items, feedback.",
         lifespan=lifespan,
     )
-    errors.install(app, retry_after_s=settings.retry_after_s)
+    errors.install(app, retry_after_s=settings.retry_after_s, on_store_error=metrics.store_error)
     for module in (recommendations, items, feedback, system, admin):
         app.include_router(module.router)
     auth.document_security(app, settings)

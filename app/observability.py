@@ -14,9 +14,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, Info
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import send_error
+from app.errors import StoreUnavailable, send_error
 
 access_log = logging.getLogger("shoprec.access")
+log = logging.getLogger("shoprec")
 
 
 class Metrics:
@@ -42,6 +43,37 @@ class Metrics:
             registry=self.registry,
         )
         self.model = Info("shoprec_model", "Serving model version", registry=self.registry)
+        self.builds = Counter(
+            "shoprec_model_builds_total",
+            "Serving models built from an artifact and the catalog changes, by cause (model: a "
+            "version loaded; catalog: a catalog change)",
+            ["cause"],
+            registry=self.registry,
+        )
+        self.redis_errors = Counter(
+            "shoprec_redis_errors_total",
+            "Redis failures by code: store_unavailable (no answer in time), store_error (an error "
+            "answer such as OOM or READONLY)",
+            ["code"],
+            registry=self.registry,
+        )
+        self._logged: dict[str, tuple[float, int]] = {}  # code -> (last logged at, suppressed since)
+
+    def store_error(self, exc: StoreUnavailable, where: str) -> None:
+        """Count a Redis failure and log it: the first of a kind, then one line per
+        ``LOG_EVERY_S`` with the number of failures since (an outage fails every request)."""
+        self.redis_errors.labels(exc.code).inc()
+        now = time.monotonic()
+        last, suppressed = self._logged.get(exc.code, (-LOG_EVERY_S, 0))
+        if now - last < LOG_EVERY_S:
+            self._logged[exc.code] = (last, suppressed + 1)
+            return
+        self._logged[exc.code] = (now, 0)
+        record = {"event": "redis_error", "code": exc.code, "where": where, "error": exc.message}
+        log.warning(json.dumps(record | ({"similar_since_last_line": suppressed} if suppressed else {})))
+
+
+LOG_EVERY_S = 10.0
 
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})

@@ -1,10 +1,11 @@
 """Model versions on disk, hot reload and rollback.
 
-Publishing (training, rollback) switches ``DIR/current`` atomically and publishes the
-version on the Redis channel; every API process listening loads it in a worker thread,
-validates it, and swaps one reference, so requests in flight finish on the old model.
-A version that fails validation is refused; the old one keeps serving and the refusal is
-kept for ``GET /v1/model``.
+Publishing (training, rollback) switches ``DIR/current`` atomically, records it in the
+publish history and announces the version on the Redis channel; every API process listening
+loads it in a worker thread, validates it, and swaps one reference, so requests in flight
+finish on the old model. A version that fails validation is refused; the old one keeps
+serving and the refusal is kept for ``GET /v1/model``. A rollback loads and validates its
+target before ``current`` is switched, so a refused target leaves disk and memory as they were.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as redis
+import redis.asyncio as aioredis
 
 from app.deps import State
-from app.errors import NotFound, StoreUnavailable
-from app.scoring import artifact
+from app.errors import ArtifactsUnavailable, NotFound, StoreUnavailable, VersionRefused
+from app.scoring import artifact, publications
 from app.scoring.catalog import apply_updates
 from app.scoring.recommender import Recommender
+from app.store.catalog import CatalogState
+from app.store.connect import failures
 from app.store.keys import Keys
 
 log = logging.getLogger("shoprec")
@@ -33,7 +36,9 @@ def channel(prefix: str) -> str:
 
 
 def versions(artifacts_dir: Path) -> list[dict[str, Any]]:
-    """Version folders with a manifest, oldest first."""
+    """Version folders with a manifest, oldest first; ``published``: ever switched to."""
+    history = publications.read(artifacts_dir) or []
+    published = {entry.model_version for entry in history}
     out = []
     for folder in sorted(p for p in artifacts_dir.iterdir() if p.is_dir() and not p.is_symlink()):
         try:
@@ -46,6 +51,7 @@ def versions(artifacts_dir: Path) -> list[dict[str, Any]]:
                 "created_at": manifest.get("created_at"),
                 "metrics": manifest.get("metrics", {}).get("validation", {}).get("blend", {}),
                 "counts": manifest.get("counts", {}),
+                "published": folder.name in published,
             }
         )
     return sorted(out, key=lambda v: v["created_at"] or "")
@@ -56,63 +62,122 @@ def current_version(artifacts_dir: Path) -> str | None:
     return link.resolve().name if link.exists() else None
 
 
+def serving_version(state: State) -> str | None:
+    return state.recommender.version if state.recommender is not None else None
+
+
 async def reload(state: State, *, reason: str) -> bool:
-    """Load DIR/current off the event loop, apply the catalog changes kept in Redis, and
-    swap it in; keep the old model on failure."""
+    """swap_in DIR/current; False (the old model keeps serving) when it was refused."""
     try:
-        loaded = await asyncio.to_thread(artifact.load, state.settings.artifacts_dir)
-        async with state.swap_lock:
-            recommender = await _with_catalog(state, loaded)
-            old = state.recommender.version if state.recommender else None
-            state.base_artifact, state.recommender = loaded, recommender  # one reference swap
-    except (artifact.ArtifactError, OSError, KeyError, ValueError) as exc:
-        state.reload_error = f"{reason}: refused: {exc}"
-        if state.recommender is None:
-            state.load_error = str(exc)
-        log.error(json.dumps({"event": "reload_refused", "reason": reason, "error": str(exc)}))
+        await swap_in(state, reason=reason)
+    except (VersionRefused, ArtifactsUnavailable):
         return False
-    state.load_error = state.reload_error = None
-    state.metrics.model.info({"version": loaded.version})
-    log.info(json.dumps({"event": "model_loaded", "version": loaded.version, "previous": old}))
     return True
 
 
-async def refresh_catalog(state: State) -> None:
-    """Rebuild the serving model from its artifact and every catalog change in Redis."""
-    async with state.swap_lock:
-        if state.base_artifact is not None:
-            state.recommender = await _with_catalog(state, state.base_artifact)
+async def swap_in(state: State, *, reason: str, version: str | None = None) -> str:
+    """Load DIR/current (or DIR/``version``) off the event loop, validate it, apply the catalog
+    changes kept in Redis and swap it in (one reference: requests in flight finish on the old
+    model). Returns the version now serving.
 
-
-async def _with_catalog(state: State, loaded: artifact.Artifact) -> Recommender:
+    Raises VersionRefused (it failed validation) or ArtifactsUnavailable (the directory could
+    not be read); then the old model keeps serving and the refusal is kept for GET /v1/model.
+    """
+    folder = state.settings.artifacts_dir
     try:
-        updates = await state.catalog.all()
+        loaded = await asyncio.to_thread(artifact.load, folder / version if version else folder)
+        async with state.swap_lock:
+            recommender, revision = await _with_catalog(state, loaded, cause="model")
+            old = serving_version(state)
+            state.base_artifact, state.recommender = loaded, recommender  # one reference swap
+            state.catalog_revision = revision
+    except (artifact.ArtifactError, KeyError, ValueError) as exc:
+        raise VersionRefused(_refused(state, reason, exc)) from exc
+    except OSError as exc:
+        raise ArtifactsUnavailable(_refused(state, reason, exc)) from exc
+    state.load_error = state.reload_error = None
+    state.metrics.model.info({"version": loaded.version})
+    log.info(json.dumps({"event": "model_loaded", "version": loaded.version, "previous": old}))
+    return loaded.version
+
+
+def _refused(state: State, reason: str, exc: Exception) -> str:
+    state.reload_error = f"{reason}: refused: {exc}"
+    if state.recommender is None:
+        state.load_error = str(exc)
+    log.error(json.dumps({"event": "reload_refused", "reason": reason, "error": str(exc)}))
+    return state.reload_error
+
+
+async def refresh_catalog(state: State, *, revision: int | None = None, resync: bool = False) -> None:
+    """Rebuild the serving model from its artifact and the catalog changes in Redis, unless it
+    already holds catalog ``revision`` (None: rebuild). One build per process per change: the
+    route that wrote a change builds it, and skips its own announcement of it.
+
+    Revisions only grow while Redis keeps its data; ``resync`` (after a reconnection, when
+    Redis may have restarted empty) rebuilds on any difference, not only on a newer one.
+    """
+    async with state.swap_lock:
+        if state.base_artifact is None:
+            return
+        held = state.catalog_revision
+        if revision is not None and held is not None and (revision == held if resync else revision <= held):
+            return
+        state.recommender, state.catalog_revision = await _with_catalog(
+            state, state.base_artifact, cause="catalog"
+        )
+
+
+async def _with_catalog(
+    state: State, loaded: artifact.Artifact, *, cause: str
+) -> tuple[Recommender, int | None]:
+    """A serving model of ``loaded`` with every catalog change, and the catalog revision it
+    holds (None: Redis could not be read, so none; a later refresh catches up)."""
+    try:
+        catalog = await state.catalog.read()
+    except StoreUnavailable as exc:  # serve the model without catalog changes; resynced later
+        state.metrics.store_error(exc, "catalog changes of a model build")
+        catalog = CatalogState(revision=-1, entries={})
+    state.metrics.builds.labels(cause).inc()
+    recommender = await asyncio.to_thread(lambda: Recommender(apply_updates(loaded, catalog.entries)))
+    return recommender, None if catalog.revision < 0 else catalog.revision
+
+
+async def notify(state: State, version: str) -> bool:
+    """Tell every API process (over Redis pub/sub) to load ``version``; False when Redis could
+    not be told (the others catch up when they resubscribe: they compare ``current``)."""
+    try:
+        with failures("model change not announced"):
+            await state.publisher.publish(channel(state.settings.redis_prefix), version)
     except StoreUnavailable as exc:
-        log.warning(json.dumps({"event": "catalog_unavailable", "error": exc.message}))
-        updates = {}
-    return await asyncio.to_thread(lambda: Recommender(apply_updates(loaded, updates)))
-
-
-async def notify(client: redis.Redis, prefix: str, version: str) -> None:
-    await client.publish(channel(prefix), version)
+        state.metrics.store_error(exc, "model notification")
+        return False
+    return True
 
 
 def rollback_target(artifacts_dir: Path) -> str:
-    """The version created before the current one."""
-    names = [v["model_version"] for v in versions(artifacts_dir)]
+    """The version published before the serving one (app.scoring.publications)."""
+    history = publications.read(artifacts_dir)
+    if history is None:
+        raise NotFound(
+            f"{artifacts_dir} has no publish history ({publications.HISTORY}) to roll back through; "
+            "it starts with the next publication"
+        )
+    stack = publications.published_stack(history)
     current = current_version(artifacts_dir)
-    if current not in names or names.index(current) == 0:
-        raise NotFound(f"no version older than {current!r} to roll back to")
-    return names[names.index(current) - 1]
+    while stack and stack[-1] == current:
+        stack.pop()
+    if not stack:
+        raise NotFound(f"no version was published before {current!r}: nothing to roll back to")
+    return stack[-1]
 
 
 async def reload_if_changed(state: State, *, reason: str) -> None:
-    serving = state.recommender.version if state.recommender else None
-    if current_version(state.settings.artifacts_dir) not in (None, serving):
+    if current_version(state.settings.artifacts_dir) not in (None, serving_version(state)):
         await reload(state, reason=reason)
 
 
-async def listen(state: State, client: redis.Redis, stop: asyncio.Event) -> None:
+async def listen(state: State, client: aioredis.Redis, stop: asyncio.Event) -> None:
     """Reload on every model notification, rebuild on every catalog change, until ``stop``.
 
     ``client`` must have no socket timeout (a subscription is idle for hours). After an
@@ -125,16 +190,21 @@ async def listen(state: State, client: redis.Redis, stop: asyncio.Event) -> None
             async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
                 await pubsub.subscribe(keys.models_channel(), keys.catalog_channel())
                 await reload_if_changed(state, reason="resubscribed")
-                await refresh_catalog(state)
+                await refresh_catalog(state, revision=await state.catalog.revision(), resync=True)
                 while not stop.is_set():
                     message = await pubsub.get_message(timeout=1.0)
                     if message is None:
                         continue
                     if message["channel"] == keys.catalog_channel():
-                        await refresh_catalog(state)
-                    else:
+                        await refresh_catalog(state, revision=_revision(message["data"]))
+                    elif message["data"] != serving_version(state):  # not this process's own
                         await reload(state, reason=f"notified of {message['data']}")
         except Exception as exc:  # the listener must survive any outage
             log.warning(json.dumps({"event": "reload_listener_retry", "error": str(exc)}))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
+
+
+def _revision(data: str) -> int | None:
+    """The revision a catalog notification announces (None: not one, so rebuild)."""
+    return int(data) if data.isdigit() else None

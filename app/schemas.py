@@ -4,8 +4,7 @@ through ``context``-free defaults here; the routers enforce the configured maxim
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -17,6 +16,10 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
+
+from app.events import Event
+from app.scoring.history import ExcludeHistory
+from app.scoring.recommender import SimilarBy, Strategy
 
 # Ids are 1-128 printable characters (no control characters: they break logs and CSV exports).
 ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
@@ -44,36 +47,66 @@ class Filters(Input):
         return self
 
 
+# What the two recommendation routes share, in their OpenAPI descriptions.
+EXCLUDE_HISTORY = (
+    "which items of the shopper's history are never recommended: purchased (default) the items "
+    "they own (purchase or rating events; in the training history, items at the purchase weight); "
+    "seen every history item (views and impressions too); none nothing"
+)
+EXCLUDE = "item ids never to recommend, besides the history policy (unknown ids are ignored)"
+EXPLAIN = "per item, the history items that led to it (personalized lists only)"
+
+
 class RecommendationRequest(Input):
-    user_id: Id | None = None
-    items: list[Id] = Field(default_factory=list, max_length=1000, description="session history")
+    user_id: Id | None = Field(
+        None, description="a shopper: their training history and live feedback join the session items"
+    )
+    items: list[Id] = Field(
+        default_factory=list, max_length=1000, description="session items, as `items_event` events"
+    )
+    items_event: Event = Field(
+        Event.purchase,
+        description="the event type the session items stand for: it sets their weight and whether "
+        "the shopper owns them (purchase, rating: hidden by exclude_history=purchased)",
+    )
     k: Count = Field(10, ge=1, le=1000)
-    exclude_seen: Flag = True
-    exclude: list[Id] = Field(default_factory=list, max_length=1000)
+    exclude_history: ExcludeHistory = Field(ExcludeHistory.purchased, description=EXCLUDE_HISTORY)
+    exclude: list[Id] = Field(default_factory=list, max_length=1000, description=EXCLUDE)
     filters: Filters | None = None
-    explain: Flag = False
+    explain: Flag = Field(False, description=EXPLAIN)
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"items": ["P00001", "P00042"], "k": 10, "exclude_seen": True}]},
+        json_schema_extra={
+            "examples": [
+                {"items": ["P00001", "P00042"], "items_event": "view", "k": 10, "exclude_history": "seen"}
+            ]
+        },
     )
 
 
 class RecommendedItem(BaseModel):
     item_id: str
-    score: float
+    score: float = Field(
+        description="higher is better; its meaning depends on the answer's strategy: personalized, "
+        "the blend of the models' scores, each standardised over the catalog for this request "
+        "(a weighted sum of z-scores, comparable within one answer only); popular, the number of "
+        "training shoppers who interacted with the item (0 for items added since)"
+    )
     title: str | None = None
     category: str | None = None
     brand: str | None = None
     price: float | None = None
-    because: list[str] | None = None
+    because: list[str] | None = Field(None, description="with explain: the history items behind it")
 
 
 class RecommendationResponse(BaseModel):
     items: list[RecommendedItem]
     model_version: str
-    strategy: str = Field(examples=["personalized"], description="personalized | popular")
-    unknown_items: list[str] = Field(default_factory=list)
+    strategy: Strategy = Field(
+        description="personalized: scored from the shopper's history; popular: no usable history"
+    )
+    unknown_items: list[str] = Field(default_factory=list, description="session items not in the catalog")
     live_feedback: bool = Field(True, description="false when Redis could not be read")
 
     model_config = ConfigDict(
@@ -91,10 +124,24 @@ class RecommendationResponse(BaseModel):
     )
 
 
+class SimilarItem(BaseModel):
+    item_id: str
+    score: float = Field(
+        description="cosine similarity in [-1, 1] of the two items' embeddings of the kind `by` names"
+    )
+    title: str | None = None
+    category: str | None = None
+    brand: str | None = None
+    price: float | None = None
+
+
 class SimilarResponse(BaseModel):
     item_id: str
-    by: str
-    items: list[RecommendedItem]
+    by: SimilarBy = Field(
+        description="collaborative: learned from who interacted with what (new items get one from "
+        "their attributes); content: from the item's attributes"
+    )
+    items: list[SimilarItem]
     model_version: str
 
 
@@ -135,14 +182,6 @@ class ItemUpdate(Input):
     )
 
 
-class Event(StrEnum):
-    view = "view"
-    click = "click"
-    add_to_cart = "add_to_cart"
-    purchase = "purchase"
-    rating = "rating"
-
-
 # Accept timestamps in the years 2000-2099: outside that, a client clock is broken. The
 # schema says so too (a year pattern on ISO strings, bounds on epoch seconds).
 MIN_TS, MAX_TS = 946_684_800.0, 4_102_444_800.0
@@ -180,7 +219,11 @@ Timestamp = Annotated[
 class FeedbackEvent(Input):
     user_id: Id
     item_id: Id
-    event: Event
+    event: Event = Field(
+        description="view < click < add_to_cart < purchase in weight; rating (needs value) counts from "
+        "4 stars; purchase and rating mean the shopper owns the item; impression (an item shown) is "
+        "recorded and archived but is not a training signal"
+    )
     value: Number | None = Field(None, description="rating 1-5, or quantity")
     timestamp: Timestamp | None = Field(None, description="ISO-8601 or epoch seconds, years 2000-2099")
     event_id: Id | None = Field(None, description="idempotency key; generated when absent")
@@ -209,16 +252,20 @@ class FeedbackBatch(Input):
     events: list[FeedbackEvent] = Field(min_length=1, max_length=1000)
 
 
+ACCEPTED = "events acknowledged by this answer: stored now or by an earlier request with the same event_id"
+DUPLICATES = "how many of the accepted events were already stored (a retried event_id); stored once"
+
+
 class FeedbackAccepted(BaseModel):
-    accepted: bool = True
-    event_id: str
-    duplicate: bool = False
+    accepted: int = Field(1, description=ACCEPTED)
+    duplicates: int = Field(0, ge=0, le=1, description=DUPLICATES)
+    event_id: str = Field(description="the event's idempotency key (generated when the request had none)")
 
 
 class BatchAccepted(BaseModel):
-    accepted: int
-    duplicates: int
-    event_ids: list[str]
+    accepted: int = Field(description=ACCEPTED)
+    duplicates: int = Field(description=DUPLICATES)
+    event_ids: list[str] = Field(description="per event, in request order, its idempotency key")
 
 
 class ModelInfo(BaseModel):
@@ -229,3 +276,47 @@ class ModelInfo(BaseModel):
     metrics: dict[str, Any]
     blend_weights: dict[str, float]
     last_refused: str | None = Field(None, description="why the last new version was refused")
+
+
+class Readiness(BaseModel):
+    """A model is loaded: this process can serve recommendations."""
+
+    status: Literal["ready"] = "ready"
+    model_version: str
+    redis: Literal["up", "down"] = Field(description="down: feedback answers 503, recommendations go on")
+    degraded: bool = Field(description="true while Redis is down (no live feedback, no feedback intake)")
+
+
+class VersionInfo(BaseModel):
+    model_version: str
+    created_at: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict, description="test metrics of the blend")
+    counts: dict[str, Any] = Field(default_factory=dict)
+    published: bool = Field(
+        description="ever switched to as current (false: kept on disk by the quality gate, or never used)"
+    )
+
+
+class ModelVersions(BaseModel):
+    current: str | None = Field(description="the version DIR/current points at")
+    serving: str | None = Field(description="the version this process serves")
+    last_refused: str | None = Field(None, description="why the last version this process tried was refused")
+    versions: list[VersionInfo]
+
+
+NOTIFIED = (
+    "false when the other API processes could not be told (Redis down): each loads DIR/current "
+    "when it reconnects"
+)
+
+
+class Reloaded(BaseModel):
+    serving: str = Field(description="the version now serving (DIR/current)")
+    previous: str | None = Field(description="the version served before")
+    notified: bool = Field(description=NOTIFIED)
+
+
+class RolledBack(BaseModel):
+    rolled_back_to: str = Field(description="the version published before, now current and serving")
+    previous: str | None = Field(description="the version served before")
+    notified: bool = Field(description=NOTIFIED)

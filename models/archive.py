@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pandas as pd
 
-COLUMNS = [
-    "event_id", "user_id", "item_id", "event", "value", "timestamp", "received_at",
-    "model_version", "stream", "stream_id",
-]  # fmt: skip
+from app.events import STREAM_FIELDS
+
+# The feedback stream's record fields, and where in Redis each event was read.
+COLUMNS = [*STREAM_FIELDS, "stream", "stream_id"]
 
 
 def write(events: list[dict[str, str]], archive_dir: Path) -> list[Path]:

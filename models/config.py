@@ -12,28 +12,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-EVENTS = ("view", "click", "add_to_cart", "purchase", "rating")
-
-
-class ConfigError(ValueError):
-    """A training configuration that cannot be used; the message names the key."""
+from app import events
+from models.errors import ConfigError
 
 
 @dataclass
 class CleaningConfig:
-    # Weight of one event type in the user's interaction vector (view < click < cart < purchase).
-    event_weights: dict[str, float] = field(
-        default_factory=lambda: {
-            "view": 1.0,
-            "click": 2.0,
-            "add_to_cart": 3.0,
-            "purchase": 4.0,
-            "rating": 4.0,
-        }
-    )
+    # Weight of one event type in the user's interaction vector (view < click < cart <
+    # purchase); defaults from app.events, where every event type is defined.
+    event_weights: dict[str, float] = field(default_factory=events.default_weights)
     # Ratings at or above this count as positive (weight ``event_weights["rating"]``);
     # lower ratings are dropped: a 2-star review is not an interest signal.
-    rating_threshold: float = 4.0
+    rating_threshold: float = events.RATING_THRESHOLD
     drop_duplicates: bool = True
     # Minimum interactions per user and per item, applied repeatedly until both hold at once
     # (a fixed point, as for "5-core" research data). 1 by default: a rare item is still for
@@ -148,9 +138,13 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         config = cls()
+        if not isinstance(data, dict):
+            raise ConfigError('a config is a JSON object of sections, e.g. {"vae": {"epochs": 20}}')
         for section, values in data.items():
             if not hasattr(config, section):
                 raise ConfigError(f"unknown config section {section!r}")
+            if not isinstance(values, dict):
+                raise ConfigError(f"config section {section!r} must be a JSON object")
             target = getattr(config, section)
             for key, value in values.items():
                 if not hasattr(target, key):
@@ -164,4 +158,7 @@ class TrainConfig:
             data = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read config: {exc}") from exc
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc

@@ -19,14 +19,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.config import EVENTS, CleaningConfig
+from app.events import TRAINING_EVENTS, Event
+from models.config import CleaningConfig
+from models.errors import DataError
 
 FORMATS = ("auto", "generic", "online-retail", "s3rec")
 ITEM_COLUMNS = ("item_id", "title", "category", "brand", "price", "attributes")
-
-
-class DataError(ValueError):
-    """Input data that cannot be used; the message says which file, column and rule."""
 
 
 @dataclass
@@ -204,7 +202,9 @@ def load_s3rec(path: Path, attributes_path: Path | None = None) -> Dataset:
     """``user item item ...`` lines (chronological) + optional ``item2attributes.json``."""
     if not path.exists():
         raise DataError(f"{path}: file not found")
-    users, items, positions = [], [], []
+    users: list[str] = []
+    items: list[str] = []
+    positions: list[int] = []
     with path.open() as lines:
         for number, line in enumerate(lines, 1):
             parts = line.split()
@@ -221,7 +221,7 @@ def load_s3rec(path: Path, attributes_path: Path | None = None) -> Dataset:
             "item_id": items,
             "event": "purchase",
             "value": np.nan,
-            "timestamp": np.asarray(positions, dtype=float),  # order only
+            "timestamp": np.asarray(positions, dtype=np.float64),  # order only
         }
     )
     catalog = _empty_items()
@@ -259,12 +259,14 @@ def clean(dataset: Dataset, config: CleaningConfig, *, source: str = "interactio
         frame = frame[~mask.to_numpy()]
 
     drop(frame["user_id"].isna() | frame["item_id"].isna(), "missing_id")
-    unknown = sorted(set(frame["event"].dropna().astype(str)) - set(EVENTS))
+    unknown = sorted(set(frame["event"].dropna().astype(str)) - set(Event))
     if unknown or frame["event"].isna().any():
         shown = ", ".join(unknown[:5]) or "<empty>"
         raise DataError(
-            f"{source}: column 'event' has unknown event names: {shown}; allowed: {', '.join(EVENTS)}"
+            f"{source}: column 'event' has unknown event names: {shown}; allowed: {', '.join(Event)}"
         )
+    # Events that are not training signals (impressions) are archived, never interactions.
+    drop(~frame["event"].isin(TRAINING_EVENTS), "not_training_signal")
     if config.drop_duplicates:
         drop(frame.duplicated(), "exact_duplicate")
     is_rating = frame["event"] == "rating"

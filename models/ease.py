@@ -21,6 +21,8 @@ import scipy.linalg
 import scipy.linalg.lapack
 import scipy.sparse as sp
 
+from models.errors import ConfigError
+
 
 def gram(
     train: sp.csr_matrix,
@@ -61,10 +63,10 @@ def fit_ease(
     a[np.diag_indices(n)] += np.float32(lam) + np.float32(dropout / (1.0 - dropout)) * np.diag(g)
     factor, info = scipy.linalg.lapack.spotrf(a, lower=1, overwrite_a=1)
     if info != 0:
-        raise ValueError(f"EASE: Cholesky failed (info={info}); increase lambda")
+        raise ConfigError(f"EASE: Cholesky failed (info={info}); increase ease.lambdas")
     p, info = scipy.linalg.lapack.spotri(factor, lower=1, overwrite_c=1)
     if info != 0:
-        raise ValueError(f"EASE: inverse failed (info={info})")
+        raise ConfigError(f"EASE: inverse failed (info={info}); increase ease.lambdas")
     p = np.tril(p) + np.tril(p, -1).T  # spotri fills the lower triangle only
     b = p / -np.diag(p)[None, :]
     np.fill_diagonal(b, 0.0)

@@ -210,7 +210,7 @@ def _add_users(arrays: dict[str, np.ndarray], scorer: Scorer, data: TrainData) -
     vae = scorer.components.get("vae")
     if vae is not None:
         parts = [vae.prepare(histories[i : i + 2000]) for i in range(0, histories.shape[0], 2000)]
-        arrays["user_emb"] = np.vstack(parts).astype(np.float32)
+        arrays["user_emb"] = np.vstack([p for p in parts if p is not None]).astype(np.float32)
 
 
 def validation_metrics(scorer: Scorer, data: TrainData) -> dict[str, dict[str, float]]:

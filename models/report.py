@@ -110,7 +110,9 @@ def map_heldout(heldout: Heldout, item_ids: list[str]) -> Mapped:
     for u, (foldin, targets) in enumerate(zip(heldout.foldin, heldout.targets, strict=True)):
         for item, weight in foldin:
             if item in index:
-                rows.append(u), cols.append(index[item]), data.append(weight)
+                rows.append(u)
+                cols.append(index[item])
+                data.append(weight)
         for item in targets:
             if item not in index:
                 unknown.setdefault(item, len(index) + len(unknown))

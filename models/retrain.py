@@ -31,6 +31,7 @@ from app.store.keys import Keys
 from models import archive, synthetic
 from models.config import TrainConfig
 from models.data import Dataset, load
+from models.errors import NoServingModel
 from models.evaluation import evaluate_scorer, rank
 from models.metrics import ndcg_at_k
 from models.pipeline import Log, TrainResult, run
@@ -47,6 +48,10 @@ class RetrainOptions:
     max_drop: float = 0.05  # refuse a version whose validation NDCG@100 is >5% (relative) lower
     force: bool = False
     config: TrainConfig | None = None
+    # With no readable serving model: train (and publish) the embedded synthetic demo shop
+    # instead of refusing. Never implied: a deployment whose model went missing must not
+    # silently start serving the demo shop.
+    synthetic: bool = False
 
 
 @dataclass
@@ -60,18 +65,13 @@ class RetrainOutcome:
 
 
 def retrain(options: RetrainOptions, *, log: Log = print) -> RetrainOutcome:
-    current = _current_manifest(options.artifacts_dir)
+    current = _serving_manifest(options.artifacts_dir, synthetic=options.synthetic)
     cursor: dict[str, str] = (current or {}).get("consumed", {}).get("cursor", {})
-    log(f"step 1/5: reading feedback after {len(cursor)} stream cursors")
-    events, new_cursor = asyncio.run(_read(options, cursor))
-    log(f"step 2/5: archiving {len(events):,} new events to {options.archive_dir}")
-    archive.write(events, options.archive_dir)
-    log("step 3/5: trimming streams up to the archived ids")
-    _trim(options, new_cursor)
-    feedback = archive.read(options.archive_dir)
+    events, new_cursor = archive_feedback(options, cursor, log=log)
+    feedback = feedback_interactions(options.archive_dir)
     base = _base_dataset(current)
     dataset = Dataset(
-        interactions=pd.concat([base.interactions, _as_interactions(feedback)], ignore_index=True),
+        interactions=pd.concat([base.interactions, feedback], ignore_index=True),
         items=_with_catalog_changes(base.items, options),
         dropped=base.dropped,
     )
@@ -108,6 +108,35 @@ def retrain(options: RetrainOptions, *, log: Log = print) -> RetrainOutcome:
         f"new {after:.4f}"
     )
     return RetrainOutcome(version, published, reason, before, after, len(events))
+
+
+def archive_feedback(
+    options: RetrainOptions, cursor: dict[str, str], *, log: Log = print
+) -> tuple[list[dict[str, str]], dict[str, str]]:
+    """Steps 1-3: read the stream events after ``cursor``, archive them, then trim the streams
+    up to the archived ids. Returns (the events read, the cursor after them)."""
+    log(f"step 1/5: reading feedback after {len(cursor)} stream cursors")
+    events, new_cursor = asyncio.run(_read(options, cursor))
+    log(f"step 2/5: archiving {len(events):,} new events to {options.archive_dir}")
+    archive.write(events, options.archive_dir)
+    log("step 3/5: trimming streams up to the archived ids")
+    _trim(options, new_cursor)
+    return events, new_cursor
+
+
+def feedback_interactions(archive_dir: Path) -> pd.DataFrame:
+    """Every archived event in the canonical interaction columns (cleaning decides which are
+    training signals)."""
+    events = archive.read(archive_dir)
+    return pd.DataFrame(
+        {
+            "user_id": events["user_id"].astype("string"),
+            "item_id": events["item_id"].astype("string"),
+            "event": events["event"].astype("string"),
+            "value": pd.to_numeric(events["value"], errors="coerce").astype(float),
+            "timestamp": pd.to_numeric(events["timestamp"], errors="coerce").astype(float),
+        }
+    )
 
 
 def _compare(
@@ -234,12 +263,20 @@ def _with_catalog_changes(items: pd.DataFrame, options: RetrainOptions) -> pd.Da
     return pd.concat([kept, pd.DataFrame(rows)], ignore_index=True)
 
 
-def _current_manifest(artifacts_dir: Path) -> dict[str, Any] | None:
+def _serving_manifest(artifacts_dir: Path, *, synthetic: bool) -> dict[str, Any] | None:
+    """The manifest of DIR/current; None (the demo shop) only when ``synthetic`` is asked for."""
     try:
-        folder = artifact.resolve(artifacts_dir)
-    except artifact.ArtifactError:
-        return None
-    return json.loads((folder / artifact.MANIFEST).read_text())
+        manifest: dict[str, Any] = json.loads(
+            (artifact.resolve(artifacts_dir) / artifact.MANIFEST).read_text()
+        )
+    except (artifact.ArtifactError, OSError, json.JSONDecodeError) as exc:
+        if synthetic:
+            return None
+        raise NoServingModel(
+            f"no readable serving model to retrain ({exc}); train one first (scripts/train.py), "
+            "or pass --synthetic to train and publish the embedded demo shop"
+        ) from exc
+    return manifest
 
 
 def _base_dataset(manifest: dict[str, Any] | None) -> Dataset:
@@ -248,16 +285,3 @@ def _base_dataset(manifest: dict[str, Any] | None) -> Dataset:
         items = Path(source["items"]) if source.get("items") else None
         return load(Path(source["interactions"]), items, fmt=source.get("format", "auto"))
     return synthetic.generate(synthetic.ShopConfig(**source.get("shop", {})))
-
-
-def _as_interactions(events: pd.DataFrame) -> pd.DataFrame:
-    """Archived events in the canonical interaction columns."""
-    return pd.DataFrame(
-        {
-            "user_id": events["user_id"].astype("string"),
-            "item_id": events["item_id"].astype("string"),
-            "event": events["event"].astype("string"),
-            "value": pd.to_numeric(events["value"], errors="coerce").astype(float),
-            "timestamp": pd.to_numeric(events["timestamp"], errors="coerce").astype(float),
-        }
-    )

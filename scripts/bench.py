@@ -34,11 +34,12 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from app.scoring import artifact  # noqa: E402
+from app.scoring import artifact, history  # noqa: E402
+from app.scoring.history import ExcludeHistory  # noqa: E402
 from app.scoring.recommender import Recommender  # noqa: E402
-from scripts.load import Request, Stats, run_load  # noqa: E402
-from scripts.markdown import replace_section  # noqa: E402
-from scripts.server import ADMIN_KEY, AUTH, start_server  # noqa: E402
+from tools.load import Request, Stats, run_load  # noqa: E402
+from tools.markdown import replace_section  # noqa: E402
+from tools.server import ADMIN_KEY, AUTH, start_server, stop  # noqa: E402
 
 REDIS_URL = os.environ.get("SHOPREC_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
@@ -67,17 +68,19 @@ def two_versions(artifacts_dir: Path) -> Path:
         manifest = json.loads((scratch / name / "manifest.json").read_text())
         manifest.update(model_version=name, created_at=f"2026-01-0{n + 1}T00:00:00")
         (scratch / name / "manifest.json").write_text(json.dumps(manifest))
+    artifact.publish(scratch, "v1")
     artifact.publish(scratch, "v2")
     return scratch
 
 
-def time_scoring(recommender: Recommender, histories: list[list[str]]) -> float:
-    """Median seconds of the endpoint's scoring call: resolve 20 ids + recommend(k=10)."""
+def time_scoring(recommender: Recommender, sessions: list[list[str]]) -> float:
+    """Median seconds of the endpoint's scoring call: the history of 20 session items (as
+    purchases, the default) + recommend(k=10) excluding them (the default policy)."""
     times = []
-    for items in histories:
+    for items in sessions:
         t0 = time.perf_counter()
-        history, _ = recommender.resolve((i, 4.0) for i in items)
-        recommender.recommend(history, k=10)
+        built = history.build(recommender, session=items)
+        recommender.recommend(built.weights, k=10, exclude=built.excluded(ExcludeHistory.purchased))
         times.append(time.perf_counter() - t0)
     return statistics.median(times[10:])
 
@@ -147,12 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     url = f"http://127.0.0.1:{args.port}"
     make = traffic(item_ids)
 
-    def load(name: str, **kw: float) -> Stats:
-        connections = int(kw.pop("connections", args.connections))
+    def load(name: str, *, rate: float | None = None, connections: int | None = None) -> Stats:
         stats = asyncio.run(
-            run_load(url, make[name], seconds=args.seconds, connections=connections, headers=AUTH, **kw)
-        )
-        print(name, kw or "max", stats.summary(), flush=True)
+            run_load(url, make[name], seconds=args.seconds, connections=connections or args.connections,
+                     rate=rate, headers=AUTH)
+        )  # fmt: skip
+        print(name, f"rate {rate:.0f}/s" if rate else "max", stats.summary(), flush=True)
         return stats
 
     server = start_server(artifacts_dir, args.port, redis_url=REDIS_URL, prefix="shoprec-bench")
@@ -165,8 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         reloading, actions = reload_under_load(url, make["recommend"], args.seconds * 2)
         print("reload under load", reloading.summary(), *actions, sep="\n", flush=True)
     finally:
-        server.terminate()
-        server.wait(timeout=10)
+        stop(server)
     write_report(args, source_dir, loaded, t_score=t_score, hello=hello, rec=rec, half=half, batch=batch,
                  reloading=reloading, actions=actions)  # fmt: skip
     return 0
@@ -179,7 +181,7 @@ def write_report(args: argparse.Namespace, source_dir: Path, loaded: artifact.Ar
     bound = 1.0 / (t_hello + t_score)
     rows = [
         ("t_hello (1 / max throughput of GET /healthz)", f"{t_hello * 1000:.3f} ms"),
-        ("t_score (in-process resolve + recommend, 20 items, k=10, median)", f"{t_score * 1000:.3f} ms"),
+        ("t_score (in-process history + recommend, 20 items, k=10, median)", f"{t_score * 1000:.3f} ms"),
         ("bound 1 / (t_hello + t_score)", f"{bound:.0f} req/s"),
         ("POST /v1/recommendations max throughput", f"{rec.throughput:.0f} req/s"),
         ("throughput / bound (target ≥ 0.80)", f"{rec.throughput / bound:.2f}"),
@@ -199,7 +201,7 @@ def write_report(args: argparse.Namespace, source_dir: Path, loaded: artifact.Ar
         ("requests not answered 2xx (or transport errors) in the other runs",
          str(sum(s.failed() for s in (hello, rec, half, batch)))),
     ]  # fmt: skip
-    counts = loaded.manifest["counts"]
+    counts = loaded.manifest.counts.model_dump()
     where = source_dir.relative_to(ROOT) if source_dir.is_relative_to(ROOT) else source_dir
     command = "python scripts/bench.py" + (f" --artifacts {args.artifacts}" if args.artifacts else "")
     text = "\n".join(

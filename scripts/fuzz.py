@@ -26,7 +26,7 @@ import redis
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.server import ADMIN_KEY, running_server  # noqa: E402
+from tools.server import ADMIN_KEY, running_server  # noqa: E402
 
 # A query string has no types: "?category=false" is a boolean to the fuzzer's negative mode
 # and a valid category name to the API (ids are any printable text). So this operation runs

@@ -1,191 +1,22 @@
-"""A load generator for shoprec over plain HTTP/1.1 keep-alive connections.
+"""A load generator for shoprec over plain HTTP/1.1 keep-alive connections (tools/load.py).
 
     python scripts/load.py --url http://127.0.0.1:8000 [--rate 200 | max] [--seconds 30]
         [--connections 32] [--mix recommend=80,feedback=15,similar=5] [--api-key KEY]
+        [--artifacts build/artifacts]
 
-Mixed traffic: user and session recommendations, single feedback events, similar items,
-drawn from the serving model's ids (GET /v1/model is not enough: ids come from
---artifacts). Prints throughput, errors by status and latency percentiles. At a fixed
-rate, latency is measured from each request's scheduled time (no coordinated omission).
+Mixed traffic (user and session recommendations, single feedback events, similar items)
+drawn from the ids of the model in --artifacts. Prints throughput, errors by status and
+latency percentiles; exit code 1 if any request was not answered 2xx.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
-import random
 import sys
-import time
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-Request = tuple[str, str, bytes | None]  # method, path, JSON body
-
-
-@dataclass
-class Stats:
-    latencies: list[float] = field(default_factory=list)
-    statuses: Counter[int] = field(default_factory=Counter)
-    errors: Counter[str] = field(default_factory=Counter)
-    seconds: float = 0.0
-
-    @property
-    def throughput(self) -> float:
-        return len(self.latencies) / self.seconds if self.seconds else 0.0
-
-    def percentile(self, q: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
-
-    def failed(self) -> int:
-        """Requests not answered 2xx (so a 401 or 422 in a benchmark is not a success)."""
-        return sum(n for s, n in self.statuses.items() if not 200 <= s < 300) + sum(self.errors.values())
-
-    def summary(self) -> str:
-        return (
-            f"{len(self.latencies)} requests in {self.seconds:.1f}s = {self.throughput:.0f} req/s; "
-            f"p50 {self.percentile(50) * 1000:.2f} ms p95 {self.percentile(95) * 1000:.2f} ms "
-            f"p99 {self.percentile(99) * 1000:.2f} ms; statuses {dict(self.statuses)}; "
-            f"errors {dict(self.errors)}"
-        )
-
-
-def _encode(host: str, method: str, path: str, body: bytes | None, extra: str = "") -> bytes:
-    head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: keep-alive\r\n{extra}"
-    if body is not None:
-        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-    return head.encode() + b"\r\n" + (body or b"")
-
-
-async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes) -> int:
-    writer.write(raw)
-    head = await reader.readuntil(b"\r\n\r\n")
-    status = int(head[9:12])
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-    await reader.readexactly(length)
-    return status
-
-
-async def run_load(
-    url: str,
-    make_request: Callable[[random.Random], Request],
-    *,
-    seconds: float,
-    connections: int,
-    rate: float | None = None,
-    seed: int = 1,
-    headers: dict[str, str] | None = None,
-) -> Stats:
-    """Drive requests for ``seconds``; closed loop at max speed, or open loop at ``rate``/s."""
-    parts = urlsplit(url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-    stats = Stats()
-    started = time.perf_counter()
-    deadline = started + seconds
-
-    async def worker(n: int) -> None:
-        rng = random.Random(seed * 1000 + n)
-        reader, writer = await asyncio.open_connection(host, port)
-        interval = connections / rate if rate else 0.0
-        scheduled = started + rng.random() * interval
-        try:
-            while True:
-                now = time.perf_counter()
-                if rate:
-                    if scheduled > now:
-                        await asyncio.sleep(scheduled - now)
-                    begin = scheduled
-                    scheduled += interval
-                else:
-                    begin = now
-                if begin >= deadline:
-                    return
-                method, path, body = make_request(rng)
-                try:
-                    status = await _exchange(reader, writer, _encode(host, method, path, body, extra))
-                except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-                    stats.errors[type(exc).__name__] += 1
-                    writer.close()
-                    reader, writer = await asyncio.open_connection(host, port)
-                    continue
-                stats.latencies.append(time.perf_counter() - begin)
-                stats.statuses[status] += 1
-        finally:
-            writer.close()
-
-    await asyncio.gather(*(worker(n) for n in range(connections)))
-    stats.seconds = time.perf_counter() - started
-    return stats
-
-
-def mixed_traffic(
-    item_ids: list[str], user_ids: list[str], mix: dict[str, float]
-) -> Callable[[random.Random], Request]:
-    """80% recommendations (half users, half 20-item sessions), 15% feedback, 5% similar."""
-    kinds, weights = list(mix), list(mix.values())
-
-    def make(rng: random.Random) -> Request:
-        kind = rng.choices(kinds, weights)[0]
-        if kind == "feedback":
-            event = {
-                "user_id": rng.choice(user_ids),
-                "item_id": rng.choice(item_ids),
-                "event": rng.choice(["view", "click", "add_to_cart", "purchase"]),
-            }
-            return "POST", "/v1/feedback", json.dumps(event).encode()
-        if kind == "similar":
-            return "GET", f"/v1/items/{rng.choice(item_ids)}/similar?k=10", None
-        if rng.random() < 0.5:
-            return "GET", f"/v1/users/{rng.choice(user_ids)}/recommendations?k=10", None
-        body = {"items": rng.sample(item_ids, 20), "k": 10}
-        return "POST", "/v1/recommendations", json.dumps(body).encode()
-
-    return make
-
-
-def main(argv: list[str] | None = None) -> int:
-    from app.scoring import artifact
-
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--url", default="http://127.0.0.1:8000")
-    parser.add_argument("--artifacts", type=Path, default=Path("build/artifacts"))
-    parser.add_argument("--rate", default="max", help="requests per second, or 'max'")
-    parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--mix", default="recommend=80,feedback=15,similar=5")
-    parser.add_argument("--api-key", help="sent as X-API-Key (feedback needs a writer key when keys are on)")
-    args = parser.parse_args(argv)
-    loaded = artifact.load(args.artifacts, verify_checksums=False)
-    mix = {k: float(v) for k, v in (p.split("=") for p in args.mix.split(","))}
-    make = mixed_traffic([i["item_id"] for i in loaded.items], loaded.users, mix)
-    rate = None if args.rate == "max" else float(args.rate)
-    stats = asyncio.run(
-        run_load(
-            args.url,
-            make,
-            seconds=args.seconds,
-            connections=args.connections,
-            rate=rate,
-            headers={"x-api-key": args.api_key} if args.api_key else None,
-        )
-    )
-    print(stats.summary())
-    return 1 if stats.failed() else 0
-
+from tools.load import main
 
 if __name__ == "__main__":
     sys.exit(main())

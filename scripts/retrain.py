@@ -1,10 +1,12 @@
 """Retrain from the feedback in Redis and publish the new model if it passes the gate.
 
     python scripts/retrain.py [--artifacts DIR] [--archive DIR] [--redis-url URL]
-        [--max-drop 0.05] [--force] [--config FILE]
+        [--max-drop 0.05] [--force] [--config FILE] [--synthetic]
 
-Defaults come from the same SHOPREC_ environment variables as the API. Exit codes: 0
-published, 3 kept on disk because of the quality gate, 2 bad input.
+Defaults come from the same SHOPREC_ environment variables as the API. Without a readable
+serving model (DIR/current) it refuses, unless --synthetic asks to train and publish the
+embedded demo shop instead. Exit codes: 0 published, 3 kept on disk because of the quality
+gate, 2 bad input (one line: files, config, no serving model), 1 anything else (a traceback).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.config import Settings
 from app.scoring.artifact import ArtifactError
 from models.config import TrainConfig
-from models.data import DataError
+from models.errors import InputError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--force", action="store_true", help="publish even below the quality gate")
     parser.add_argument("--config", type=Path, help="JSON overrides (default: the serving model's)")
+    parser.add_argument(
+        "--synthetic",
+        action="store_true",
+        help="with no readable serving model, train and publish the embedded demo shop",
+    )
     args = parser.parse_args(argv)
     from models.pipeline import make_log
     from models.retrain import RetrainOptions, retrain
@@ -51,10 +58,11 @@ def main(argv: list[str] | None = None) -> int:
                 max_drop=args.max_drop,
                 force=args.force,
                 config=TrainConfig.from_file(args.config) if args.config else None,
+                synthetic=args.synthetic,
             ),
             log=make_log("retrain: "),
         )
-    except (DataError, ArtifactError, ValueError) as exc:
+    except (InputError, ArtifactError) as exc:  # the user's to fix; anything else is a bug
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0 if outcome.published else 3

@@ -18,10 +18,11 @@ import argparse
 import asyncio
 import os
 import platform
-import shutil
+import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,13 +34,13 @@ sys.path.insert(0, str(ROOT))
 
 from app.scoring import artifact  # noqa: E402
 from app.store.keys import Keys  # noqa: E402
-from scripts.load import Stats, mixed_traffic, run_load  # noqa: E402
-from scripts.markdown import replace_section  # noqa: E402
-from scripts.server import AUTH, free_port, start_redis, start_server  # noqa: E402
+from tools.load import Request, Stats, mixed_traffic, run_load  # noqa: E402
+from tools.markdown import replace_section  # noqa: E402
+from tools.server import AUTH, free_port, private_redis, start_server, stop  # noqa: E402
 
 PREFIX = "shoprec-soak"
-CAPS = {"recent_events": "20", "recent_ttl_s": "120", "idempotency_ttl_s": "60"}
-MIX = {"recommend": 80, "feedback": 15, "similar": 5}
+CAPS = {"recent_events": 20, "recent_ttl_s": 120, "idempotency_ttl_s": 60}
+MIX = {"recommend": 80.0, "feedback": 15.0, "similar": 5.0}
 WARM_UP_WINDOWS = 2  # the first minute
 
 
@@ -81,37 +82,39 @@ def soak(artifacts_dir: Path, minutes: float, connections: int) -> tuple[float, 
     # 1,000 shoppers (700 known, 300 new) so live lists fill up to their cap.
     users = [*loaded.users[:700], *(f"soak-new-{n}" for n in range(300))]
     make = mixed_traffic([i["item_id"] for i in loaded.items], users, MIX)
-    folder = Path(tempfile.mkdtemp(prefix="soak-redis-"))
-    redis_port = free_port()
-    redis_server = start_redis(folder, redis_port, "--save", "", "--appendonly", "no")
-    redis_url = f"redis://127.0.0.1:{redis_port}/0"
-    port = free_port()
-    api = start_server(artifacts_dir, port, redis_url=redis_url, prefix=PREFIX, **CAPS)
-    url, client = f"http://127.0.0.1:{port}", redis.Redis.from_url(redis_url, decode_responses=True)
+    with tempfile.TemporaryDirectory(prefix="soak-redis-") as folder, private_redis(Path(folder)) as server:
+        port = free_port()
+        api = start_server(artifacts_dir, port, redis_url=server.url, prefix=PREFIX, **CAPS)
+        try:
+            return windows(f"http://127.0.0.1:{port}", api.pid, server.client(), make, minutes, connections)
+        finally:
+            stop(api)
+
+
+def windows(
+    url: str,
+    pid: int,
+    client: redis.Redis,
+    make: Callable[[random.Random], Request],
+    minutes: float,
+    connections: int,
+) -> tuple[float, list[Sample]]:
+    """Max throughput for 15 s, then half of it in 30 s windows, sampling after each."""
+    peak = asyncio.run(run_load(url, make, seconds=15, connections=connections, headers=AUTH))
+    print("max", peak.summary(), flush=True)
+    rate = peak.throughput / 2
+    started = time.perf_counter()
     samples: list[Sample] = []
-    try:
-        peak = asyncio.run(run_load(url, make, seconds=15, connections=connections, headers=AUTH))
-        print("max", peak.summary(), flush=True)
-        rate = peak.throughput / 2
-        started = time.perf_counter()
-        while time.perf_counter() - started < minutes * 60:
-            stats = asyncio.run(
-                run_load(url, make, seconds=30, connections=connections, rate=rate, headers=AUTH,
-                         seed=len(samples) + 2)
-            )  # fmt: skip
-            sample = Sample(
-                (time.perf_counter() - started) / 60, stats, rss_mb(api.pid), *redis_sample(client)
-            )
-            samples.append(sample)
-            print(f"{sample.minute:5.1f} min  rss {sample.rss_mb:.1f} MB  redis {sample.redis_mb:.1f} MB  "
-                  f"seen {sample.seen_keys}  live {sample.recent_keys} (longest {sample.longest_recent})  "
-                  f"stream {sample.stream_entries}  {stats.summary()}", flush=True)  # fmt: skip
-    finally:
-        api.terminate()
-        api.wait(timeout=15)
-        redis_server.terminate()
-        redis_server.wait(timeout=15)
-        shutil.rmtree(folder, ignore_errors=True)
+    while time.perf_counter() - started < minutes * 60:
+        stats = asyncio.run(
+            run_load(url, make, seconds=30, connections=connections, rate=rate, headers=AUTH,
+                     seed=len(samples) + 2)
+        )  # fmt: skip
+        sample = Sample((time.perf_counter() - started) / 60, stats, rss_mb(pid), *redis_sample(client))
+        samples.append(sample)
+        print(f"{sample.minute:5.1f} min  rss {sample.rss_mb:.1f} MB  redis {sample.redis_mb:.1f} MB  "
+              f"seen {sample.seen_keys}  live {sample.recent_keys} (longest {sample.longest_recent})  "
+              f"stream {sample.stream_entries}  {stats.summary()}", flush=True)  # fmt: skip
     return peak.throughput, samples
 
 
@@ -138,7 +141,7 @@ def report(args: argparse.Namespace, peak: float, samples: list[Sample]) -> str:
             f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}  ",
             f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
             "server, its own Redis and the load generator share the machine  ",
-            f"Traffic: {', '.join(f'{v}% {k}' for k, v in MIX.items())}; max {peak:.0f} req/s, offered "
+            f"Traffic: {', '.join(f'{v:g}% {k}' for k, v in MIX.items())}; max {peak:.0f} req/s, offered "
             f"{peak / 2:.0f} req/s (half) for {last.minute:.1f} min over {args.connections} connections  ",
             f"Caps: {', '.join(f'{k}={v}' for k, v in CAPS.items())}",
             "",

@@ -3,6 +3,9 @@
 python scripts/train.py --interactions FILE [--items FILE]
     [--format auto|generic|online-retail|s3rec] --out DIR [--config FILE]
 python scripts/train.py --synthetic --out DIR   # the embedded demo shop
+
+Exit codes: 0 published, 2 bad input (one line naming the file, column and rule, or the
+config key), 1 anything else (a bug: a traceback).
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.scoring.artifact import ArtifactError
 from models.config import TrainConfig
-from models.data import FORMATS, DataError, load
+from models.data import FORMATS, load
+from models.errors import InputError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -43,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         from models import pipeline, synthetic
 
         log = pipeline.make_log()
+        source: dict[str, Any]
         if args.synthetic:
             shop = synthetic.ShopConfig()
             dataset = synthetic.generate(shop)
@@ -57,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             }
         log(f"loaded {len(dataset.interactions):,} interaction rows, {len(dataset.items):,} catalog rows")
         pipeline.run(dataset, config, out_dir=args.out, log=log, source=source)
-    except (DataError, ArtifactError, ValueError) as exc:
+    except (InputError, ArtifactError) as exc:  # the user's to fix; anything else is a bug
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -127,69 +127,17 @@ async def wait_subscribed(redis_client, prefix, count=1):
     raise AssertionError("API listeners did not subscribe")
 
 
-def free_port() -> int:
-    import socket
+@pytest.fixture
+def private_redis(tmp_path):
+    """A redis-server of this test alone, with an append-only file (it may be killed and
+    restarted, paused or filled up); killed afterwards."""
+    import shutil
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    from tools.server import APPEND_ONLY, private_redis
 
-
-def wait_ready(base_url: str, seconds: float = 20.0) -> None:
-    """Until GET /readyz answers 200 (a server process starting up)."""
-    import time
-
-    import httpx
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base_url}/readyz").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"{base_url} did not become ready in {seconds:g}s")
-
-
-def server_env(artifacts_dir, redis_url: str, prefix: str, **settings: object) -> dict[str, str]:
-    """The SHOPREC_ environment of a server or script process: these three, plus ``settings``
-    by field name (``log_requests=False`` -> ``SHOPREC_LOG_REQUESTS=False``)."""
-    values = {"artifacts_dir": artifacts_dir, "redis_url": redis_url, "redis_prefix": prefix, **settings}
-    return {f"SHOPREC_{name.upper()}": str(value) for name, value in values.items()}
-
-
-@contextlib.contextmanager
-def uvicorn_process(env: dict[str, str], *, command: list[str] | None = None, port: int | None = None):
-    """A real uvicorn process with the given SHOPREC_ environment; yields (base_url, process).
-
-    Its output goes to a file, ``process.output`` (a pipe nobody reads would fill up under
-    load and block the server).
-    """
-    import subprocess
-    import sys
-    import tempfile
-    from pathlib import Path
-
-    port = port or free_port()
-    command = command or ["uvicorn", "app.main:create_app", "--factory", "--port", str(port)]
-    command = [str(port) if word == "{port}" else word for word in command]
-    output = tempfile.NamedTemporaryFile("w+", prefix="uvicorn-", suffix=".log")  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, "-m", *command],
-        cwd=Path(__file__).resolve().parents[1],
-        env={**os.environ, **env},
-        stdout=output,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    process.output = output  # type: ignore[attr-defined]
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(base)
-        yield base, process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(timeout=10)
-        output.close()
+    if shutil.which("redis-server") is None:
+        pytest.skip("needs redis-server")
+    folder = tmp_path / "redis"
+    folder.mkdir()
+    with private_redis(folder, *APPEND_ONLY) as server:
+        yield server

@@ -12,7 +12,7 @@ async def test_health_ready_and_model(client, artifacts_dir):
     ready = await client.get("/readyz")
     assert ready.status_code == 200
     version = artifact.resolve(artifacts_dir).name
-    assert ready.json()["model_version"] == version
+    assert ready.json() == {"status": "ready", "model_version": version, "redis": "up", "degraded": False}
     model = (await client.get("/v1/model")).json()
     assert model["model_version"] == version
     assert model["metrics"]["validation"]["blend"]["ndcg@100"] > 0
@@ -20,9 +20,10 @@ async def test_health_ready_and_model(client, artifacts_dir):
 
 
 async def test_session_recommendations_exclude_the_given_items(client, trained):
+    """Session items stand for purchases by default, and purchases are excluded by default."""
     result, _ = trained
     items = result.data.item_ids[:5]
-    response = await client.post("/v1/recommendations", json={"items": items, "k": 100, "exclude_seen": True})
+    response = await client.post("/v1/recommendations", json={"items": items, "k": 100})
     assert response.status_code == 200
     body = response.json()
     ids = [i["item_id"] for i in body["items"]]
@@ -31,6 +32,30 @@ async def test_session_recommendations_exclude_the_given_items(client, trained):
     assert body["strategy"] == "personalized"
     scores = [i["score"] for i in body["items"]]
     assert scores == sorted(scores, reverse=True)
+
+
+async def test_session_items_event_and_exclusion_policy(client, trained):
+    result, _ = trained
+    items = result.data.item_ids[:5]
+    every = len(result.data.item_ids)
+
+    async def ids(**body):
+        answer = await client.post("/v1/recommendations", json={"items": items, "k": every, **body})
+        assert answer.status_code == 200, answer.text
+        return {i["item_id"] for i in answer.json()["items"]}
+
+    # Viewed, not bought: the default policy (purchased) lets them come back; seen hides them.
+    assert set(items) <= await ids(items_event="view")
+    assert not set(items) & await ids(items_event="view", exclude_history="seen")
+    assert not set(items) & await ids(items_event="rating")  # a rating means the shopper owns it
+    assert set(items) <= await ids(exclude_history="none")
+    # The event type sets the weight: a session of views is personalised all the same.
+    viewed = await client.post("/v1/recommendations", json={"items": items, "items_event": "view"})
+    assert viewed.json()["strategy"] == "personalized"
+    impressions = await client.post("/v1/recommendations", json={"items": items, "items_event": "impression"})
+    assert impressions.json()["strategy"] == "popular"  # shown, not chosen: no signal
+    bad = await client.post("/v1/recommendations", json={"items": items, "exclude_history": "bought"})
+    assert bad.status_code == 422
 
 
 async def test_unknown_items_are_listed_not_errors(client, trained):
@@ -73,13 +98,37 @@ async def test_known_and_unknown_users(client, trained):
     user = result.data.user_ids[0]
     body = (await client.get(f"/v1/users/{user}/recommendations", params={"k": 7})).json()
     assert body["strategy"] == "personalized" and len(body["items"]) == 7
-    seen = set(result.data.full[0].indices.tolist())
-    assert not {result.data.item_ids.index(i["item_id"]) for i in body["items"]} & seen
+    row = result.data.full[0]
+    seen = {result.data.item_ids[i] for i in row.indices.tolist()}
+    owned = {result.data.item_ids[i] for i, w in zip(row.indices, row.data, strict=True) if w >= 4.0}
+    assert owned and seen - owned  # this shopper bought some items and only viewed others
+    every = {"k": len(result.data.item_ids)}
+    default = (await client.get(f"/v1/users/{user}/recommendations", params=every)).json()["items"]
+    assert not {i["item_id"] for i in default} & owned  # bought or rated: hidden by default
+    assert seen - owned <= {i["item_id"] for i in default}  # only viewed, clicked, carted: shown
+    strict = (
+        await client.get(f"/v1/users/{user}/recommendations", params={**every, "exclude_history": "seen"})
+    ).json()
+    assert not {i["item_id"] for i in strict["items"]} & seen
     anon = (await client.get("/v1/users/never-seen/recommendations")).json()
     assert anon["strategy"] == "popular"
     bad = await client.get(f"/v1/users/{user}/recommendations", params={"min_price": 5, "max_price": 1})
     assert bad.status_code == 422
     assert bad.json()["error"]["code"] == "validation_error"
+
+
+async def test_user_recommendations_take_exclude_and_explain_as_post_does(client, trained):
+    result, _ = trained
+    user = result.data.user_ids[0]
+    first = (await client.get(f"/v1/users/{user}/recommendations", params={"k": 3})).json()["items"]
+    dropped = [first[0]["item_id"], first[1]["item_id"]]
+    params = {"k": 3, "exclude": dropped, "explain": "true"}
+    again = (await client.get(f"/v1/users/{user}/recommendations", params=params)).json()
+    assert not {i["item_id"] for i in again["items"]} & set(dropped)
+    history = {result.data.item_ids[i] for i in result.data.full[0].indices.tolist()}
+    assert all(item["because"] and set(item["because"]) <= history for item in again["items"])
+    posted = await client.post("/v1/recommendations", json={"user_id": user, "k": 3, "exclude": dropped})
+    assert [i["item_id"] for i in posted.json()["items"]] == [i["item_id"] for i in again["items"]]
 
 
 async def test_item_detail_and_similar(client, trained):
@@ -148,6 +197,32 @@ async def test_openapi_has_examples(client):
     spec = (await client.get("/openapi.json")).json()
     assert "/v1/recommendations" in spec["paths"]
     assert spec["components"]["schemas"]["RecommendationRequest"]["examples"]
+
+
+def _schema(spec: dict, name: str) -> dict:
+    return spec["components"]["schemas"][name]
+
+
+async def test_openapi_states_enums_and_what_each_score_means(client):
+    spec = (await client.get("/openapi.json")).json()
+    assert _schema(spec, "Strategy")["enum"] == ["personalized", "popular"]
+    assert _schema(spec, "SimilarBy")["enum"] == ["collaborative", "content"]
+    assert _schema(spec, "ExcludeHistory")["enum"] == ["purchased", "seen", "none"]
+    assert "impression" in _schema(spec, "Event")["enum"]
+    assert _schema(spec, "RecommendationResponse")["properties"]["strategy"]["$ref"].endswith("/Strategy")
+    assert _schema(spec, "SimilarResponse")["properties"]["by"]["$ref"].endswith("/SimilarBy")
+    request = _schema(spec, "RecommendationRequest")["properties"]
+    assert (
+        request["exclude_history"]["default"] == "purchased"
+        and request["items_event"]["default"] == "purchase"
+    )
+    score = _schema(spec, "RecommendedItem")["properties"]["score"]["description"]
+    assert "personalized" in score and "z-scores" in score and "popular" in score
+    assert "cosine" in _schema(spec, "SimilarItem")["properties"]["score"]["description"]
+    # GET and POST share the exclusion policy and its default.
+    params = {p["name"]: p for p in spec["paths"]["/v1/users/{user_id}/recommendations"]["get"]["parameters"]}
+    assert params["exclude_history"]["schema"]["default"] == "purchased"
+    assert {"exclude", "explain", "exclude_history"} <= set(params)
     docs = await client.get("/docs")
     assert docs.status_code == 200
 

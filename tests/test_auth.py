@@ -75,3 +75,15 @@ async def test_openapi_security_says_what_the_deployment_requires(settings_facto
         assert admin == ([{}, {"ApiKeyAuth": ["admin"]}] if not overrides else [{"ApiKeyAuth": ["admin"]}])
         assert security["GET /healthz"] == security["GET /readyz"] == []
         assert {k for k, v in security.items() if not v} == {"GET /healthz", "GET /readyz"}
+
+
+async def test_every_route_that_takes_a_key_documents_401_and_403(client):
+    """And every route that needs the model documents 503 (no model loaded)."""
+    spec = (await client.get("/openapi.json")).json()
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            codes = set(operation["responses"])
+            if operation.get("security"):
+                assert {"401", "403"} <= codes, (method, path)
+            if path.startswith(("/v1/items", "/v1/users", "/v1/recommendations", "/v1/model")):
+                assert "503" in codes, (method, path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 from tests.conftest import app_client, wait_subscribed
 
@@ -84,3 +85,35 @@ async def test_a_rebuild_that_read_older_state_does_not_undo_a_delete(client):
         assert (await client.delete(f"/v1/items/{item}")).status_code == 204
         await stale
         assert (await client.get(f"/v1/items/{item}")).status_code == 404, attempt
+
+
+def builds(metrics_text: str) -> dict[str, float]:
+    """shoprec_model_builds_total by cause."""
+    found = re.findall(r'^shoprec_model_builds_total\{cause="(\w+)"\} (\S+)$', metrics_text, re.M)
+    return {cause: float(value) for cause, value in found}
+
+
+async def test_one_build_per_process_per_catalog_change(settings_factory, redis_client, prefix):
+    """A catalog write used to rebuild the model twice in the writing process (the route, then
+    its own pub/sub listener) and once more at every startup."""
+    settings = settings_factory()
+    async with app_client(settings) as one, app_client(settings) as two:
+        await wait_subscribed(redis_client, prefix, 2)
+        for http in (one, two):  # startup: the model is built once, with the catalog
+            assert builds((await http.get("/metrics")).text) == {"model": 1.0}
+        for n, item in enumerate(("BUILD-1", "BUILD-2", "BUILD-1")):
+            assert (await one.put(f"/v1/items/{item}", json={"title": f"lamp {n}"})).status_code == 200
+            for _ in range(200):
+                if (await two.get(f"/v1/items/{item}")).json().get("title") == f"lamp {n}":
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the change did not reach the other process")
+        assert (await one.delete("/v1/items/BUILD-2")).status_code == 204
+        for _ in range(200):
+            if (await two.get("/v1/items/BUILD-2")).status_code == 404:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # time for any second build of the same change to happen
+        for http in (one, two):
+            assert builds((await http.get("/metrics")).text) == {"model": 1.0, "catalog": 4.0}

@@ -16,11 +16,15 @@ import redis
 from app.store.keys import Keys
 from models.retrain import _read, _trim
 from tests.conftest import app_client, wait_subscribed
+from tools.server import NO_PERSISTENCE, start_redis
 
 pytestmark = pytest.mark.skipif(
     shutil.which("redis-server") is None or shutil.which("redis-cli") is None,
     reason="needs redis-server and redis-cli",
 )
+
+
+CLUSTER_NODE = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", *NO_PERSISTENCE)
 
 
 def cluster_port() -> int:
@@ -45,25 +49,10 @@ def cluster(tmp_path_factory):
         if all(abs(port - p) > 1 for p in ports):
             ports.append(port)
     servers = []
-    for port in ports:
-        folder = tmp_path_factory.mktemp(f"node{port}")
-        servers.append(
-            subprocess.Popen(
-                ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-                 "--cluster-config-file", "nodes.conf", "--save", "", "--appendonly", "no",
-                 "--dir", str(folder)],
-                stdout=subprocess.DEVNULL,
-            )
-        )  # fmt: skip
     try:
         for port in ports:
-            for _ in range(100):
-                if (
-                    subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).returncode
-                    == 0
-                ):
-                    break
-                time.sleep(0.05)
+            folder = tmp_path_factory.mktemp(f"node{port}")
+            servers.append(start_redis(folder, port, *CLUSTER_NODE))
         nodes = [f"127.0.0.1:{p}" for p in ports]
         created = subprocess.run(
             ["redis-cli", "--cluster", "create", *nodes, "--cluster-replicas", "0", "--cluster-yes"],

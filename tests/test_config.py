@@ -36,6 +36,11 @@ async def test_configured_limits_are_enforced(settings_factory, redis_client):
     async with app_client(settings_factory(max_k=5, max_id_length=8, max_batch=2)) as http:
         too_many = await http.post("/v1/recommendations", json={"k": 6})
         assert too_many.status_code == 422 and "k must be at most 5" in too_many.text
+        # The same rule on every route that takes k (similar items used to clamp it silently).
+        for path in ("/v1/users/u/recommendations", "/v1/items/P00001/similar"):
+            over = await http.get(path, params={"k": 6})
+            assert over.status_code == 422 and "k must be at most 5" in over.text, path
+            assert (await http.get(path, params={"k": 5})).status_code == 200, path
         long_id = await http.post("/v1/feedback", json={"user_id": "u" * 9, "item_id": "i", "event": "view"})
         assert long_id.status_code == 422 and "user_id longer than 8" in long_id.text
         events = [{"user_id": "u", "item_id": "i", "event": "view"}] * 3

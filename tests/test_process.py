@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from app.scoring import artifact
-from tests.conftest import server_env, uvicorn_process
+from tools.server import server_env, uvicorn_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,15 +31,16 @@ def test_serving_never_imports_tensorflow():
 def test_uvicorn_process_serves_over_http(artifacts_dir, redis_url, prefix, trained):
     result, _ = trained
     env = server_env(artifacts_dir, redis_url, prefix)
-    with uvicorn_process(env) as (base, server):
+    with uvicorn_process(env) as api:
+        base = api.url
         items = result.data.item_ids[:3]
-        recs = httpx.post(f"{base}/v1/recommendations", json={"items": items, "k": 100, "exclude_seen": True})
+        recs = httpx.post(f"{base}/v1/recommendations", json={"items": items, "k": 100})
         assert recs.status_code == 200
         assert not {i["item_id"] for i in recs.json()["items"]} & set(items)
         fb = httpx.post(f"{base}/v1/feedback", json={"user_id": "proc", "item_id": items[0], "event": "view"})
         assert fb.status_code == 202
         for _ in range(100):  # the JSON access log line, written just after the answer
-            if '"route": "/v1/recommendations"' in Path(server.output.name).read_text():
+            if '"route": "/v1/recommendations"' in api.log.read_text():
                 break
             time.sleep(0.05)
         else:
@@ -55,7 +56,8 @@ def test_two_processes_share_feedback_and_reloads(artifacts_dir, redis_url, pref
     add_version(artifacts_dir, folder, "v1", "2026-01-01T00:00:00")
     artifact.publish(folder, "v1")
     env = server_env(folder, redis_url, prefix, api_keys='{"adm": "admin"}')
-    with uvicorn_process(env) as (one, _), uvicorn_process(env) as (two, _):
+    with uvicorn_process(env) as first, uvicorn_process(env) as second:
+        one, two = first.url, second.url
         top = httpx.get(f"{two}/v1/users/two-proc/recommendations").json()["items"][0]["item_id"]
         sent = {"user_id": "two-proc", "item_id": top, "event": "purchase"}
         assert httpx.post(f"{one}/v1/feedback", json=sent, headers={"x-api-key": "adm"}).status_code == 202

@@ -2,8 +2,9 @@
 recommendations and similar items, on the trained synthetic shop as published and after
 catalog changes (deleted, hidden, changed and new items with missing fields).
 
-Inputs are built the way ``app/api`` builds them from a request; the expected candidates
-are computed independently from the catalog rows, as the API reports them.
+Histories and exclusions are built by the code the API calls (app.scoring.history); the
+expected exclusions and candidates are computed independently from the raw inputs and the
+catalog rows, as the API reports them.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.schemas import Event, ItemUpdate
-from app.scoring import artifact
+from app.events import Event
+from app.schemas import ItemUpdate
+from app.scoring import artifact, history
 from app.scoring.catalog import apply_updates
+from app.scoring.history import ExcludeHistory, History
 from app.scoring.recommender import Filters, Recommendation, Recommender
+from app.store.feedback import RecentEvent
 
 PROPERTY = settings(max_examples=100, deadline=None, database=None)
 
@@ -104,37 +108,39 @@ def matches(item: dict, f: Filters | None) -> bool:
 
 def check(
     rec: Recommender,
-    history: dict[int, float],
+    built: History,
     *,
     k: int,
-    exclude_seen: bool,
+    policy: ExcludeHistory,
     exclude: set[int],
+    hidden: set[int],
     f: Filters | None,
     explain: bool = False,
-    user_vector: np.ndarray | None = None,
 ) -> Recommendation:
-    """Call ``recommend`` twice and assert every property of its result."""
+    """Call ``recommend`` as the API does (twice) and assert every property of its result.
+
+    hidden: the history items the policy must hide, computed by the test from the raw inputs.
+    """
+    history = built.weights
     before = dict(history)
 
     def call() -> Recommendation:
         return rec.recommend(
             history,
             k=k,
-            exclude_seen=exclude_seen,
-            exclude=exclude,
+            exclude=built.excluded(policy) | exclude,
             filters=f,
             explain=explain,
-            user_vector=user_vector,
+            user_vector=built.user_vector,
         )
 
     result, again = call(), call()
     assert history == before, "recommend must not change its input"
     ids = result.item_idx.tolist()
-    seen = set(history) if exclude_seen else set()
-    candidates = {i for i, item in enumerate(rec.items) if matches(item, f)} - exclude - seen
+    candidates = {i for i, item in enumerate(rec.items) if matches(item, f)} - exclude - hidden
     assert len(ids) == len(set(ids)), "duplicates"
-    assert set(ids) <= candidates, f"excluded, seen, unavailable or filtered out: {set(ids) - candidates}"
-    assert len(ids) == min(k, len(candidates))
+    assert set(ids) <= candidates, f"excluded, hidden, unavailable or filtered out: {set(ids) - candidates}"
+    assert len(ids) == min(k, len(candidates)), "an item was excluded that the policy keeps"
     signal = {i for i, w in history.items() if w > 0}  # weight 0 (a 1-star rating): seen, no signal
     assert result.strategy == ("personalized" if signal else "popular")
     scores = result.scores
@@ -150,31 +156,52 @@ def check(
         assert all(because and set(because) <= names for because in result.because)
     # The k best candidates: the unfiltered ranking restricted to the candidates (scores
     # compared rather than ids, so ties may come in any order).
-    full = rec.recommend(history, k=rec.n_items, exclude_seen=exclude_seen, user_vector=user_vector)
+    full = rec.recommend(history, k=rec.n_items, user_vector=built.user_vector)
     best = [s for i, s in zip(full.item_idx.tolist(), full.scores, strict=True) if i in candidates][:k]
     assert np.array_equal(scores, np.array(best, dtype=np.float32))
+    if built.user_vector is not None:  # the stored vector is the fold-in of this very history
+        folded = rec.recommend(history, k=rec.n_items)
+        assert np.allclose(np.sort(full.scores), np.sort(folded.scores), atol=1e-3)
     return result
+
+
+def weight_of(rec: Recommender, event: Event, value: float | None) -> float:
+    """The weight the model's manifest gives an event (low ratings and impressions: 0)."""
+    if event == Event.rating and value is not None and value < rec.rating_threshold:
+        return 0.0
+    return float(rec.artifact.manifest.events.weights.get(event.value, 0.0))
+
+
+policies = st.sampled_from(list(ExcludeHistory))
 
 
 # -- properties ------------------------------------------------------------------------
 @PROPERTY
 @given(data=st.data())
 def test_session_recommendations(recommender, data):
-    """POST /v1/recommendations with a session's items."""
+    """POST /v1/recommendations with a session's items, standing for one event type."""
     rec = recommender
     items = data.draw(st.lists(item_ids(rec), max_size=30), label="items")
+    event = data.draw(st.sampled_from(list(Event)), label="items_event")
+    policy = data.draw(policies, label="exclude_history")
     excluded = data.draw(st.lists(item_ids(rec), max_size=20), label="exclude")
-    weight = rec.event_weights["purchase"]
-    history, unknown = rec.resolve((item, weight) for item in items)
-    exclude, _ = rec.resolve((item, 1.0) for item in excluded)
-    assert unknown == list(dict.fromkeys(i for i in items if i not in rec.item_index))
-    assert set(history) == {rec.item_index[i] for i in items if i in rec.item_index}
+    built = history.build(rec, session=items, session_event=event)
+    assert built.unknown == list(dict.fromkeys(i for i in items if i not in rec.item_index))
+    known = {rec.item_index[i] for i in items if i in rec.item_index}
+    weight = weight_of(rec, event, None)
+    assert built.weights == dict.fromkeys(known, weight)
+    assert built.user_vector is None
+    owns = event in (Event.purchase, Event.rating)
+    hidden = {ExcludeHistory.seen: known, ExcludeHistory.purchased: known if owns else set()}.get(
+        policy, set()
+    )
     check(
         rec,
-        history,
+        built,
         k=data.draw(k_values, label="k"),
-        exclude_seen=data.draw(st.booleans(), label="exclude_seen"),
-        exclude=set(exclude),
+        policy=policy,
+        exclude={rec.item_index[i] for i in excluded if i in rec.item_index},
+        hidden=hidden,
         f=data.draw(filters(rec), label="filters"),
         explain=data.draw(st.booleans(), label="explain"),
     )
@@ -188,25 +215,35 @@ def test_user_recommendations(recommender, data):
     user = data.draw(st.sampled_from(rec.artifact.users) | st.text(min_size=1, max_size=12), label="user")
     value = st.none() | st.floats(1, 5)
     events = st.lists(st.tuples(item_ids(rec), st.sampled_from(list(Event)), value), max_size=20)
-    recent = data.draw(events, label="recent")
+    recent = [
+        RecentEvent(item, event, 5.0 if event == Event.rating and v is None else v, 0.0)
+        for item, event, v in data.draw(events, label="recent")
+    ]
+    policy = data.draw(policies, label="exclude_history")
+    built = history.build(rec, user_id=user, live=recent)
     idx, weights = rec.training_history(user)
     assert (user in rec.user_index) == (len(idx) > 0)
-    weighted = [(rec.items[i]["item_id"], float(w)) for i, w in zip(idx, weights, strict=True)]
-    weighted += [(item, rec.event_weight(event, v)) for item, event, v in recent]
-    history, _ = rec.resolve(weighted)
-    assert set(idx.tolist()) | {rec.item_index[i] for i, _, _ in recent if i in rec.item_index} == set(
-        history
-    )
-    u = rec.user_index.get(user)
-    vector = None if u is None or recent else np.asarray(rec.artifact.arrays["user_emb"][u])
+    trained = dict(zip(idx.tolist(), weights.tolist(), strict=True))
+    live = [(rec.item_index[e.item_id], e) for e in recent if e.item_id in rec.item_index]
+    seen = set(trained) | {i for i, _ in live}
+    assert set(built.weights) == seen
+    purchase = weight_of(rec, Event.purchase, None)
+    owned = {i for i, w in trained.items() if w >= purchase}
+    owned |= {i for i, e in live if e.event in (Event.purchase, Event.rating)}
+    assert built.owned == owned
+    # The stored vector is used exactly when no live event outweighs the training history.
+    raised = any(weight_of(rec, Event(e.event), e.value) > trained.get(i, 0.0) for i, e in live)
+    assert (built.user_vector is not None) == (user in rec.user_index and not raised)
+    hidden = {ExcludeHistory.seen: seen, ExcludeHistory.purchased: owned}.get(policy, set())
     check(
         rec,
-        history,
+        built,
         k=data.draw(k_values, label="k"),
-        exclude_seen=data.draw(st.booleans(), label="exclude_seen"),
+        policy=policy,
         exclude=set(),
+        hidden=hidden,
         f=data.draw(filters(rec), label="filters"),
-        user_vector=vector,
+        explain=data.draw(st.booleans(), label="explain"),
     )
 
 
@@ -230,7 +267,10 @@ def test_thousands_of_history_items(recommender, seed, size, unknown_share):
     # The strongest weight per known item; items with only zero weights stay, as seen.
     assert {rec.items[i]["item_id"]: w for i, w in history.items()} == strongest
     k = int(rng.integers(1, 1001))
-    check(rec, history, k=k, exclude_seen=bool(seed % 2), exclude=set(), f=None, explain=True)
+    built = History(weights=history, owned=frozenset(), unknown=unknown)
+    policy = ExcludeHistory.seen if seed % 2 else ExcludeHistory.none
+    hidden = set(history) if policy == ExcludeHistory.seen else set()
+    check(rec, built, k=k, policy=policy, exclude=set(), hidden=hidden, f=None, explain=True)
 
 
 @PROPERTY

@@ -76,7 +76,7 @@ def test_evaluation_end_to_end(tmp_path):
 
 
 def test_report_sections_are_replaced_in_place(tmp_path):
-    from scripts.markdown import replace_section
+    from tools.markdown import replace_section
 
     page = tmp_path / "benchmarks.md"
     replace_section(page, "bench", "# Bench\nold")
@@ -84,3 +84,15 @@ def test_report_sections_are_replaced_in_place(tmp_path):
     replace_section(page, "bench", "# Bench\nnew")
     text = page.read_text()
     assert text.index("# Bench\nnew") < text.index("## Soak\n1") and "old" not in text
+
+
+def test_evaluate_cli_scores_an_artifact_on_held_out_users(shop, artifacts_dir, tmp_path, capsys):
+    from scripts.evaluate import main
+
+    purchases = shop.interactions[shop.interactions["event"] == "purchase"].head(400)
+    path = tmp_path / "heldout.csv"
+    purchases.assign(user_id="new-" + purchases["user_id"])[["user_id", "item_id"]].to_csv(path, index=False)
+    assert main(["--artifacts", str(artifacts_dir), "--interactions", str(path)]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert {"popular", "content", "vae", "ease", "blend"} <= set(lines)
+    assert "ndcg@100" in lines["blend"]

@@ -1,49 +1,54 @@
-"""Model administration: versions on disk, reload, rollback (admin key)."""
+"""Model administration: versions on disk, reload, rollback (admin key).
+
+A reload or rollback that did not happen is not a 200: 404 nothing to load or roll back to,
+409 the version was refused (validation failed; disk and the serving model unchanged), 503
+the artifacts directory could not be read.
+"""
 
 from __future__ import annotations
-
-from typing import Any
 
 from fastapi import APIRouter
 
 from app import registry
 from app.auth import ADMIN
 from app.deps import StateDep
-from app.errors import responses
+from app.errors import NotFound, responses
+from app.schemas import ModelVersions, Reloaded, RolledBack, VersionInfo
 from app.scoring import artifact
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[ADMIN])
-ERRORS = responses(401, 403, 404)
+CHANGES = responses(401, 403, 404, 409, 503)
 
 
-@router.get("/models", responses=ERRORS)
-async def list_models(state: StateDep) -> dict[str, Any]:
-    """Versions on disk with their test metrics; which is current and which is serving."""
+@router.get("/models", response_model=ModelVersions, responses=responses(401, 403))
+async def list_models(state: StateDep) -> ModelVersions:
+    """Versions on disk with their test metrics; which is current, serving, ever published."""
     folder = state.settings.artifacts_dir
-    return {
-        "current": registry.current_version(folder),
-        "serving": state.recommender.version if state.recommender else None,
-        "last_refused": state.reload_error,
-        "versions": registry.versions(folder),
-    }
+    return ModelVersions(
+        current=registry.current_version(folder),
+        serving=registry.serving_version(state),
+        last_refused=state.reload_error,
+        versions=[VersionInfo(**v) for v in registry.versions(folder)],
+    )
 
 
-@router.post("/reload", responses=ERRORS)
-async def reload_model(state: StateDep) -> dict[str, Any]:
-    """Load DIR/current here and tell every other API process to do the same."""
-    ok = await registry.reload(state, reason="admin reload")
-    serving = state.recommender.version if state.recommender else None
-    if ok and serving:
-        await registry.notify(state.publisher, state.settings.redis_prefix, serving)
-    return {"reloaded": ok, "serving": serving, "error": None if ok else state.reload_error}
+@router.post("/reload", response_model=Reloaded, responses=CHANGES)
+async def reload_model(state: StateDep) -> Reloaded:
+    """Load DIR/current here, then tell every other API process to do the same."""
+    if registry.current_version(state.settings.artifacts_dir) is None:
+        raise NotFound(f"{state.settings.artifacts_dir} has no current version to load")
+    previous = registry.serving_version(state)
+    serving = await registry.swap_in(state, reason="admin reload")
+    return Reloaded(serving=serving, previous=previous, notified=await registry.notify(state, serving))
 
 
-@router.post("/rollback", responses=ERRORS)
-async def rollback(state: StateDep) -> dict[str, Any]:
-    """Point current at the previous version, load it, and tell every process."""
-    target = registry.rollback_target(state.settings.artifacts_dir)
-    artifact.publish(state.settings.artifacts_dir, target)
-    ok = await registry.reload(state, reason=f"rollback to {target}")
-    if ok:
-        await registry.notify(state.publisher, state.settings.redis_prefix, target)
-    return {"rolled_back_to": target, "reloaded": ok, "error": None if ok else state.reload_error}
+@router.post("/rollback", response_model=RolledBack, responses=CHANGES)
+async def rollback(state: StateDep) -> RolledBack:
+    """Serve the version published before the current one: loaded and validated first, then
+    DIR/current is switched to it and every process told."""
+    folder = state.settings.artifacts_dir
+    target = registry.rollback_target(folder)
+    previous = registry.serving_version(state)
+    await registry.swap_in(state, reason=f"rollback to {target}", version=target)
+    artifact.publish(folder, target, rollback=True)
+    return RolledBack(rolled_back_to=target, previous=previous, notified=await registry.notify(state, target))

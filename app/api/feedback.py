@@ -19,7 +19,7 @@ ERRORS = responses(401, 403, 503, *BODY_ERRORS)
 async def post_feedback(event: FeedbackEvent, state: StateDep) -> FeedbackAccepted:
     """Record one event; a retried event_id is acknowledged but stored once."""
     ((event_id, stored),) = await _store(state, [event])
-    return FeedbackAccepted(event_id=event_id, duplicate=not stored)
+    return FeedbackAccepted(accepted=1, duplicates=0 if stored else 1, event_id=event_id)
 
 
 @router.post("/batch", status_code=202, response_model=BatchAccepted, responses=ERRORS)
@@ -28,7 +28,9 @@ async def post_feedback_batch(batch: FeedbackBatch, state: StateDep) -> BatchAcc
     limits.check(state.settings, batch=len(batch.events))
     results = await _store(state, batch.events)
     stored = sum(1 for _, s in results if s)
-    return BatchAccepted(accepted=stored, duplicates=len(results) - stored, event_ids=[e for e, _ in results])
+    return BatchAccepted(
+        accepted=len(results), duplicates=len(results) - stored, event_ids=[e for e, _ in results]
+    )
 
 
 async def _store(state: State, events: list[FeedbackEvent]) -> list[tuple[str, bool]]:

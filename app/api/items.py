@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
@@ -12,16 +11,11 @@ from app.api import limits
 from app.auth import READER, WRITER
 from app.deps import RecommenderDep, StateDep, get_recommender_of
 from app.errors import BODY_ERRORS, ItemNotFound, responses
-from app.schemas import ID_PATTERN, Item, ItemUpdate, RecommendedItem, SimilarResponse
-from app.scoring.recommender import Recommender
+from app.schemas import ID_PATTERN, Item, ItemUpdate, SimilarItem, SimilarResponse
+from app.scoring.recommender import Recommender, SimilarBy
 
 router = APIRouter(prefix="/v1/items", tags=["items"], dependencies=[READER])
 ItemId = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN, examples=["P00001"])]
-
-
-class SimilarBy(StrEnum):
-    collaborative = "collaborative"
-    content = "content"
 
 
 def _index(recommender: Recommender, item_id: str) -> int:
@@ -41,7 +35,7 @@ def _item(recommender: Recommender, idx: int) -> Item:
     )
 
 
-@router.get("/{item_id}", response_model=Item, responses=responses(404))
+@router.get("/{item_id}", response_model=Item, responses=responses(401, 403, 404, 503))
 async def get_item(item_id: ItemId, recommender: RecommenderDep) -> Item:
     """Catalog entry of one item."""
     return _item(recommender, _index(recommender, item_id))
@@ -56,8 +50,8 @@ async def get_item(item_id: ItemId, recommender: RecommenderDep) -> Item:
 async def put_item(item_id: ItemId, body: ItemUpdate, state: StateDep) -> Item:
     """Add or replace a catalog entry; recommendable at once in every API process."""
     limits.check(state.settings, ids=[("item_id", item_id)])
-    await state.catalog.put(item_id, body.model_dump())
-    await registry.refresh_catalog(state)
+    revision = await state.catalog.put(item_id, body.model_dump())
+    await registry.refresh_catalog(state, revision=revision)
     recommender = await get_recommender_of(state)
     return _item(recommender, recommender.item_index[item_id])
 
@@ -71,15 +65,15 @@ async def put_item(item_id: ItemId, body: ItemUpdate, state: StateDep) -> Item:
 async def delete_item(item_id: ItemId, state: StateDep, recommender: RecommenderDep) -> Response:
     """Remove an item from recommendations and the catalog until it is PUT again."""
     _index(recommender, item_id)
-    await state.catalog.put(item_id, None)
-    await registry.refresh_catalog(state)
+    revision = await state.catalog.put(item_id, None)
+    await registry.refresh_catalog(state, revision=revision)
     return Response(status_code=204)
 
 
 @router.get(
     "/{item_id}/similar",
     response_model=SimilarResponse,
-    responses=responses(404, 422),
+    responses=responses(401, 403, 404, 422, 503),
 )
 async def similar_items(
     item_id: ItemId,
@@ -89,10 +83,11 @@ async def similar_items(
     by: SimilarBy = SimilarBy.collaborative,
 ) -> SimilarResponse:
     """Items most like this one; `content` works for items nobody has interacted with."""
+    limits.check(state.settings, k=k)
     idx = _index(recommender, item_id)
-    ranked, scores = recommender.similar(idx, k=min(k, state.settings.max_k), by=by.value)
+    ranked, scores = recommender.similar(idx, k=k, by=by)
     items = [
-        RecommendedItem(**recommender.item_view(int(i)), score=float(s))
+        SimilarItem(**recommender.item_view(int(i)), score=float(s))
         for i, s in zip(ranked, scores, strict=True)
     ]
-    return SimilarResponse(item_id=item_id, by=by.value, items=items, model_version=recommender.version)
+    return SimilarResponse(item_id=item_id, by=by, items=items, model_version=recommender.version)

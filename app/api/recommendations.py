@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated
 
-import numpy as np
 from fastapi import APIRouter, Path, Query, Response
 
 from app.api import limits
 from app.auth import READER
 from app.deps import RecommenderDep, State, StateDep
 from app.errors import BODY_ERRORS, InvalidRequest, StoreUnavailable, responses
-from app.schemas import ID_PATTERN, Id, RecommendationRequest, RecommendationResponse, RecommendedItem
+from app.schemas import (
+    EXCLUDE,
+    EXCLUDE_HISTORY,
+    EXPLAIN,
+    ID_PATTERN,
+    Id,
+    RecommendationRequest,
+    RecommendationResponse,
+    RecommendedItem,
+)
+from app.scoring import history
+from app.scoring.history import ExcludeHistory, History
 from app.scoring.recommender import Filters, Recommendation, Recommender
+from app.store.feedback import RecentEvent
 
 router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[READER])
 ERRORS = responses(401, 403, 503, *BODY_ERRORS)
@@ -24,27 +36,22 @@ async def recommend(body: RecommendationRequest, state: StateDep, recommender: R
     ids = [("user_id", body.user_id)] if body.user_id else []
     ids += [("items", i) for i in (*body.items, *body.exclude)]
     limits.check(state.settings, k=body.k, history=len(body.items), ids=ids)
-    weighted: list[tuple[str, float]] = []
-    live, vector = True, None
-    if body.user_id is not None:
-        weighted, live, vector = await _user_history(state, recommender, body.user_id)
-    session_weight = recommender.event_weights.get("purchase", 1.0)
-    weighted += [(item, session_weight) for item in body.items]
-    history, unknown = recommender.resolve(weighted)
-    exclude, _ = recommender.resolve((item, 1.0) for item in body.exclude)
+    live, live_read = await _live_events(state, body.user_id)
+    built = history.build(
+        recommender, user_id=body.user_id, live=live, session=body.items, session_event=body.items_event
+    )
     f = body.filters
     filters = Filters.of(f.category, f.brand, f.min_price, f.max_price) if f is not None else None
     # Scoring is ~1 ms of numpy: run inline (a thread hop costs more than it frees).
     result = recommender.recommend(
-        history,
+        built.weights,
         k=body.k,
-        exclude_seen=body.exclude_seen,
-        exclude=exclude.keys(),
+        exclude=_excluded(recommender, built, body.exclude_history, body.exclude),
         filters=filters,
         explain=body.explain,
-        user_vector=vector if not body.items else None,
+        user_vector=built.user_vector,
     )
-    return _response(state, recommender, result, unknown, live)
+    return _response(state, recommender, result, built.unknown, live_read)
 
 
 @router.get(
@@ -57,50 +64,55 @@ async def user_recommendations(
     recommender: RecommenderDep,
     user_id: Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN)],
     k: Annotated[int, Query(ge=1, le=1000)] = 10,
-    exclude_seen: bool = True,
+    exclude_history: Annotated[ExcludeHistory, Query(description=EXCLUDE_HISTORY)] = ExcludeHistory.purchased,
+    exclude: Annotated[list[Id] | None, Query(max_length=1000, description=EXCLUDE)] = None,
+    explain: Annotated[bool, Query(description=EXPLAIN)] = False,
     category: Annotated[list[Id] | None, Query(max_length=100)] = None,
     brand: Annotated[list[Id] | None, Query(max_length=100)] = None,
     min_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
     max_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
 ) -> Response:
     """A known user's training history plus every feedback event since, read at request time."""
-    limits.check(state.settings, k=k, ids=[("user_id", user_id)])
+    excluded_ids = exclude or []
+    limits.check(state.settings, k=k, ids=[("user_id", user_id), *(("exclude", i) for i in excluded_ids)])
     if min_price is not None and max_price is not None and min_price > max_price:
         raise InvalidRequest("min_price must not exceed max_price")
-    weighted, live, vector = await _user_history(state, recommender, user_id)
-    history, _ = recommender.resolve(weighted)
-    filters = Filters.of(category, brand, min_price, max_price)
+    live, live_read = await _live_events(state, user_id)
+    built = history.build(recommender, user_id=user_id, live=live)
     result = recommender.recommend(
-        history,
+        built.weights,
         k=k,
-        exclude_seen=exclude_seen,
-        filters=filters,
-        user_vector=vector,
+        exclude=_excluded(recommender, built, exclude_history, excluded_ids),
+        filters=Filters.of(category, brand, min_price, max_price),
+        explain=explain,
+        user_vector=built.user_vector,
     )
-    return _response(state, recommender, result, [], live)
+    return _response(state, recommender, result, [], live_read)
 
 
-async def _user_history(
-    state: State, recommender: Recommender, user_id: str
-) -> tuple[list[tuple[str, float]], bool, np.ndarray | None]:
-    """(weighted item ids, live feedback read?, precomputed user vector when still valid)."""
-    idx, weights = recommender.training_history(user_id)
-    weighted = [(recommender.items[i]["item_id"], float(w)) for i, w in zip(idx, weights, strict=True)]
+async def _live_events(state: State, user_id: str | None) -> tuple[list[RecentEvent], bool]:
+    """(the user's live events, whether Redis could be read); a Redis outage degrades to none."""
+    if user_id is None:
+        return [], True
     try:
-        recent = await state.store.recent(user_id)
-    except StoreUnavailable:
-        recent, live = [], False
-    else:
-        live = True
-    weighted += [(e.item_id, recommender.event_weight(e.event, e.value)) for e in recent]
-    vector = recommender.stored_user_vector(user_id) if not recent else None
-    return weighted, live, vector
+        return await state.store.recent(user_id), True
+    except StoreUnavailable as exc:
+        state.metrics.store_error(exc, "live events of a recommendation")
+        return [], False
+
+
+def _excluded(
+    recommender: Recommender, built: History, policy: ExcludeHistory, item_ids: Iterable[str]
+) -> set[int]:
+    """The history items the policy hides, and the request's own exclusions."""
+    named = (recommender.item_index.get(i) for i in item_ids)
+    return built.excluded(policy) | {i for i in named if i is not None}
 
 
 def _response(
     state: State, recommender: Recommender, result: Recommendation, unknown: list[str], live: bool
 ) -> Response:
-    state.metrics.recommendations.labels(result.strategy).inc()
+    state.metrics.recommendations.labels(result.strategy.value).inc()
     items = []
     for rank, (idx, score) in enumerate(zip(result.item_idx, result.scores, strict=True)):
         view = recommender.item_view(int(idx))

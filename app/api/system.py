@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from app.auth import READER
 from app.deps import RecommenderDep, StateDep
 from app.errors import StoreUnavailable, error_body, responses
-from app.schemas import ModelInfo
+from app.schemas import ModelInfo, Readiness
 
 router = APIRouter(tags=["system"])
 
@@ -35,24 +35,24 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses=responses(503))
+@router.get("/readyz", response_model=Readiness, responses=responses(503))
 async def readyz(state: StateDep) -> JSONResponse:
-    """Ready when a model is loaded and Redis answers; 503 with the reason otherwise."""
-    problems = []
-    if state.recommender is None:
-        problems.append(f"model not loaded: {state.load_error}")
+    """Ready = can serve recommendations: a model is loaded. Redis is reported, not required:
+    without it recommendations still answer (from the artifact) and feedback answers 503."""
+    redis = "up"
     try:
         await state.store.ping()
     except StoreUnavailable as exc:
-        problems.append(exc.message)
-    if problems:
+        state.metrics.store_error(exc, "GET /readyz")
+        redis = "down"
+    if state.recommender is None:
         return JSONResponse(
-            error_body("not_ready", "; ".join(problems)),
+            error_body("not_ready", f"model not loaded: {state.load_error}", {"redis": redis}),
             503,
             headers={"Retry-After": str(state.settings.retry_after_s)},
         )
-    assert state.recommender is not None
-    return JSONResponse({"status": "ready", "model_version": state.recommender.version})
+    ready = Readiness(model_version=state.recommender.version, redis=redis, degraded=redis != "up")
+    return JSONResponse(ready.model_dump())
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from app.scoring import publications
 from app.scoring.components import REGISTRY, ArraySpec
 from app.scoring.manifest import SCHEMA_VERSION, Manifest
 
@@ -134,13 +135,15 @@ def write(
     return folder
 
 
-def publish(out_dir: Path, version: str) -> None:
-    """Point ``out_dir/current`` at ``version`` atomically (rename over the old link)."""
+def publish(out_dir: Path, version: str, *, rollback: bool = False) -> None:
+    """Point ``out_dir/current`` at ``version`` atomically (rename over the old link), then
+    append it to the publish history (app.scoring.publications)."""
     tmp = out_dir / f".{CURRENT}.{os.getpid()}"
     if tmp.is_symlink() or tmp.exists():
         tmp.unlink()
     tmp.symlink_to(version)
     os.replace(tmp, out_dir / CURRENT)
+    publications.record(out_dir, version, rollback=rollback)
 
 
 def resolve(path: Path) -> Path:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -57,7 +57,7 @@ class FeatureSpace:
             log_price_std=std if std > 0 else 1.0,
         )
 
-    def encode(self, items: list[Mapping[str, Any]]) -> np.ndarray:
+    def encode(self, items: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """(len(items), dim) float32 feature matrix."""
         index = {
             "category": {v: i for i, v in enumerate(self.categories)},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, TypeVar
 
 import numpy as np
@@ -50,11 +51,23 @@ class Filters:
         )
 
 
+class Strategy(StrEnum):
+    """What served a recommendation list, and so what its scores mean."""
+
+    personalized = "personalized"  # the blend of the models on the shopper's history
+    popular = "popular"  # no usable history: the most popular items
+
+
+class SimilarBy(StrEnum):
+    collaborative = "collaborative"  # decoder item embeddings (filled from content for new items)
+    content = "content"  # item autoencoder embeddings of the attributes
+
+
 @dataclass
 class Recommendation:
     item_idx: np.ndarray  # (n,) int, best first
     scores: np.ndarray  # (n,) float32
-    strategy: str
+    strategy: Strategy
     unknown_items: list[str] = field(default_factory=list)
     because: list[list[str]] | None = None
 
@@ -109,12 +122,6 @@ class Recommender:
             return None
         return np.asarray(self._user_emb[u])
 
-    def event_weight(self, event: str, value: float | None) -> float:
-        """Weight of a live event, by the training rules (low ratings count for nothing)."""
-        if event == "rating" and (value is None or value < self.rating_threshold):
-            return 0.0
-        return float(self.event_weights.get(event, 0.0))
-
     def resolve(self, weighted_ids: Iterable[tuple[str, float]]) -> tuple[dict[int, float], list[str]]:
         """Map ids to indices keeping the strongest weight per item; collect unknown ids.
 
@@ -137,18 +144,19 @@ class Recommender:
         history: dict[int, float],
         *,
         k: int,
-        exclude_seen: bool = True,
         exclude: Iterable[int] = (),
         filters: Filters | None = None,
         explain: bool = False,
         user_vector: np.ndarray | None = None,
     ) -> Recommendation:
-        """Top-k for a history {item_idx: weight}; weight-0 items count as seen only.
-        No positive weight -> popularity."""
+        """Top-k for a history {item_idx: weight}, never an item of ``exclude`` (the caller's
+        whole exclusion set: app.scoring.history says which history items it holds).
+
+        Weight-0 items carry no signal; no positive weight -> popularity. ``user_vector``:
+        the stored (hidden,) fold-in of exactly this history, saving the encoder pass.
+        """
         mask = ~self.eligible(filters)
         mask[list(exclude)] = True
-        if exclude_seen and history:
-            mask[list(history)] = True
         positive = {i: w for i, w in history.items() if w > 0}
         if positive:
             idx = np.fromiter(positive.keys(), dtype=np.int32, count=len(positive))
@@ -156,10 +164,10 @@ class Recommender:
             matrix = histories_matrix([(idx, weights)], self.n_items)
             prepared = None if user_vector is None else {"vae": user_vector[None, :]}
             scores = self.scorer.score(matrix, prepared=prepared)
-            strategy = "personalized"
+            strategy = Strategy.personalized
         else:
             scores = self.popularity[None, :].copy()
-            strategy = "popular"
+            strategy = Strategy.popular
         ranked = top_k(scores, k, exclude=mask[None, :])[0]
         ranked = ranked[ranked >= 0]
         result = Recommendation(ranked, scores[0, ranked], strategy)
@@ -201,10 +209,11 @@ class Recommender:
             out.append([self.items[i]["item_id"] for i in chosen])
         return out
 
-    def similar(self, item_idx: int, *, k: int, by: str) -> tuple[np.ndarray, np.ndarray]:
+    def similar(self, item_idx: int, *, k: int, by: SimilarBy) -> tuple[np.ndarray, np.ndarray]:
         """Items most similar to one item: collaborative (cosine of decoder embeddings,
         which the content map fills for cold items) or content (item autoencoder)."""
-        vectors = self._content.unit if by == "content" and self._content is not None else self._cf_unit
+        content = self._content if by == SimilarBy.content else None
+        vectors = content.unit if content is not None else self._cf_unit
         scores = (vectors @ vectors[item_idx])[None, :].astype(np.float32)
         mask = ~self.available.copy()
         mask[item_idx] = True

@@ -7,11 +7,33 @@ classic pub/sub messages are broadcast to every node of a cluster.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import redis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from app.errors import StoreFailed, StoreUnavailable
 
 AsyncClient = aioredis.Redis | RedisCluster
+UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+@contextlib.contextmanager
+def failures(doing: str) -> Iterator[None]:
+    """Map what Redis raises while ``doing`` to the domain errors: StoreUnavailable when it
+    does not answer in time, StoreFailed when it answers with an error (out of memory, a
+    read-only replica, a cluster in the middle of a failover)."""
+    try:
+        yield
+    except UNAVAILABLE as exc:
+        raise StoreUnavailable(f"{doing}: redis is not answering: {exc}") from exc
+    except RedisError as exc:
+        raise StoreFailed(f"{doing}: redis answered with an error: {exc}") from exc
 
 
 def connect(url: str, *, cluster: bool, timeout_s: float | None) -> AsyncClient:

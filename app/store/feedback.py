@@ -11,12 +11,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
-from app.errors import StoreUnavailable
-from app.store.connect import AsyncClient, is_cluster
+from app.events import STREAM_FIELDS
+from app.store.connect import AsyncClient, failures, is_cluster
 from app.store.keys import Keys
 
 # One call stores a whole batch. KEYS: per event (seen marker, recent list), then the
@@ -48,11 +44,6 @@ for e = 0, n - 1 do
 end
 return out
 """
-STREAM_FIELDS = (
-    "event_id", "user_id", "item_id", "event", "value", "timestamp", "received_at", "model_version",
-)  # fmt: skip
-
-UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 @dataclass(frozen=True)
@@ -79,15 +70,13 @@ class FeedbackStore:
         self._append = client.register_script(_APPEND)
 
     async def ping(self) -> None:
-        try:
+        with failures("ping"):
             await self.client.ping()
-        except (*UNAVAILABLE, RedisError) as exc:
-            raise StoreUnavailable(f"redis is not answering: {exc}") from exc
 
     async def append(self, events: list[dict[str, Any]], *, model_version: str) -> list[tuple[str, bool]]:
         """Store events; returns (event_id, stored) per event, stored False for duplicates.
 
-        Raises StoreUnavailable when Redis does not answer: then nothing is acknowledged.
+        Raises StoreUnavailable (or StoreFailed, an error answer): then nothing is acknowledged.
         """
         received = time.time()
         ids = [e.get("event_id") or uuid.uuid4().hex for e in events]
@@ -105,7 +94,7 @@ class FeedbackStore:
             keys.append(self.keys.events_stream(shard))
             fixed = [self.idempotency_ttl_s, self.recent_cap, self.recent_ttl_s, len(STREAM_FIELDS)]
             calls.append((keys, [*fixed, *values, *STREAM_FIELDS]))
-        try:
+        with failures("feedback not stored"):
             if is_cluster(self.client):
                 # Each call writes one slot; a cluster cannot pipeline scripts, so run them at once.
                 replies = await asyncio.gather(*(self._append(keys=k, args=a) for k, a in calls))
@@ -114,8 +103,6 @@ class FeedbackStore:
                     for k, a in calls:
                         await self._append(keys=k, args=a, client=pipe)  # type: ignore[arg-type]
                     replies = await pipe.execute()
-        except UNAVAILABLE as exc:
-            raise StoreUnavailable(f"feedback not stored, redis is not answering: {exc}") from exc
         stored = [False] * len(events)
         for positions, reply in zip(by_shard.values(), replies, strict=True):
             for p, flag in zip(positions, reply, strict=True):
@@ -128,17 +115,17 @@ class FeedbackStore:
         timestamp = event.get("timestamp") or received
         value = event.get("value")
         recent = json.dumps([event["item_id"], event["event"], value, timestamp])
-        return [
-            recent,
-            event_id,
-            event["user_id"],
-            event["item_id"],
-            event["event"],
-            "" if value is None else repr(float(value)),
-            repr(float(timestamp)),
-            repr(received),
-            model_version,
-        ]
+        record = {
+            "event_id": event_id,
+            "user_id": event["user_id"],
+            "item_id": event["item_id"],
+            "event": event["event"],
+            "value": "" if value is None else repr(float(value)),
+            "timestamp": repr(float(timestamp)),
+            "received_at": repr(received),
+            "model_version": model_version,
+        }
+        return [recent, *(record[name] for name in STREAM_FIELDS)]
 
     async def read_events(
         self, after: dict[str, str] | None = None, *, chunk: int = 10_000
@@ -149,7 +136,7 @@ class FeedbackStore:
         """
         after = dict(after or {})
         events: list[dict[str, str]] = []
-        try:
+        with failures("feedback not read"):
             for stream in self.keys.all_streams():
                 start = f"({after[stream]}" if stream in after else "-"
                 while True:
@@ -160,16 +147,12 @@ class FeedbackStore:
                     if len(entries) < chunk:
                         break
                     start = f"({after[stream]}"
-        except UNAVAILABLE as exc:
-            raise StoreUnavailable(f"redis is not answering: {exc}") from exc
         return events, after
 
     async def recent(self, user_id: str) -> list[RecentEvent]:
-        """The user's latest events, newest first. Raises StoreUnavailable."""
-        try:
+        """The user's latest events, newest first. Raises StoreUnavailable (or StoreFailed)."""
+        with failures("live events not read"):
             raw = await self.client.lrange(self.keys.recent(user_id), 0, self.recent_cap - 1)
-        except UNAVAILABLE as exc:
-            raise StoreUnavailable(f"redis is not answering: {exc}") from exc
         out = []
         for entry in raw:
             item_id, event, value, timestamp = json.loads(entry)

@@ -40,6 +40,10 @@ class Keys:
         """Hash of catalog changes since training: item_id -> JSON entry or null."""
         return f"{self.prefix}:catalog"
 
+    def catalog_revision(self) -> str:
+        """Counter of catalog changes: a process knows which changes its model holds."""
+        return f"{self.prefix}:catalog-revision"
+
     def catalog_channel(self) -> str:
         return f"{self.prefix}:catalog-changes"
 
