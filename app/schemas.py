@@ -229,3 +229,17 @@ class ModelInfo(BaseModel):
     metrics: dict[str, Any]
     blend_weights: dict[str, float]
     last_refused: str | None = Field(None, description="why the last new version was refused")
+
+
+class DemoShopper(BaseModel):
+    user_id: str
+    interactions: int = Field(description="items in the shopper's training history")
+    categories: list[str] = Field(description="the categories they bought most, most first")
+
+
+class DemoShop(BaseModel):
+    """What the demo storefront offers besides the API: shoppers to pick, category filter."""
+
+    shoppers: list[DemoShopper]
+    categories: list[str]
+    model_version: str
