@@ -10,7 +10,7 @@ import time
 import uuid
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -42,6 +42,11 @@ class Metrics:
             registry=self.registry,
         )
         self.model = Info("shoprec_model", "Serving model version", registry=self.registry)
+        self.redis_up = Gauge(
+            "shoprec_redis_up",
+            "1 when Redis answered a PING at the last scrape of /metrics, else 0",
+            registry=self.registry,
+        )
 
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
