@@ -4,7 +4,7 @@ PIP ?= $(PYTHON) -m pip
 ARTIFACTS ?= build/artifacts
 LOCK ?= requirements.lock
 
-.PHONY: install lock audit demo test lint bench soak fuzz eval clean
+.PHONY: install lock audit demo test test-tools lint bench soak fuzz eval clean vendor-docs
 
 ## The package and every extra, at the versions pinned in $(LOCK): pyproject.toml's ranges say
 ## what is needed, the lock file (as pip constraints) which version of it.
@@ -31,8 +31,13 @@ demo: install
 
 ## The test suite (CI runs exactly this through .ci/run). Needs Redis at SHOPREC_TEST_REDIS_URL
 ## (default redis://127.0.0.1:6379/15); .ci/run starts one when none answers.
-test: install
+test: install test-tools
 	$(PYTHON) -m pytest -q
+
+## What the tests need from Debian, once per machine: Chromium for the browser tests (apt, as
+## root or with sudo; never `playwright install`) and promtool taken out of the prometheus package.
+test-tools:
+	bash scripts/setup_test_tools.sh
 
 lint: install
 	$(PYTHON) -m ruff check app models scripts tests
@@ -61,6 +66,10 @@ eval: install
 	$(PYTHON) scripts/evaluate.py --datasets online-retail --cold-start online-retail
 	$(PYTHON) scripts/evaluate.py --datasets amazon-sports --config configs/amazon-sports.json
 	$(PYTHON) scripts/evaluate.py --datasets online-retail amazon-beauty amazon-sports --report-only
+
+## Refresh the Swagger UI and ReDoc files the app serves (app/web/vendor) from npm.
+vendor-docs:
+	bash scripts/vendor_docs_assets.sh
 
 clean:
 	rm -rf build .pytest_cache

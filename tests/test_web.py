@@ -8,8 +8,11 @@ import json
 import re
 from pathlib import Path
 
+import httpx
+import pytest
+
 from app.web.docs import VENDOR
-from tests.conftest import app_client
+from tests.conftest import app_client, server_env, uvicorn_process
 
 ROOT = Path(__file__).resolve().parents[1]
 ATTRIBUTES = re.compile(r"""(?:src|href)=["']([^"']+)["']""")
@@ -80,3 +83,15 @@ async def test_demo_shop_needs_a_reader_key_where_reads_do(settings_factory, red
         assert (await http.get("/v1/demo/shop")).status_code == 401
         assert (await http.get("/v1/demo/shop", headers={"x-api-key": "r"})).status_code == 200
         assert (await http.get("/demo")).status_code == 200  # the page itself is public
+
+
+@pytest.mark.slow
+def test_make_demo_serves_the_storefront(artifacts_dir, redis_url, prefix):
+    """scripts/demo.py (`make demo`) turns SHOPREC_DEMO on and prints the page's address."""
+    env = server_env(artifacts_dir, redis_url, prefix, log_requests=False)
+    command = ["scripts.demo", "--artifacts", str(artifacts_dir), "--port", "{port}"]
+    with uvicorn_process(env, command=command) as (base, process):
+        assert httpx.get(f"{base}/demo").status_code == 200
+        assert httpx.get(f"{base}/v1/demo/shop").json()["shoppers"]
+        process.output.seek(0)
+        assert f"demo storefront at {base}/demo" in process.output.read()
