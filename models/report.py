@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from app.scoring import artifact
 from app.scoring.scorer import Scorer, top_k
 from models import ease as ease_model
+from models import plots
 from models.config import TrainConfig
 from models.data import Dataset, load
 from models.evaluation import evaluate_item_item, evaluate_scorer, evaluate_static
@@ -102,6 +103,7 @@ def evaluate_dataset(
         "ease": {k: v for k, v in result.report["ease"].items() if k != "grid"},
         "ease_grid": result.report["ease"]["grid"],
         "vae_history": history,
+        "item_ae_losses": result.report["item_autoencoder"]["losses"],
         "vae_best_epoch": result.report["vae"]["best_epoch"],
         "vae_seconds_per_epoch": result.report["vae"]["seconds"] / max(1, len(history)),
         "train_seconds": seconds,
@@ -216,17 +218,9 @@ def _plots(results: dict[str, dict[str, Any]], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for name, res in results.items():
-        epochs = [h["epoch"] for h in res["vae_history"]]
-        axes[0].plot(epochs, [h["val_ndcg@100"] for h in res["vae_history"]], label=name)
-        axes[1].plot(epochs, [h["nll"] for h in res["vae_history"]], label=name)
-    axes[0].set(title="Mult-VAE validation NDCG@100", xlabel="epoch")
-    axes[1].set(title="Mult-VAE training NLL", xlabel="epoch", yscale="log")
-    axes[0].legend()
-    fig.tight_layout()
-    fig.savefig(out.with_name("training_curves.png"), dpi=110)
-    plt.close(fig)
+    plots.training_curves(
+        {name: training_report(res) for name, res in results.items()}, out.with_name("training_curves.png")
+    )
 
     fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 4), squeeze=False)
     for ax, (name, res) in zip(axes[0], results.items(), strict=True):
@@ -237,6 +231,18 @@ def _plots(results: dict[str, dict[str, Any]], out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out.with_name("metrics.png"), dpi=110)
     plt.close(fig)
+
+
+def training_report(res: dict[str, Any]) -> dict[str, Any]:
+    """The training-report parts of one dataset's results, laid out as ``pipeline.run``'s
+    report (what ``plots.training_curves`` draws); results of runs before the item
+    autoencoder's losses were kept have none."""
+    return {
+        "vae": {"history": res["vae_history"]},
+        "item_autoencoder": {"losses": res.get("item_ae_losses", [])},
+        "ease": {"grid": res.get("ease_grid", [])},
+        "blend": {"grid": res.get("blend_grid", [])},
+    }
 
 
 def _csr(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray | None, n_items: int) -> sp.csr_matrix:
