@@ -47,8 +47,10 @@ async function api(method, path, body, { quiet = false } = {}) {
 
 function describeError(status, payload) {
   const error = payload && payload.error;
-  const message = error ? error.message : `HTTP ${status}`;
-  const hint = HINTS[status] ? `: ${HINTS[status]}` : "";
+  // A 422 names the fields in its message and says what is wrong with each in its details.
+  const details = error && Array.isArray(error.details) ? error.details.map((d) => d.msg).filter(Boolean) : [];
+  const message = error ? [error.message, ...details].join(": ") : `HTTP ${status}`;
+  const hint = HINTS[status] ? ` — ${HINTS[status]}` : "";
   return `${message}${hint} (${status}${error ? ` ${error.code}` : ""})`;
 }
 
@@ -148,14 +150,18 @@ function card(item, rank, move) {
   title.append(link);
   li.append(head, title, element("p", "meta", [item.category, item.brand].filter(Boolean).join(" · ")));
   if (item.price !== null && item.price !== undefined) li.append(element("p", "price", item.price.toFixed(2)));
-  if (item.because && item.because.length) li.append(element("p", "because", because(item.because)));
+  if (item.because && item.because.length) li.append(element("p", "because", because(item)));
   li.append(actions(item.item_id));
   return li;
 }
 
 // "because you bought A; B, C in your history": what this page sent, then the rest.
-function because(ids) {
-  const name = (id) => `“${state.titles.get(id) || id}”`;
+function because(item) {
+  const ids = item.because;
+  const title = (id) => state.titles.get(id) || id;
+  // Shops reuse titles: name the id when another item in sight has the same one.
+  const twins = (id) => [item.item_id, ...ids].some((other) => other !== id && title(other) === title(id));
+  const name = (id) => `“${title(id)}”${twins(id) ? ` (${id})` : ""}`;
   const sent = ids.filter((id) => state.done.has(id)).map((id) => `you ${VERBS[state.done.get(id)]} ${name(id)}`);
   const earlier = ids.filter((id) => !state.done.has(id)).map(name);
   return `because ${[...sent, ...(earlier.length ? [`${earlier.join(", ")} in your history`] : [])].join("; ")}`;
