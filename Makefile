@@ -4,7 +4,7 @@ PIP ?= $(PYTHON) -m pip
 ARTIFACTS ?= build/artifacts
 LOCK ?= requirements.lock
 
-.PHONY: install lock audit demo test test-fast lint bench soak fuzz eval clean
+.PHONY: install lock audit demo test test-fast test-tools lint bench soak fuzz eval clean vendor-docs
 
 ## The package and every extra, at the versions pinned in $(LOCK): pyproject.toml's ranges say
 ## what is needed, the lock file (as pip constraints) which version of it.
@@ -32,13 +32,18 @@ demo: install
 ## The test suite (CI runs exactly this through .ci/run). Needs Redis at SHOPREC_TEST_REDIS_URL
 ## (default redis://127.0.0.1:6379/15); .ci/run starts one when none answers.
 ## --durations: the slowest tests and what each costs, so a change can say what it adds to CI time.
-test: install
+test: install test-tools
 	$(PYTHON) -m pytest -q --durations=25
 
 ## The inner loop: every test not marked slow (no training beyond the shared session model, no
 ## extra processes), without reinstalling.
 test-fast:
 	$(PYTHON) -m pytest -q -m "not slow" --durations=10
+
+## What the tests need from Debian, once per machine: Chromium for the browser tests (apt, as
+## root or with sudo; never `playwright install`) and promtool taken out of the prometheus package.
+test-tools:
+	bash scripts/setup_test_tools.sh
 
 CODE = app models scripts tools tests
 lint: install
@@ -68,6 +73,10 @@ eval: install
 	$(PYTHON) scripts/evaluate.py --datasets online-retail --cold-start online-retail
 	$(PYTHON) scripts/evaluate.py --datasets amazon-sports --config configs/amazon-sports.json
 	$(PYTHON) scripts/evaluate.py --datasets online-retail amazon-beauty amazon-sports --report-only
+
+## Refresh the Swagger UI and ReDoc files the app serves (app/web/vendor) from npm.
+vendor-docs:
+	bash scripts/vendor_docs_assets.sh
 
 clean:
 	rm -rf build .pytest_cache

@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     # API keys: {"key": "reader" | "writer" | "admin"} as JSON. Empty = no auth (development).
     api_keys: dict[str, Role] = Field(default_factory=dict, repr=False)
     read_requires_key: bool = Field(False, description="reads need a reader key too")
+    demo: bool = Field(False, description="serve the demo storefront at /demo (make demo turns it on)")
 
     @field_validator("redis_url")
     @classmethod

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app import auth, errors, registry
+from app import auth, errors, registry, web
 from app.api import admin, feedback, items, recommendations, system
 from app.config import Settings
 from app.deps import State
@@ -76,10 +76,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Recommendations for online shops: sessions, users, similar items, feedback.",
         lifespan=lifespan,
+        docs_url=None,  # app.web serves /docs and /redoc with its own copies of their files
+        redoc_url=None,
     )
     errors.install(app, retry_after_s=settings.retry_after_s, on_store_error=metrics.store_error)
     for module in (recommendations, items, feedback, system, admin):
         app.include_router(module.router)
+    web.install(app, settings)
     auth.document_security(app, settings)
     if settings.cors_origins:
         app.add_middleware(

@@ -10,7 +10,7 @@ import time
 import uuid
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -55,6 +55,11 @@ class Metrics:
             "Redis failures by code: store_unavailable (no answer in time), store_error (an error "
             "answer such as OOM or READONLY)",
             ["code"],
+            registry=self.registry,
+        )
+        self.redis_up = Gauge(
+            "shoprec_redis_up",
+            "1 when Redis answered a PING at the last scrape of /metrics, else 0",
             registry=self.registry,
         )
         self._logged: dict[str, tuple[float, int]] = {}  # code -> (last logged at, suppressed since)

@@ -320,3 +320,17 @@ class RolledBack(BaseModel):
     rolled_back_to: str = Field(description="the version published before, now current and serving")
     previous: str | None = Field(description="the version served before")
     notified: bool = Field(description=NOTIFIED)
+
+
+class DemoShopper(BaseModel):
+    user_id: str
+    interactions: int = Field(description="items in the shopper's training history")
+    categories: list[str] = Field(description="the categories they bought most, most first")
+
+
+class DemoShop(BaseModel):
+    """What the demo storefront offers besides the API: shoppers to pick, category filter."""
+
+    shoppers: list[DemoShopper]
+    categories: list[str]
+    model_version: str

@@ -249,8 +249,9 @@ def _summary(result: TrainResult, metrics: dict[str, Any], seconds: float) -> di
         "weights": result.weights,
         "blend_grid": result.report["blend"]["grid"],
         "item_item": {k: v for k, v in components["ease"].items() if k not in ("grid", "chosen")},
-        "item_item_grid": components["ease"]["grid"],
         "vae": {k: v for k, v in components["vae"].items() if k != "chosen"},
+        # What models/plots.training_curves draws: every component's curve or search.
+        "training_report": {"components": components, "blend": result.report["blend"]},
         "stages": result.report["stages"],
         "train_seconds": seconds,
         "artifact": str(result.version_dir),

@@ -138,24 +138,11 @@ def _fmt(values: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
 
 
 def _plots(results: dict[str, dict[str, Any]], out: Path) -> None:
-    import matplotlib
+    from models import plots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for name, res in results.items():
-        history = res["attributes"]["vae"]["history"]
-        epochs = [h["epoch"] for h in history]
-        axes[0].plot(epochs, [h["val_ndcg@100"] for h in history], label=name)
-        axes[1].plot(epochs, [h["nll"] for h in history], label=name)
-    axes[0].set(title="Mult-VAE validation NDCG@100 (selection)", xlabel="epoch")
-    axes[1].set(title="Mult-VAE training NLL", xlabel="epoch", yscale="log")
-    axes[0].legend()
-    fig.tight_layout()
-    fig.savefig(out.with_name("training_curves.png"), dpi=110)
-    plt.close(fig)
-
+    reports = {name: res["attributes"]["training_report"] for name, res in results.items()}
+    plots.training_curves(reports, out.with_name("training_curves.png"))
+    plt = plots.pyplot()
     fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4.5), squeeze=False)
     for ax, (name, res) in zip(axes[0], results.items(), strict=True):
         bars = {n: res.get("references", {}).get(n, {}).get("ndcg@100") for n in REFERENCES}

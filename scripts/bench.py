@@ -220,6 +220,8 @@ def write_report(args: argparse.Namespace, source_dir: Path, loaded: artifact.Ar
             "|---|---|",
             *[f"| {a} | {b} |" for a, b in rows],
             "",
+            "![Latency of POST /v1/recommendations: histogram and CDF](latency.png)",
+            "",
             "Admin actions during the reload run:",
             "",
             *[f"- `{a}`" for a in actions],
@@ -227,7 +229,19 @@ def write_report(args: argparse.Namespace, source_dir: Path, loaded: artifact.Ar
         ]
     )
     replace_section(args.out, "bench", text)  # the soak section (scripts/soak.py) stays
+    plot_latencies(args.out.with_name("latency.png"), rec=rec, half=half)
     print(text)
+
+
+def plot_latencies(out: Path, *, rec: Stats, half: Stats) -> dict[str, dict[str, float]]:
+    """The latency distribution of the two recommendation runs, as measured (histogram + CDF)."""
+    from models.plots import latency_distribution
+
+    runs = {
+        f"half of max ({half.throughput:.0f} req/s, open loop)": half.latencies,
+        f"max throughput ({rec.throughput:.0f} req/s, closed loop)": rec.latencies,
+    }
+    return latency_distribution(runs, out, title="POST /v1/recommendations, 20-item histories, k=10")
 
 
 if __name__ == "__main__":

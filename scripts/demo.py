@@ -63,10 +63,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"embedded Redis at {redis_url} (persisting to {data_dir / 'shoprec.rdb'})", flush=True)
     os.environ["SHOPREC_REDIS_URL"] = redis_url
     os.environ["SHOPREC_ARTIFACTS_DIR"] = str(args.artifacts)
+    os.environ.setdefault("SHOPREC_DEMO", "true")  # the storefront at /demo
 
     import uvicorn
 
+    from app.config import Settings
+
     print(f"shoprec: Swagger UI at http://{args.host}:{args.port}/docs", flush=True)
+    if Settings().demo:
+        print(f"shoprec: demo storefront at http://{args.host}:{args.port}/demo", flush=True)
     try:
         uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, access_log=False)
     finally:

@@ -3,6 +3,7 @@
 python scripts/train.py --interactions FILE [--items FILE]
     [--format auto|generic|online-retail|s3rec] --out DIR [--config FILE]
 python scripts/train.py --synthetic --out DIR   # the embedded demo shop
+    [--curves PNG]   also draw the training curves of every component (docs/training_synthetic.png)
 
 Exit codes: 0 published, 2 bad input (one line naming the file, column and rule, or the
 config key), 1 anything else (a bug: a traceback).
@@ -36,6 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, required=True, help="artifacts directory")
     parser.add_argument("--config", type=Path, help="JSON overrides of models.config.TrainConfig")
     parser.add_argument("--epochs", type=int, help="shortcut for vae.epochs")
+    parser.add_argument("--curves", type=Path, help="PNG of the training curves of every component")
     return parser.parse_args(argv)
 
 
@@ -62,7 +64,13 @@ def main(argv: list[str] | None = None) -> int:
                 "format": args.format,
             }
         log(f"loaded {len(dataset.interactions):,} interaction rows, {len(dataset.items):,} catalog rows")
-        pipeline.run(dataset, config, out_dir=args.out, log=log, source=source)
+        result = pipeline.run(dataset, config, out_dir=args.out, log=log, source=source)
+        if args.curves:
+            from models import plots
+
+            name = "synthetic shop" if args.synthetic else args.interactions.name
+            plots.training_curves({name: result.report}, args.curves)
+            log(f"training curves drawn in {args.curves}")
     except (InputError, ArtifactError) as exc:  # the user's to fix; anything else is a bug
         print(f"error: {exc}", file=sys.stderr)
         return 2

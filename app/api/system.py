@@ -57,4 +57,9 @@ async def readyz(state: StateDep) -> JSONResponse:
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(state: StateDep) -> Response:
+    try:  # Redis state as of this scrape, for dashboards and alerts
+        await state.store.ping()
+        state.metrics.redis_up.set(1)
+    except StoreUnavailable:
+        state.metrics.redis_up.set(0)
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
