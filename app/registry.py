@@ -22,7 +22,6 @@ import redis.asyncio as aioredis
 from app.deps import State
 from app.errors import ArtifactsUnavailable, NotFound, StoreUnavailable, VersionRefused
 from app.scoring import artifact, publications
-from app.scoring.catalog import apply_updates
 from app.scoring.recommender import Recommender
 from app.store.catalog import CatalogState
 from app.store.connect import failures
@@ -110,22 +109,39 @@ def _refused(state: State, reason: str, exc: Exception) -> str:
 
 
 async def refresh_catalog(state: State, *, revision: int | None = None, resync: bool = False) -> None:
-    """Rebuild the serving model from its artifact and the catalog changes in Redis, unless it
-    already holds catalog ``revision`` (None: rebuild). One build per process per change: the
-    route that wrote a change builds it, and skips its own announcement of it.
+    """Bring the serving model up to the catalog changes in Redis, unless it already holds
+    catalog ``revision`` (None: check). Changes are applied to the serving model in place,
+    only those it does not hold yet (O(1) per change: no rebuild of the recommender); one
+    application per process per change: the route that wrote a change applies it, and skips
+    its own announcement of it.
 
     Revisions only grow while Redis keeps its data; ``resync`` (after a reconnection, when
-    Redis may have restarted empty) rebuilds on any difference, not only on a newer one.
+    Redis may have restarted empty) checks on any difference, not only on a newer one, and a
+    change Redis no longer holds rebuilds the model from its artifact.
     """
     async with state.swap_lock:
-        if state.base_artifact is None:
+        recommender = state.recommender
+        if state.base_artifact is None or recommender is None:
             return
         held = state.catalog_revision
         if revision is not None and held is not None and (revision == held if resync else revision <= held):
             return
-        state.recommender, state.catalog_revision = await _with_catalog(
-            state, state.base_artifact, cause="catalog"
-        )
+        try:
+            catalog = await state.catalog.read()
+        except StoreUnavailable as exc:
+            state.metrics.store_error(exc, "catalog changes")
+            return
+        applied = recommender.catalog_entries
+        if set(applied) - set(catalog.entries):  # Redis lost changes: back to the artifact
+            state.recommender, state.catalog_revision = await _with_catalog(
+                state, state.base_artifact, cause="catalog"
+            )
+            return
+        changes = {k: v for k, v in catalog.entries.items() if k not in applied or applied[k] != v}
+        if changes:
+            recommender.apply_changes(changes)
+            state.metrics.builds.labels("catalog").inc()
+        state.catalog_revision = catalog.revision
 
 
 async def _with_catalog(
@@ -139,7 +155,13 @@ async def _with_catalog(
         state.metrics.store_error(exc, "catalog changes of a model build")
         catalog = CatalogState(revision=-1, entries={})
     state.metrics.builds.labels(cause).inc()
-    recommender = await asyncio.to_thread(lambda: Recommender(apply_updates(loaded, catalog.entries)))
+
+    def build() -> Recommender:
+        recommender = Recommender(loaded)
+        recommender.apply_changes(catalog.entries)
+        return recommender
+
+    recommender = await asyncio.to_thread(build)
     return recommender, None if catalog.revision < 0 else catalog.revision
 
 

@@ -124,6 +124,27 @@ class BlendConfig:
 
 
 @dataclass
+class RetrievalConfig:
+    """How the served artifact scores (app/scoring/recommender.py): ``exhaustive`` scores
+    every item, ``two_stage`` retrieves candidates first (app/scoring/retrieval.py); ``auto``
+    is exhaustive below ``exhaustive_below`` items, where scoring everything is cheap."""
+
+    mode: str = "auto"
+    exhaustive_below: int = 50_000
+    per_component: int = 500  # candidates each component proposes
+    popular: int = 100  # popular items that pass the filter, always among the candidates
+    exact_limit: int = 20_000  # a filter allowing at most this many items scores them all
+    max_oversample: int = 8  # a filter allowing a share s asks each source for 1/s as many
+
+    def resolved(self, n_items: int) -> str:
+        if self.mode not in ("auto", "exhaustive", "two_stage"):
+            raise ConfigError(f"retrieval.mode must be auto, exhaustive or two_stage, not {self.mode!r}")
+        if self.mode == "auto":
+            return "exhaustive" if n_items < self.exhaustive_below else "two_stage"
+        return self.mode
+
+
+@dataclass
 class TrainConfig:
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
@@ -131,6 +152,7 @@ class TrainConfig:
     item_ae: ItemAEConfig = field(default_factory=ItemAEConfig)
     ease: EASEConfig = field(default_factory=EASEConfig)
     blend: BlendConfig = field(default_factory=BlendConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

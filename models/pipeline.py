@@ -193,7 +193,9 @@ def _peak_rss_mb() -> float:
 
 def _merge(data: TrainData, trained_on: sp.csr_matrix, parts: Any) -> dict[str, np.ndarray]:
     """One artifact's arrays: the components' and the shared ones."""
-    arrays: dict[str, np.ndarray] = {"popularity": ease_model.popularity(trained_on)}
+    popularity = ease_model.popularity(trained_on)
+    order = np.argsort(-popularity, kind="stable").astype(np.int64)
+    arrays: dict[str, np.ndarray] = {"popularity": popularity, "popular_order": order}
     for part in parts:
         arrays.update(part)
     return arrays
@@ -260,8 +262,16 @@ def _manifest(
         "metrics": {"validation": metrics},
         "training": training,
         "feature_space": space.to_dict(),
+        "retrieval": _retrieval(config, report["counts"]["items"]),
         "consumed": consumed or {},
     }
+
+
+def _retrieval(config: TrainConfig, n_items: int) -> dict[str, Any]:
+    r = config.retrieval
+    pools = {"per_component": r.per_component, "popular": r.popular}
+    pools |= {"exact_limit": r.exact_limit, "max_oversample": r.max_oversample}
+    return {"mode": r.resolved(n_items), "pools": pools}
 
 
 def _catalog(item_ids: list[str], items: pd.DataFrame) -> list[dict[str, Any]]:

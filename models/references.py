@@ -135,6 +135,7 @@ def mult_vae(data: TrainData, log: Log) -> tuple[ScoresOf, dict[str, Any]]:
         (data.full > 0).astype(np.float32), refit_config, epochs=best, anneal_epochs=PAPER_VAE.epochs, log=log
     )
     arrays = {**model.export_arrays(), "popularity": np.zeros(data.n_items, np.float32)}
+    arrays["item_norm"] = np.linalg.norm(arrays["item_emb"], axis=1).astype(np.float32)
     arrays["content_to_cf"] = np.zeros((1, 1), np.float32)
     arrays["user_emb"] = np.zeros((0, 1), np.float32)
     component = VAE(arrays)

@@ -78,7 +78,7 @@ def redis_sample(client: redis.Redis) -> tuple[float, int, int, int, int]:
 
 
 def soak(artifacts_dir: Path, minutes: float, connections: int) -> tuple[float, list[Sample]]:
-    loaded = artifact.load(artifacts_dir, verify_checksums=False)
+    loaded = artifact.load(artifacts_dir)
     # 1,000 shoppers (700 known, 300 new) so live lists fill up to their cap.
     users = [*loaded.users[:700], *(f"soak-new-{n}" for n in range(300))]
     make = mixed_traffic([i["item_id"] for i in loaded.items], users, MIX)

@@ -27,7 +27,8 @@ def test_round_trip(trained, artifacts_dir):
     assert manifest.schema_version == artifact.SCHEMA_VERSION == 2
     assert loaded.users == result.data.user_ids
     assert [i["item_id"] for i in loaded.items] == result.data.item_ids
-    assert set(loaded.arrays) == set(result.arrays) == set(artifact.array_specs(manifest.components))
+    assert set(loaded.arrays) == set(artifact.array_specs(manifest.components))
+    assert set(result.arrays) <= set(loaded.arrays)  # plus the catalog's, written from its rows
     for name, array in result.arrays.items():
         np.testing.assert_array_equal(np.asarray(loaded.arrays[name]), array, err_msg=name)
         assert isinstance(loaded.arrays[name], np.memmap), name
@@ -40,9 +41,24 @@ def test_round_trip(trained, artifacts_dir):
 def test_current_is_a_symlink_switched_atomically(artifacts_dir, tmp_path):
     current = artifacts_dir / artifact.CURRENT
     assert current.is_symlink()
-    (tmp_path / "v2").mkdir()
+    shutil.copytree(artifact.resolve(artifacts_dir), tmp_path / "v2")
     artifact.publish(tmp_path, "v2")
     assert (tmp_path / "current").resolve() == (tmp_path / "v2").resolve()
+
+
+def test_publishing_verifies_every_checksum_and_loading_every_size(copy):
+    """A serving process checks sizes, dtypes and shapes (fast at any size); publishing reads
+    every byte, so a file changed in place is refused before it can become current."""
+    path = copy / "item_emb.npy"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # same size, different content
+    path.write_bytes(bytes(data))
+    artifact.load(copy)  # sizes hold
+    with pytest.raises(ArtifactError, match=r"item_emb.npy: checksum mismatch"):
+        artifact.load(copy, checksums=True)
+    with pytest.raises(ArtifactError, match=r"item_emb.npy: checksum mismatch"):
+        artifact.publish(copy.parent, copy.name)
+    assert not (copy.parent / artifact.CURRENT).exists()
 
 
 def test_missing_file(copy):
@@ -51,10 +67,10 @@ def test_missing_file(copy):
         artifact.load(copy)
 
 
-def test_checksum_mismatch_on_truncation(copy):
+def test_a_truncated_file_is_refused_at_load(copy):
     path = copy / "user_emb.npy"
     path.write_bytes(path.read_bytes()[:-10])
-    with pytest.raises(ArtifactError, match=r"user_emb.npy: checksum mismatch"):
+    with pytest.raises(ArtifactError, match=r"user_emb.npy: \d+ bytes, the manifest says \d+ \(truncated"):
         artifact.load(copy)
 
 
@@ -87,11 +103,13 @@ def test_bad_shape_and_dtype(copy):
     manifest = json.loads((copy / "manifest.json").read_text())
     np.save(copy / "item_bias.npy", np.zeros(3, dtype=np.float32))
     manifest["checksums"]["item_bias.npy"] = artifact.sha256(copy / "item_bias.npy")
+    manifest["sizes"]["item_bias.npy"] = (copy / "item_bias.npy").stat().st_size
     (copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match=r"item_bias.npy: shape \(3,\)"):
         artifact.load(copy)
     np.save(copy / "item_bias.npy", np.zeros(manifest["dims"]["n_items"], dtype=np.float64))
     manifest["checksums"]["item_bias.npy"] = artifact.sha256(copy / "item_bias.npy")
+    manifest["sizes"]["item_bias.npy"] = (copy / "item_bias.npy").stat().st_size
     (copy / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match=r"item_bias.npy: dtype float64"):
         artifact.load(copy)

@@ -99,7 +99,7 @@ async def test_purchase_changes_the_next_recommendations(client, trained):
     seen = set(recommender.training_history(user)[0].tolist())
     ease = recommender.scorer.components["ease"].matrix
     # X: an unseen item whose strongest EASE neighbour Y is also unseen.
-    for x in np.argsort(-recommender.popularity):
+    for x in recommender.popular_order:
         row = ease[int(x)]
         if int(x) in seen or row.nnz == 0:
             continue

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from app.events import Event
 from app.schemas import ItemUpdate
 from app.scoring import artifact, history
-from app.scoring.catalog import apply_updates
 from app.scoring.history import ExcludeHistory, History
 from app.scoring.recommender import Filters, Recommendation, Recommender
+from app.scoring.retrieval import Pools
 from app.store.feedback import RecentEvent
 
 PROPERTY = settings(max_examples=100, deadline=None, database=None)
@@ -45,28 +45,56 @@ def _catalog_updates(loaded: artifact.Artifact) -> dict:
     return updates
 
 
-@pytest.fixture(scope="module", params=["published", "catalog_changed"])
+# Two-stage serving with pools far smaller than this 300-item shop, so that retrieval, its
+# filters and its fill-up are exercised (a real catalog has 100k items and pools of 500).
+SMALL_POOLS = Pools(per_component=20, popular=5, exact_limit=30, max_oversample=4)
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        ("published", "exhaustive"),
+        ("catalog_changed", "exhaustive"),
+        ("published", "two_stage"),
+        ("catalog_changed", "two_stage"),
+    ],
+    ids=lambda p: "-".join(p),
+)
 def recommender(request, artifacts_dir) -> Recommender:
     """Built as ``app.registry`` builds it: the loaded artifact plus the stored catalog changes."""
+    state, mode = request.param
     loaded = artifact.load(artifacts_dir)
-    updates = {} if request.param == "published" else _catalog_updates(loaded)
-    return Recommender(apply_updates(loaded, updates))
+    updates = {} if state == "published" else _catalog_updates(loaded)
+    recommender = Recommender(loaded, mode=mode, pools=SMALL_POOLS if mode == "two_stage" else None)
+    recommender.apply_changes(updates)
+    recommender.rows = catalog_rows(recommender)  # type: ignore[attr-defined]
+    return recommender
+
+
+def catalog_rows(rec: Recommender) -> list[dict]:
+    """Every item the recommender holds, as the catalog API reports it (deleted ones marked)."""
+    return [{**rec.catalog.record(i), "deleted": rec.catalog.is_deleted(i)} for i in range(rec.n_items)]
+
+
+def index_of(rec: Recommender) -> dict[str, int]:
+    """Ids to indices, deleted items included: they still count in a history."""
+    return {row["item_id"]: i for i, row in enumerate(rec.rows)}
 
 
 # -- strategies ------------------------------------------------------------------------
 def item_ids(rec: Recommender) -> st.SearchStrategy[str]:
     """Mostly catalog ids (deleted ones included), sometimes ids the model never saw."""
-    known = st.sampled_from([item["item_id"] for item in rec.items])
+    known = st.sampled_from([item["item_id"] for item in rec.rows])
     return st.one_of(known, known, known, st.text(min_size=1, max_size=12))
 
 
 def filters(rec: Recommender) -> st.SearchStrategy[Filters | None]:
     def names(field: str) -> st.SearchStrategy[list[str] | None]:
-        values = sorted({item[field] for item in rec.items if item.get(field)})
+        values = sorted({item[field] for item in rec.rows if item.get(field)})
         name = st.one_of(st.sampled_from(values), st.text(min_size=1, max_size=8))
         return st.none() | st.lists(name, max_size=100)  # the schema's maximum
 
-    prices = sorted({item["price"] for item in rec.items if item.get("price") is not None})
+    prices = sorted({item["price"] for item in rec.rows if item.get("price") is not None})
     # Bounds at and next to catalog prices, where a filter is easiest to get wrong.
     near = st.tuples(st.sampled_from(prices), st.sampled_from([-1e-6, -1e-7, 0.0, 1e-7, 1e-6]))
     bound = st.one_of(
@@ -137,7 +165,7 @@ def check(
     result, again = call(), call()
     assert history == before, "recommend must not change its input"
     ids = result.item_idx.tolist()
-    candidates = {i for i, item in enumerate(rec.items) if matches(item, f)} - exclude - hidden
+    candidates = {i for i, item in enumerate(rec.rows) if matches(item, f)} - exclude - hidden
     assert len(ids) == len(set(ids)), "duplicates"
     assert set(ids) <= candidates, f"excluded, hidden, unavailable or filtered out: {set(ids) - candidates}"
     assert len(ids) == min(k, len(candidates)), "an item was excluded that the policy keeps"
@@ -152,8 +180,10 @@ def check(
     assert result.because == again.because
     if explain and signal:
         assert result.because is not None and len(result.because) == len(ids)
-        names = {rec.items[i]["item_id"] for i in signal}
+        names = {rec.rows[i]["item_id"] for i in signal}
         assert all(because and set(because) <= names for because in result.because)
+    if rec.mode == "two_stage":  # scores are standardised over each request's own candidates
+        return result
     # The k best candidates: the unfiltered ranking restricted to the candidates (scores
     # compared rather than ids, so ties may come in any order).
     full = rec.recommend(history, k=rec.n_items, user_vector=built.user_vector)
@@ -186,8 +216,9 @@ def test_session_recommendations(recommender, data):
     policy = data.draw(policies, label="exclude_history")
     excluded = data.draw(st.lists(item_ids(rec), max_size=20), label="exclude")
     built = history.build(rec, session=items, session_event=event)
-    assert built.unknown == list(dict.fromkeys(i for i in items if i not in rec.item_index))
-    known = {rec.item_index[i] for i in items if i in rec.item_index}
+    index = index_of(rec)
+    assert built.unknown == list(dict.fromkeys(i for i in items if i not in index))
+    known = {index[i] for i in items if i in index}
     weight = weight_of(rec, event, None)
     assert built.weights == dict.fromkeys(known, weight)
     assert built.user_vector is None
@@ -200,7 +231,7 @@ def test_session_recommendations(recommender, data):
         built,
         k=data.draw(k_values, label="k"),
         policy=policy,
-        exclude={rec.item_index[i] for i in excluded if i in rec.item_index},
+        exclude={index[i] for i in excluded if i in index},
         hidden=hidden,
         f=data.draw(filters(rec), label="filters"),
         explain=data.draw(st.booleans(), label="explain"),
@@ -222,9 +253,11 @@ def test_user_recommendations(recommender, data):
     policy = data.draw(policies, label="exclude_history")
     built = history.build(rec, user_id=user, live=recent)
     idx, weights = rec.training_history(user)
-    assert (user in rec.user_index) == (len(idx) > 0)
+    known_user = rec.user_index(user) is not None
+    assert known_user == (len(idx) > 0)
     trained = dict(zip(idx.tolist(), weights.tolist(), strict=True))
-    live = [(rec.item_index[e.item_id], e) for e in recent if e.item_id in rec.item_index]
+    index = index_of(rec)
+    live = [(index[e.item_id], e) for e in recent if e.item_id in index]
     seen = set(trained) | {i for i, _ in live}
     assert set(built.weights) == seen
     purchase = weight_of(rec, Event.purchase, None)
@@ -233,7 +266,7 @@ def test_user_recommendations(recommender, data):
     assert built.owned == owned
     # The stored vector is used exactly when no live event outweighs the training history.
     raised = any(weight_of(rec, Event(e.event), e.value) > trained.get(i, 0.0) for i, e in live)
-    assert (built.user_vector is not None) == (user in rec.user_index and not raised)
+    assert (built.user_vector is not None) == (known_user and not raised)
     hidden = {ExcludeHistory.seen: seen, ExcludeHistory.purchased: owned}.get(policy, set())
     check(
         rec,
@@ -254,7 +287,7 @@ def test_thousands_of_history_items(recommender, seed, size, unknown_share):
     lists stay small)."""
     rec = recommender
     rng = np.random.default_rng(seed)
-    known = np.array([item["item_id"] for item in rec.items])
+    known = np.array([item["item_id"] for item in rec.rows])
     ids = rng.choice(known, size=size).astype(object)
     strangers = rng.random(size) < unknown_share
     ids[strangers] = [f"gone-{n}" for n in rng.integers(0, 500, strangers.sum())]
@@ -265,7 +298,7 @@ def test_thousands_of_history_items(recommender, seed, size, unknown_share):
     for item, weight in zip(ids[~strangers].tolist(), weights[~strangers].tolist(), strict=True):
         strongest[item] = max(weight, strongest.get(item, 0.0))
     # The strongest weight per known item; items with only zero weights stay, as seen.
-    assert {rec.items[i]["item_id"]: w for i, w in history.items()} == strongest
+    assert {rec.rows[i]["item_id"]: w for i, w in history.items()} == strongest
     k = int(rng.integers(1, 1001))
     built = History(weights=history, owned=frozenset(), unknown=unknown)
     policy = ExcludeHistory.seen if seed % 2 else ExcludeHistory.none
@@ -279,8 +312,8 @@ def test_filters_select_exactly_the_matching_items(recommender, data):
     """The eligibility mask behind every filtered request, over the whole catalog."""
     rec = recommender
     f = data.draw(filters(rec), label="filters")
-    expected = [matches(item, f) for item in rec.items]
-    assert rec.eligible(f).tolist() == expected
+    expected = [matches(item, f) for item in rec.rows]
+    assert rec.catalog.passes(np.arange(rec.n_items), f).tolist() == expected
 
 
 @PROPERTY
@@ -288,14 +321,14 @@ def test_filters_select_exactly_the_matching_items(recommender, data):
 def test_similar_items(recommender, data):
     """GET /v1/items/{id}/similar for any item that is not deleted."""
     rec = recommender
-    findable = [i for i, item in enumerate(rec.items) if not item.get("deleted")]
+    findable = [i for i, item in enumerate(rec.rows) if not item.get("deleted")]
     idx = data.draw(st.sampled_from(findable), label="item")
     k = data.draw(k_values, label="k")
     by = data.draw(st.sampled_from(["collaborative", "content"]), label="by")
     ranked, scores = rec.similar(idx, k=k, by=by)
     again = rec.similar(idx, k=k, by=by)
     ids = ranked.tolist()
-    candidates = {i for i, item in enumerate(rec.items) if matches(item, None)} - {idx}
+    candidates = {i for i, item in enumerate(rec.rows) if matches(item, None)} - {idx}
     assert len(ids) == len(set(ids)) == min(k, len(candidates))
     assert set(ids) <= candidates
     assert np.all(np.isfinite(scores)) and np.all(np.diff(scores) <= 0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 
 import pytest
@@ -24,6 +25,14 @@ def add_version(base, artifacts_dir, name, created_at, *, corrupt=False):
     if corrupt:
         (dst / "item_emb.npy").write_bytes(b"\x93NUMPY broken")
     return dst
+
+
+def point_current(folder, name):
+    """Switch ``current`` by hand, as a broken deploy would (publishing verifies every
+    checksum and would refuse a broken version)."""
+    link = folder / ".current-by-hand"
+    link.symlink_to(name)
+    os.replace(link, folder / artifact.CURRENT)
 
 
 @pytest.fixture
@@ -71,7 +80,7 @@ async def test_publish_reaches_two_processes_and_bad_versions_are_refused(
         assert item not in [i["item_id"] for i in after["items"]]
 
         add_version(artifacts_dir, versions_dir, "v3", "2026-03-01T00:00:00", corrupt=True)
-        artifact.publish(versions_dir, "v3")
+        point_current(versions_dir, "v3")
         await redis_client.publish(registry.channel(prefix), "v3")
         for _ in range(200):
             model = (await one.get("/v1/model")).json()
@@ -164,7 +173,7 @@ async def test_reload_of_a_broken_current_is_409_and_an_artifacts_dir_without_hi
         missing = await http.post("/v1/admin/rollback")
         assert missing.status_code == 404 and "no publish history" in missing.json()["error"]["message"]
         add_version(artifacts_dir, folder, "v2", "2026-02-01T00:00:00", corrupt=True)
-        artifact.publish(folder, "v2")
+        point_current(folder, "v2")
         refused = await http.post("/v1/admin/reload")
         assert refused.status_code == 409 and "item_emb.npy" in refused.json()["error"]["message"]
         assert await serving(http) == "v1"
@@ -176,9 +185,9 @@ async def test_a_truncated_artifact_is_refused_at_startup_naming_the_file(
     folder = tmp_path / "broken"
     folder.mkdir()
     version = add_version(artifacts_dir, folder, "v1", "2026-01-01T00:00:00")
-    scores = version / "item_emb.npy"
-    scores.write_bytes(scores.read_bytes()[:1000])  # truncated mid-copy
     artifact.publish(folder, "v1")
+    scores = version / "item_emb.npy"
+    scores.write_bytes(scores.read_bytes()[:1000])  # truncated later, e.g. a copy to a replica
     async with app_client(settings_factory(artifacts_dir=folder)) as http:
         ready = await http.get("/readyz")
         assert ready.status_code == 503 and ready.headers["retry-after"]

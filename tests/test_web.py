@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.scoring import artifact
 from app.web.docs import VENDOR
 from tests.conftest import app_client
 from tools.server import server_env, uvicorn_process
@@ -64,7 +65,7 @@ async def test_demo_page_and_its_files(settings_factory, redis_client):
 
 
 async def test_demo_shop_offers_users_of_the_serving_model(settings_factory, redis_client, artifacts_dir):
-    users = set(json.loads((artifacts_dir / "current" / "users.json").read_text()))
+    users = set(artifact.load(artifacts_dir).users)
     async with app_client(settings_factory(demo=True)) as http:
         shop = (await http.get("/v1/demo/shop", params={"shoppers": 5})).json()
         assert len(shop["shoppers"]) == 5

@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mix", default="recommend=80,feedback=15,similar=5")
     parser.add_argument("--api-key", help="sent as X-API-Key (feedback needs a writer key when keys are on)")
     args = parser.parse_args(argv)
-    loaded = artifact.load(args.artifacts, verify_checksums=False)
+    loaded = artifact.load(args.artifacts)
     mix = {k: float(v) for k, v in (p.split("=") for p in args.mix.split(","))}
     make = mixed_traffic([i["item_id"] for i in loaded.items], loaded.users, mix)
     rate = None if args.rate == "max" else float(args.rate)

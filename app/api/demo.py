@@ -24,7 +24,7 @@ async def demo_shop(
     recommender: RecommenderDep, shoppers: Annotated[int, Query(ge=1, le=100)] = 12
 ) -> DemoShop:
     """Known shoppers (short to long histories) and the catalog's categories."""
-    categories = sorted({str(c) for c in recommender.category if c})
+    categories = list(recommender.catalog.categories)
     return DemoShop(
         shoppers=known_shoppers(recommender, shoppers),
         categories=categories,
@@ -44,7 +44,10 @@ def known_shoppers(recommender: Recommender, n: int) -> list[DemoShopper]:
     out = []
     for u in picks:
         idx, _ = recommender.training_history(users[u])
-        counts = Counter(c for c in recommender.category[idx] if c)
+        codes = np.asarray(recommender.artifact.arrays["item_category"])[
+            idx[idx < recommender.catalog.n_base]
+        ]
+        counts = Counter(recommender.catalog.categories[c] for c in codes if c >= 0)
         out.append(
             DemoShopper(
                 user_id=users[u],

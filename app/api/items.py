@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import numpy as np
 from fastapi import APIRouter, Path, Query, Response
 
 from app import registry
@@ -19,19 +20,19 @@ ItemId = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN, e
 
 
 def _index(recommender: Recommender, item_id: str) -> int:
-    idx = recommender.item_index.get(item_id)
-    if idx is None or recommender.items[idx].get("deleted"):
+    idx = recommender.index_of(item_id)
+    if idx is None or recommender.catalog.is_deleted(idx):
         raise ItemNotFound(f"unknown item {item_id!r}", {"item_id": item_id})
     return idx
 
 
 def _item(recommender: Recommender, idx: int) -> Item:
-    item = recommender.items[idx]
+    record = recommender.catalog.record(idx)
     return Item(
         **recommender.item_view(idx),
-        attributes=item.get("attributes") or [],
-        popularity=float(recommender.popularity[idx]),
-        available=bool(recommender.available[idx]),
+        attributes=record.get("attributes") or [],
+        popularity=recommender.popularity(idx),
+        available=bool(recommender.catalog.available(np.array([idx]))[0]),
     )
 
 
@@ -53,7 +54,7 @@ async def put_item(item_id: ItemId, body: ItemUpdate, state: StateDep) -> Item:
     revision = await state.catalog.put(item_id, body.model_dump())
     await registry.refresh_catalog(state, revision=revision)
     recommender = await get_recommender_of(state)
-    return _item(recommender, recommender.item_index[item_id])
+    return _item(recommender, _index(recommender, item_id))
 
 
 @router.delete(

@@ -105,8 +105,8 @@ def _excluded(
     recommender: Recommender, built: History, policy: ExcludeHistory, item_ids: Iterable[str]
 ) -> set[int]:
     """The history items the policy hides, and the request's own exclusions."""
-    named = (recommender.item_index.get(i) for i in item_ids)
-    return built.excluded(policy) | {i for i in named if i is not None}
+    named = recommender.known_ids(list(item_ids)).tolist()
+    return built.excluded(policy) | {i for i in named if i >= 0}
 
 
 def _response(

@@ -22,18 +22,21 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from app.scoring import catalog as catalog_arrays
 from app.scoring import publications
 from app.scoring.components import REGISTRY, ArraySpec
 from app.scoring.manifest import SCHEMA_VERSION, Manifest
 
 CURRENT = "current"
 MANIFEST = "manifest.json"
-JSON_FILES = ("items.json", "users.json")
+CATALOG_JSON = "catalog.json"  # the category and brand vocabularies
 
-# Arrays every artifact has, beside its components' (app.scoring.components): name -> (dtype,
-# shape as names of manifest["dims"]).
+# Arrays every artifact has, beside its components' (app.scoring.components) and its
+# catalog's (app.scoring.catalog): name -> (dtype, shape as names of manifest["dims"]); dtype
+# "S" is UTF-8 bytes of any width.
 SHARED_ARRAYS: dict[str, ArraySpec] = {
     "popularity": ("float32", ("n_items",)),
+    "popular_order": ("int64", ("n_items",)),  # items by popularity, most popular first
     # Known users' training histories (CSR over users).
     "user_indptr": ("int64", ("n_users_1",)),
     "user_items": ("int32", ("user_nnz",)),
@@ -43,7 +46,7 @@ SHARED_ARRAYS: dict[str, ArraySpec] = {
 
 def array_specs(components: list[str]) -> dict[str, ArraySpec]:
     """Every array of an artifact with these components, shared ones first."""
-    specs = dict(SHARED_ARRAYS)
+    specs = {**SHARED_ARRAYS, **catalog_arrays.ARRAYS}
     for name in components:
         if name not in REGISTRY:
             raise ArtifactError(f"unknown component {name!r}; this server knows {', '.join(REGISTRY)}")
@@ -59,13 +62,28 @@ class ArtifactError(RuntimeError):
 class Artifact:
     path: Path
     manifest: Manifest
-    items: list[dict[str, Any]]
-    users: list[str]
     arrays: dict[str, np.ndarray]
+    vocab: dict[str, list[str]]  # catalog.json
 
     @property
     def version(self) -> str:
         return self.manifest.model_version
+
+    @property
+    def items(self) -> list[dict[str, Any]]:
+        """Every catalog record, decoded (offline code and tests; serving reads records one
+        at a time through app.scoring.catalog.Catalog)."""
+        offsets, blob = self.arrays["item_record_offsets"], bytes(self.arrays["item_records"])
+        available = self.arrays["item_available"]
+        return [
+            {**json.loads(blob[offsets[i] : offsets[i + 1]]), "available": bool(available[i])}
+            for i in range(len(offsets) - 1)
+        ]
+
+    @property
+    def users(self) -> list[str]:
+        """Every known user id, decoded, in user-index order."""
+        return [bytes(u).decode() for u in self.arrays["user_ids"]]
 
 
 def sha256(path: Path) -> str:
@@ -93,6 +111,10 @@ def dims_of(arrays: dict[str, np.ndarray], specs: dict[str, ArraySpec]) -> dict[
     return dims
 
 
+def _dtype_ok(array: np.ndarray, dtype: str) -> bool:
+    return array.dtype.kind == "S" if dtype == "S" else array.dtype == np.dtype(dtype)
+
+
 def write(
     out_dir: Path,
     *,
@@ -105,8 +127,12 @@ def write(
     """Write a complete version folder under ``out_dir`` (not yet published).
 
     ``manifest`` holds every :class:`Manifest` field but the ones set here (schema and model
-    version, dims, checksums); it is validated before anything is written."""
+    version, dims, sizes, checksums); it is validated before anything is written. ``items``
+    (catalog rows aligned with item indices) and ``users`` (ids aligned with user indices)
+    become the catalog arrays."""
     specs = array_specs(manifest["components"])
+    catalog, vocab = catalog_arrays.encode(items, users)
+    arrays = {**arrays, **catalog}
     missing = set(specs) - set(arrays)
     if missing:
         raise ArtifactError(f"cannot export: arrays missing: {sorted(missing)}")
@@ -115,6 +141,7 @@ def write(
         "schema_version": SCHEMA_VERSION,
         "model_version": version,
         "dims": dims_of(arrays, specs),
+        "sizes": {},
         "checksums": {},
     }
     try:
@@ -125,19 +152,33 @@ def write(
     folder.mkdir(parents=True, exist_ok=False)
     for name, (dtype, _) in specs.items():
         path = folder / f"{name}.npy"
-        np.save(path, np.ascontiguousarray(arrays[name], dtype=dtype))
+        array = arrays[name] if dtype == "S" else np.ascontiguousarray(arrays[name], dtype=dtype)
+        np.save(path, array)
+    (folder / CATALOG_JSON).write_text(json.dumps(vocab, ensure_ascii=False))
+    for path in sorted(folder.iterdir()):
+        full["sizes"][path.name] = path.stat().st_size
         full["checksums"][path.name] = sha256(path)
-    for name, payload in (("items.json", items), ("users.json", users)):
-        path = folder / name
-        path.write_text(json.dumps(payload, ensure_ascii=False))
-        full["checksums"][name] = sha256(path)
     (folder / MANIFEST).write_text(json.dumps(full, indent=2, default=str))
     return folder
 
 
+def verify(folder: Path) -> None:
+    """Every file's sha256 against the manifest (ArtifactError on the first mismatch): run
+    when a version is published, so serving processes need not read every byte to start."""
+    manifest = read_manifest(folder)
+    for name, digest in manifest.checksums.items():
+        file = folder / name
+        if not file.exists():
+            raise ArtifactError(f"{file}: missing")
+        if sha256(file) != digest:
+            raise ArtifactError(f"{file}: checksum mismatch (file changed or truncated)")
+
+
 def publish(out_dir: Path, version: str, *, rollback: bool = False) -> None:
-    """Point ``out_dir/current`` at ``version`` atomically (rename over the old link), then
-    append it to the publish history (app.scoring.publications)."""
+    """Verify ``version`` (every checksum), point ``out_dir/current`` at it atomically
+    (rename over the old link), then append it to the publish history
+    (app.scoring.publications)."""
+    verify(out_dir / version)
     tmp = out_dir / f".{CURRENT}.{os.getpid()}"
     if tmp.is_symlink() or tmp.exists():
         tmp.unlink()
@@ -176,18 +217,25 @@ def read_manifest(folder: Path) -> Manifest:
         raise ArtifactError(f"{path}: invalid manifest: {exc}") from exc
 
 
-def load(path: Path, *, verify_checksums: bool = True) -> Artifact:
-    """Load and validate a version folder (or ``DIR/current``); arrays are memory-mapped."""
+def load(path: Path, *, checksums: bool = False) -> Artifact:
+    """Load and validate a version folder (or ``DIR/current``); arrays are memory-mapped.
+
+    Every file's size, and every array's dtype and shape, are checked (a truncated or
+    replaced file is refused); ``checksums`` also reads every byte against its sha256, which
+    publishing (:func:`verify`) has done already."""
     folder = resolve(path)
     manifest = read_manifest(folder)
     specs = array_specs(manifest.components)
-    dims, checksums = manifest.dims, manifest.checksums
-    for name in (*JSON_FILES, *(f"{n}.npy" for n in specs)):
+    dims = manifest.dims
+    for name in (CATALOG_JSON, *(f"{n}.npy" for n in specs)):
         file = folder / name
         if not file.exists():
             raise ArtifactError(f"{file}: missing")
-        if verify_checksums and checksums.get(name) != sha256(file):
-            raise ArtifactError(f"{file}: checksum mismatch (file changed or truncated)")
+        if file.stat().st_size != manifest.sizes.get(name):
+            size, expected = file.stat().st_size, manifest.sizes.get(name)
+            raise ArtifactError(f"{file}: {size} bytes, the manifest says {expected} (truncated or replaced)")
+    if checksums:
+        verify(folder)
     arrays = {}
     for name, (dtype, shape_names) in specs.items():
         file = folder / f"{name}.npy"
@@ -195,14 +243,14 @@ def load(path: Path, *, verify_checksums: bool = True) -> Artifact:
             array = np.load(file, mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError) as exc:
             raise ArtifactError(f"{file}: not a readable .npy array: {exc}") from exc
-        expected = tuple(dims.get(d, -1) for d in shape_names)
-        if array.dtype != np.dtype(dtype):
+        shape = tuple(dims.get(d, -1) for d in shape_names)
+        if not _dtype_ok(array, dtype):
             raise ArtifactError(f"{file}: dtype {array.dtype}, expected {dtype}")
-        if array.shape != expected:
-            raise ArtifactError(f"{file}: shape {array.shape}, expected {expected}")
+        if array.shape != shape:
+            raise ArtifactError(f"{file}: shape {array.shape}, expected {shape}")
         arrays[name] = array
-    items = json.loads((folder / "items.json").read_text())
-    users = json.loads((folder / "users.json").read_text())
-    if len(items) != dims["n_items"] or len(users) != dims["n_users_1"] - 1:
-        raise ArtifactError(f"{folder}: items.json/users.json length does not match the manifest")
-    return Artifact(path=folder, manifest=manifest, items=items, users=users, arrays=arrays)
+    try:
+        vocab = json.loads((folder / CATALOG_JSON).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{folder / CATALOG_JSON}: unreadable: {exc}") from exc
+    return Artifact(path=folder, manifest=manifest, arrays=arrays, vocab=vocab)

@@ -101,19 +101,20 @@ def build(
     purchase = type_weight(recommender, Event.purchase)
     owned.update(i for i, w in trained.items() if w >= purchase)
 
-    def add(item_id: str, weight: float, owns: bool) -> bool:
-        idx = recommender.item_index.get(item_id)
-        if idx is None:
-            return False
-        weights[idx] = max(weight, weights.get(idx, 0.0))
-        if owns:
-            owned.add(idx)
-        return True
-
-    for event in live:
-        add(event.item_id, event_weight(recommender, event.event, event.value), event.event in OWNING_EVENTS)
+    # Live events, then session items: (item id, weight, owns), looked up in one call.
+    entries = [
+        (e.item_id, event_weight(recommender, e.event, e.value), e.event in OWNING_EVENTS) for e in live
+    ]
+    n_live, session = len(entries), list(session)
     session_weight, session_owns = type_weight(recommender, session_event), session_event in OWNING_EVENTS
-    unknown = [item for item in session if not add(item, session_weight, session_owns)]
+    entries += [(item, session_weight, session_owns) for item in session]
+    found = recommender.known_ids([item for item, _, _ in entries]).tolist() if entries else []
+    for (_, weight, owns), idx in zip(entries, found, strict=True):
+        if idx >= 0:
+            weights[idx] = max(weight, weights.get(idx, 0.0))
+            if owns:
+                owned.add(idx)
+    unknown = [item for item, idx in zip(session, found[n_live:], strict=True) if idx < 0]
     return History(
         weights=weights,
         owned=frozenset(owned),

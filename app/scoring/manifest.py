@@ -6,7 +6,7 @@ a version is loaded (a manifest that does not match is refused, naming the field
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,6 +29,13 @@ class EventRules(BaseModel):
     rating_threshold: float
 
 
+class Retrieval(BaseModel):
+    """How serving scores (app.scoring.recommender): every item, or candidates first."""
+
+    mode: Literal["exhaustive", "two_stage"]
+    pools: dict[str, int] = Field(default_factory=dict, description="app.scoring.retrieval.Pools")
+
+
 class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -47,5 +54,7 @@ class Manifest(BaseModel):
     metrics: dict[str, Any] = Field(description="validation metrics of the selection models")
     training: dict[str, Any] = Field(default_factory=dict, description="the training report")
     feature_space: dict[str, Any]
+    retrieval: Retrieval
     dims: dict[str, int]
-    checksums: dict[str, str]
+    sizes: dict[str, int] = Field(description="bytes of every file: checked at every load")
+    checksums: dict[str, str] = Field(description="sha256 of every file: checked when published")

@@ -1,54 +1,43 @@
 """The recommender: turns ids into indices, chains strategies (personalized blend when there
 is a usable history, popularity otherwise), applies exclusions and filters, explains.
 
+Two ways to score, chosen by the manifest's ``retrieval.mode`` (training's configuration):
+``exhaustive`` scores every item with every component and standardises over the catalog;
+``two_stage`` retrieves a bounded candidate set (app.scoring.retrieval) and scores only the
+candidates, standardised over them, so a request's cost does not grow with the catalog.
+
 Pure numpy over a loaded artifact; no I/O. One instance per artifact version, swapped as a
-whole on reload, so a request never sees two versions.
+whole on reload, so a request never sees two versions; catalog changes are applied to it in
+place (O(1) per change, on the event loop, between requests).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
 import numpy as np
 
+from app.scoring import catalog as catalog_files
+from app.scoring.ann import best
 from app.scoring.artifact import Artifact
+from app.scoring.catalog import Catalog, Filters
 from app.scoring.components.content import Content
 from app.scoring.components.ease import ItemItem
 from app.scoring.components.vae import VAE
+from app.scoring.features import FeatureSpace
+from app.scoring.retrieval import Pools, candidates, popular_passing
 from app.scoring.scorer import Scorer, histories_matrix, top_k
+
+__all__ = ["Filters", "Recommendation", "Recommender", "SimilarBy", "Strategy"]
 
 T = TypeVar("T")
 
 
 def _of_type(component: object, kind: type[T]) -> T | None:
     return component if isinstance(component, kind) else None
-
-
-@dataclass(frozen=True)
-class Filters:
-    category: frozenset[str] | None = None
-    brand: frozenset[str] | None = None
-    min_price: float | None = None
-    max_price: float | None = None
-
-    @classmethod
-    def of(
-        cls,
-        category: Iterable[str] | None,
-        brand: Iterable[str] | None,
-        min_price: float | None,
-        max_price: float | None,
-    ) -> Filters:
-        """From request values; an absent or empty list does not filter."""
-        return cls(
-            category=frozenset(category) if category else None,
-            brand=frozenset(brand) if brand else None,
-            min_price=min_price,
-            max_price=max_price,
-        )
 
 
 class Strategy(StrEnum):
@@ -73,70 +62,89 @@ class Recommendation:
 
 
 class Recommender:
-    def __init__(self, loaded: Artifact) -> None:
+    def __init__(self, loaded: Artifact, *, mode: str | None = None, pools: Pools | None = None) -> None:
+        """mode (``exhaustive`` or ``two_stage``) and pools override the manifest's retrieval
+        settings (evaluation, tests)."""
         self.artifact = loaded
         self.version = loaded.version
         manifest = loaded.manifest
         self.scorer = Scorer(loaded.arrays, manifest.blend_weights, manifest.components)
         self.event_weights: dict[str, float] = manifest.events.weights
         self.rating_threshold: float = manifest.events.rating_threshold
-        self.items = loaded.items
-        self.item_index = {item["item_id"]: i for i, item in enumerate(loaded.items)}
-        self.user_index = {user: u for u, user in enumerate(loaded.users)}
-        self.n_items = len(loaded.items)
-        self.category = np.array([i.get("category") for i in loaded.items], dtype=object)
-        self.brand = np.array([i.get("brand") for i in loaded.items], dtype=object)
-        # float64, as the catalog and the filter bounds: in float32, max_price=2.7299999 would
-        # let through an item priced 2.73 (both round to the same float32).
-        self.price = np.array(
-            [np.nan if i.get("price") is None else i["price"] for i in loaded.items],
-            dtype=np.float64,
-        )
-        self.popularity = np.asarray(loaded.arrays["popularity"], dtype=np.float32)
-        self.available = np.array([i.get("available", True) is not False for i in loaded.items])
+        self.catalog = Catalog(loaded.arrays, loaded.vocab)
+        self.space = FeatureSpace.from_dict(manifest.feature_space)
+        retrieval = manifest.retrieval
+        self.mode = mode or retrieval.mode
+        self.pools = pools or Pools(**retrieval.pools)
         a = loaded.arrays
+        self._popularity = a["popularity"]
+        self.popular_order = a["popular_order"]
         components = self.scorer.components
         self._item_item = _of_type(components.get("ease"), ItemItem)
         self._content = _of_type(components.get("content"), Content)
-        vae = _of_type(components.get("vae"), VAE)
-        self._user_emb = a["user_emb"] if vae is not None else None
-        emb = vae.item_vectors() if vae is not None else np.zeros((self.n_items, 1), np.float32)
-        self._cf_unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        self._vae = _of_type(components.get("vae"), VAE)
         self._user_indptr, self._user_items = a["user_indptr"], a["user_items"]
         self._user_weights = a["user_weights"]
+        self.catalog_entries: dict[str, dict[str, Any] | None] = {}  # the changes applied
 
-    # -- histories ---------------------------------------------------------------------
+    @property
+    def n_items(self) -> int:
+        return self.catalog.n_items
+
+    def popularity(self, idx: int) -> float:
+        return float(self._popularity[idx]) if idx < self.catalog.n_base else 0.0
+
+    # -- ids and histories ------------------------------------------------------------------
+    def index_of(self, item_id: str) -> int | None:
+        return self.catalog.index_of(item_id)
+
+    def item_id(self, idx: int) -> str:
+        return self.catalog.item_id(idx)
+
+    def user_index(self, user_id: str) -> int | None:
+        a = self.artifact.arrays
+        u = int(catalog_files.lookup(a["user_ids_sorted"], a["user_id_order"], [user_id])[0])
+        return u if u >= 0 else None
+
     def training_history(self, user_id: str) -> tuple[np.ndarray, np.ndarray]:
         """(item_idx int32, weight float32) of a known user's training history."""
-        u = self.user_index.get(user_id)
+        u = self.user_index(user_id)
         if u is None:
             return np.zeros(0, np.int32), np.zeros(0, np.float32)
         start, end = self._user_indptr[u], self._user_indptr[u + 1]
         return np.asarray(self._user_items[start:end]), np.asarray(self._user_weights[start:end])
 
-    def stored_user_vector(self, user_id: str) -> np.ndarray | None:
-        """The VAE user vector precomputed from a known user's training history (valid only
-        while no live event has been added to that history); None when there is none."""
-        u = self.user_index.get(user_id)
-        if u is None or self._user_emb is None:
-            return None
-        return np.asarray(self._user_emb[u])
-
     def resolve(self, weighted_ids: Iterable[tuple[str, float]]) -> tuple[dict[int, float], list[str]]:
         """Map ids to indices keeping the strongest weight per item; collect unknown ids.
-
-        Weight 0 (e.g. a 1-star rating) keeps the item as seen, without signal.
-        """
+        Weight 0 (e.g. a 1-star rating) keeps the item as seen, without signal."""
+        pairs = list(weighted_ids)
+        found = self.known_ids([item for item, _ in pairs]).tolist() if pairs else []
         history: dict[int, float] = {}
         unknown: list[str] = []
-        for item_id, weight in weighted_ids:
-            idx = self.item_index.get(item_id)
-            if idx is None:
+        for (item_id, weight), idx in zip(pairs, found, strict=True):
+            if idx < 0:
                 if item_id not in unknown:
                     unknown.append(item_id)
             else:
                 history[idx] = max(weight, history.get(idx, 0.0))
         return history, unknown
+
+    def stored_user_vector(self, user_id: str) -> np.ndarray | None:
+        """The VAE user vector precomputed from a known user's training history (valid only
+        while no live event has been added to that history); None when there is none."""
+        u = self.user_index(user_id)
+        if u is None or self._vae is None:
+            return None
+        return np.asarray(self.artifact.arrays["user_emb"][u])
+
+    # -- catalog changes --------------------------------------------------------------------
+    def apply_changes(self, updates: Mapping[str, dict[str, Any] | None]) -> None:
+        """Catalog changes since training (item_id -> entry, None = deleted), in place."""
+        self.catalog_entries.update(updates)
+        changed, new = self.catalog.apply(updates)
+        if len(changed):
+            features = self.space.encode([self.catalog.record(int(i)) for i in changed])
+            self.scorer.apply_changes(changed=changed, new=new, features=features)
 
     # -- recommendation ------------------------------------------------------------------
     def recommend(
@@ -148,85 +156,121 @@ class Recommender:
         filters: Filters | None = None,
         explain: bool = False,
         user_vector: np.ndarray | None = None,
+        weights: Mapping[str, float] | None = None,
     ) -> Recommendation:
         """Top-k for a history {item_idx: weight}, never an item of ``exclude`` (the caller's
         whole exclusion set: app.scoring.history says which history items it holds).
 
         Weight-0 items carry no signal; no positive weight -> popularity. ``user_vector``:
         the stored (hidden,) fold-in of exactly this history, saving the encoder pass.
-        """
-        mask = ~self.eligible(filters)
-        mask[list(exclude)] = True
+        ``weights``: blend weights other than the artifact's (offline, per component)."""
+        excluded = set(exclude)
         positive = {i: w for i, w in history.items() if w > 0}
-        if positive:
-            idx = np.fromiter(positive.keys(), dtype=np.int32, count=len(positive))
-            weights = np.fromiter(positive.values(), dtype=np.float32, count=len(positive))
-            matrix = histories_matrix([(idx, weights)], self.n_items)
-            prepared = None if user_vector is None else {"vae": user_vector[None, :]}
-            scores = self.scorer.score(matrix, prepared=prepared)
-            strategy = Strategy.personalized
+        if not positive:
+            ranked = popular_passing(self.catalog, self.popular_order, k, filters, excluded)
+            scores = np.array([self.popularity(int(i)) for i in ranked], dtype=np.float32)
+            return Recommendation(ranked, scores, Strategy.popular)
+        idx = np.fromiter(positive.keys(), dtype=np.int32, count=len(positive))
+        values = np.fromiter(positive.values(), dtype=np.float32, count=len(positive))
+        matrix = histories_matrix([(idx, values)], self.n_items)
+        prepared = {}
+        if self._vae is not None:
+            prepared["vae"] = user_vector[None, :] if user_vector is not None else self._vae.prepare(matrix)
+        if self.mode == "exhaustive":
+            ranked, scores = self._exhaustive(matrix, k, excluded, filters, prepared, weights)
         else:
-            scores = self.popularity[None, :].copy()
-            strategy = Strategy.popular
-        ranked = top_k(scores, k, exclude=mask[None, :])[0]
-        ranked = ranked[ranked >= 0]
-        result = Recommendation(ranked, scores[0, ranked], strategy)
-        if explain and positive:
+            pool = candidates(
+                self.scorer,
+                self.catalog,
+                self.popular_order,
+                matrix,
+                prepared=prepared,
+                k=k,
+                exclude=excluded,
+                filters=filters,
+                pools=self.pools,
+            )
+            if len(pool):
+                blended = self.scorer.score_items(matrix, pool, weights=weights, prepared=prepared)[0]
+                order = best(blended, k)
+                ranked, scores = pool[order], blended[order]
+            else:  # nothing passes the filter
+                ranked, scores = pool, np.zeros(0, np.float32)
+        result = Recommendation(ranked, scores, Strategy.personalized)
+        if explain:
             result.because = self.explain(ranked, positive)
         return result
 
-    def eligible(self, filters: Filters | None) -> np.ndarray:
-        """(n_items,) bool: available and matching every filter."""
-        ok = self.available.copy()
-        if filters is None:
-            return ok
-        if filters.category is not None:
-            ok &= np.isin(self.category, list(filters.category))
-        if filters.brand is not None:
-            ok &= np.isin(self.brand, list(filters.brand))
-        if filters.min_price is not None:
-            ok &= self.price >= filters.min_price  # unknown price (NaN) never matches
-        if filters.max_price is not None:
-            ok &= self.price <= filters.max_price
-        return ok
+    def _exhaustive(
+        self,
+        matrix: Any,
+        k: int,
+        excluded: set[int],
+        filters: Filters | None,
+        prepared: dict[str, np.ndarray],
+        weights: Mapping[str, float] | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Every item scored, standardised over the catalog; the mask applied at the end."""
+        scores = self.scorer.score(matrix, weights=weights, prepared=prepared)
+        every = np.arange(self.n_items)
+        mask = ~self.catalog.passes(every, filters)
+        mask[list(excluded)] = True
+        ranked = top_k(scores, k, exclude=mask[None, :])[0]
+        ranked = ranked[ranked >= 0]
+        return ranked, scores[0, ranked]
 
     def explain(self, ranked: np.ndarray, history: dict[int, float], top: int = 3) -> list[list[str]]:
-        """Per recommended item, the history items with the largest EASE contribution
+        """Per recommended item, the history items with the largest item-item contribution
         h_i * B[i, j]; when none is positive, the most content-similar history item."""
-        idx = np.fromiter(history.keys(), dtype=np.int32)
+        idx = np.fromiter(history.keys(), dtype=np.int64)
         weights = np.fromiter(history.values(), dtype=np.float32)
         contrib = np.zeros((len(idx), len(ranked)), np.float32)  # (h, n)
         if self._item_item is not None:
-            contrib = self._item_item.matrix[idx][:, ranked].toarray() * weights[:, None]
-        vectors = self._content.unit if self._content is not None else self._cf_unit
-        similarity = vectors[idx] @ vectors[ranked].T  # (h, n)
+            for row, (item, weight) in enumerate(zip(idx, weights, strict=True)):
+                single = histories_matrix([(np.array([item]), np.array([weight]))], self.n_items)
+                contrib[row] = self._item_item.score(single, items=np.asarray(ranked))[0]
+        similarity = self._similarity_matrix(idx, np.asarray(ranked))
         out = []
         for column in range(len(ranked)):
             order = np.argsort(-contrib[:, column])[:top]
             chosen = [idx[i] for i in order if contrib[i, column] > 0]
             if not chosen:
                 chosen = [idx[int(np.argmax(similarity[:, column]))]]
-            out.append([self.items[i]["item_id"] for i in chosen])
+            out.append([self.item_id(int(i)) for i in chosen])
         return out
 
+    def _similarity_matrix(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        if self._content is not None:
+            return self._content.unit.take(left) @ self._content.unit.take(right).T
+        return np.zeros((len(left), len(right)), np.float32)
+
     def similar(self, item_idx: int, *, k: int, by: SimilarBy) -> tuple[np.ndarray, np.ndarray]:
-        """Items most similar to one item: collaborative (cosine of decoder embeddings,
-        which the content map fills for cold items) or content (item autoencoder)."""
+        """Items most similar to one item: collaborative (cosine of decoder embeddings, which
+        the content map fills for new items) or content (item autoencoder embeddings)."""
         content = self._content if by == SimilarBy.content else None
-        vectors = content.unit if content is not None else self._cf_unit
-        scores = (vectors @ vectors[item_idx])[None, :].astype(np.float32)
-        mask = ~self.available.copy()
-        mask[item_idx] = True
-        ranked = top_k(scores, k, exclude=mask[None, :])[0]
-        ranked = ranked[ranked >= 0]
-        return ranked, scores[0, ranked]
+        if content is None and self._vae is None:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        n = k + 1
+        while True:  # ask for more until k available items are found, or none is left
+            if content is not None:
+                query = content.unit.take(np.array([item_idx]))[0]
+                pool = content.nearest(query, n, None)
+                scores = content.unit.take(pool) @ query
+            else:
+                assert self._vae is not None
+                pool, scores = self._vae.similar(item_idx, n)
+            keep = self.catalog.available(pool) & (pool != item_idx)
+            if keep.sum() >= k or len(pool) < n:
+                break
+            n *= 4
+        pool, scores = pool[keep], np.asarray(scores, dtype=np.float32)[keep]
+        order = best(scores, k)
+        return pool[order], scores[order]
 
     def item_view(self, idx: int) -> dict[str, Any]:
-        item = self.items[idx]
-        return {
-            "item_id": item["item_id"],
-            "title": item.get("title"),
-            "category": item.get("category"),
-            "brand": item.get("brand"),
-            "price": item.get("price"),
-        }
+        item = self.catalog.record(idx)
+        return {f: item.get(f) for f in ("item_id", "title", "category", "brand", "price")}
+
+    def known_ids(self, item_ids: Sequence[str]) -> np.ndarray:
+        """Item index of each id (-1: unknown; a deleted item keeps its index)."""
+        return self.catalog.indices(item_ids)

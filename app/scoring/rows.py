@@ -61,3 +61,61 @@ def rows_times_dense(csr: tuple[np.ndarray, np.ndarray, np.ndarray], dense: np.n
     if len(nonempty):
         out[nonempty] = np.add.reduceat(gathered, indptr[nonempty], axis=0)
     return out
+
+
+class ItemRows:
+    """Per-item rows of one array: the artifact's (memory-mapped, shared by every worker) and,
+    in this process, those of items changed or added since training (an overlay: O(1) per
+    change, nothing copied from the base)."""
+
+    def __init__(self, base: np.ndarray) -> None:
+        self.base = base
+        self.n_base = len(base)
+        self._pos: dict[int, int] = {}
+        self._rows = np.zeros((16, *base.shape[1:]), dtype=base.dtype)
+        self._has = np.zeros(self.n_base + 16, dtype=bool)
+
+    def __len__(self) -> int:
+        return max(self.n_base, max(self._pos, default=-1) + 1)
+
+    def set(self, idx: int, row: np.ndarray) -> None:
+        if idx >= len(self._has):
+            self._has = np.concatenate(
+                [self._has, np.zeros(max(idx + 1, 2 * len(self._has)) - len(self._has), bool)]
+            )
+        if idx not in self._pos:
+            if len(self._pos) == len(self._rows):
+                self._rows = np.concatenate([self._rows, np.zeros_like(self._rows)])
+            self._pos[idx] = len(self._pos)
+        self._rows[self._pos[idx]] = row
+        self._has[idx] = True
+
+    def take(self, idx: np.ndarray) -> np.ndarray:
+        """Rows of the given items (an item past the base with no row: zeros)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        inside = idx < self.n_base
+        out = np.zeros((len(idx), *self.base.shape[1:]), dtype=self.base.dtype)
+        out[inside] = self.base[idx[inside]]
+        if self._pos:
+            hits = np.flatnonzero(self._has[np.minimum(idx, len(self._has) - 1)] & (idx < len(self._has)))
+            for n in hits:
+                out[n] = self._rows[self._pos[int(idx[n])]]
+        return out
+
+    def dot(self, vectors: np.ndarray, n_items: int) -> np.ndarray:
+        """(B, d) vectors @ every row's transpose -> (B, n_items) float32 (exhaustive scoring)."""
+        out = np.zeros((vectors.shape[0], n_items), dtype=np.float32)
+        out[:, : self.n_base] = vectors @ np.asarray(self.base).T
+        for idx, pos in self._pos.items():
+            if idx < n_items:
+                out[:, idx] = vectors @ self._rows[pos]
+        return out
+
+    def values(self, n_items: int) -> np.ndarray:
+        """(n_items,) every value of a one-dimensional array (exhaustive scoring)."""
+        out = np.zeros(n_items, dtype=self.base.dtype)
+        out[: self.n_base] = self.base
+        for idx, pos in self._pos.items():
+            if idx < n_items:
+                out[idx] = self._rows[pos]
+        return out

@@ -33,7 +33,17 @@ class Scorer:
         self.arrays = arrays
         self.components: dict[str, Component] = {n: REGISTRY[n](arrays) for n in REGISTRY if n in components}
         self.weights = {name: float(weights.get(name, 0.0)) for name in self.components}
-        self.n_items = len(arrays["popularity"])
+        self.n_base = len(arrays["popularity"])
+
+    @property
+    def n_items(self) -> int:
+        """Items of the artifact plus those added to the catalog since."""
+        return max((c.n_items for c in self.components.values()), default=self.n_base)
+
+    def apply_changes(self, *, changed: np.ndarray, new: np.ndarray, features: np.ndarray) -> None:
+        """Every component takes the catalog changes, in registry order."""
+        for component in self.components.values():
+            component.apply_changes(changed=changed, new=new, features=features, components=self.components)
 
     def component_scores(
         self,
@@ -61,6 +71,25 @@ class Scorer:
         used = [name for name in self.components if weights.get(name, 0.0) != 0.0]
         parts = self.component_scores(histories, only=used, prepared=prepared)
         return blend(parts, weights, batch=histories.shape[0], n_items=self.n_items)
+
+    def score_items(
+        self,
+        histories: Histories,
+        items: np.ndarray,
+        *,
+        weights: Mapping[str, float] | None = None,
+        prepared: Mapping[str, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """Blended scores (B, len(items)) of candidate items, each component standardised over
+        the candidates (two-stage serving's exact re-ranking)."""
+        weights = self.weights if weights is None else weights
+        prepared = prepared or {}
+        parts = {
+            name: component.score(histories, prepared.get(name), items)
+            for name, component in self.components.items()
+            if weights.get(name, 0.0) != 0.0
+        }
+        return blend(parts, weights, batch=histories.shape[0], n_items=len(items))
 
 
 def blend(

@@ -23,7 +23,9 @@ class ContentTrainer:
         # Centre the codes (folded into the encoder's last bias, so items added later are
         # centred alike): raw codes share a large common part, and every cosine was ~0.99.
         arrays["feat_b2"] = arrays["feat_b2"] - encode_content(data.features, arrays).mean(axis=0)
-        arrays["content_emb"] = encode_content(data.features, arrays)
+        codes = encode_content(data.features, arrays)
+        # Unit rows: a dot product is a cosine (profiles, similar items, the content -> CF map).
+        arrays["content_emb"] = codes / np.maximum(np.linalg.norm(codes, axis=1, keepdims=True), 1e-12)
         shared["content_emb"], shared["content_arrays"] = arrays["content_emb"], arrays
         report = {"losses": losses, "seconds": time.perf_counter() - started}
         return Fitted(arrays=arrays, chosen={}, report=report)

@@ -75,6 +75,7 @@ def export(
     )
     emb, bias = content_to_cf(content[~seen], arrays)
     arrays["item_emb"][~seen], arrays["item_bias"][~seen] = emb, bias
+    arrays["item_norm"] = np.linalg.norm(arrays["item_emb"], axis=1).astype(np.float32)
     arrays["user_emb"] = np.zeros((0, arrays["item_emb"].shape[1]), np.float32)
     return arrays
 

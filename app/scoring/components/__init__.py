@@ -1,5 +1,5 @@
 """Blend components, in the order they run: a later component may read what an earlier one
-wrote when the catalog changes (the VAE maps the content embedding of a new item).
+set when the catalog changes (the VAE maps the content embedding of a new item).
 
 Adding a component: one file here (a :class:`~app.scoring.components.base.Component`), one
 in ``models/components/`` (its training), and a config section.

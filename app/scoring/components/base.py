@@ -1,11 +1,12 @@
 """The component seam, serving side: one blend component is the artifact arrays it owns, how
-it scores a batch of histories, and how it takes a new catalog item.
+it scores a batch of histories (for every item, or for candidate items), which candidates it
+proposes for one history (two-stage serving), and how it takes catalog changes.
 
 A component's arrays are named in :attr:`Component.arrays` with their dtype and shape (names
-of ``manifest["dims"]``); an array whose first dim is ``n_items`` holds one row per item and
-grows with the catalog (``n_items_1``: a CSR ``indptr`` over items). Training writes the same
-names (``models/components/``), so the artifact loader, catalog growth and the blend loop
-over :data:`app.scoring.components.REGISTRY` without knowing any component.
+of ``manifest["dims"]``); an array whose first dim is ``n_items`` holds one row per item of
+the artifact. Training writes the same names (``models/components/``), so the artifact
+loader, the blend, retrieval and catalog changes loop over
+:data:`app.scoring.components.REGISTRY` without knowing any component.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ class Component:
     arrays: ClassVar[dict[str, ArraySpec]]
 
     def __init__(self, arrays: Mapping[str, np.ndarray]) -> None:
-        self.n_items = len(arrays["popularity"])
+        self.n_base = len(arrays["popularity"])
+        self.n_items = self.n_base  # grows with new catalog items
 
     def prepare(self, histories: Histories) -> np.ndarray | None:
         """Per-row state computed once per batch and reusable across calls (the VAE's user
@@ -38,14 +40,27 @@ class Component:
         """Raw scores (B, n_items) float32, or (B, len(items)) for the given item indices."""
         raise NotImplementedError
 
-    @classmethod
-    def on_catalog_change(
-        cls, arrays: dict[str, np.ndarray], *, changed: np.ndarray, new: np.ndarray, features: np.ndarray
+    def candidates(
+        self, history: Histories, prepared: np.ndarray | None, n: int, allowed: np.ndarray | None
+    ) -> np.ndarray:
+        """Up to ``n`` item indices this component ranks highest for one history (best
+        first), among ``allowed`` (sorted indices) when given. Default: none."""
+        return np.zeros(0, dtype=np.int64)
+
+    def apply_changes(
+        self,
+        *,
+        changed: np.ndarray,
+        new: np.ndarray,
+        features: np.ndarray,
+        components: Mapping[str, Component],
     ) -> None:
-        """Fill this component's rows of changed and new items in place. The per-item arrays
-        already have zero rows for new items (``new`` indexes them); ``features`` (len(changed),
-        feature_dim) are the item-feature rows of ``changed`` (new items included). Components
-        run in registry order, so a later one can read what an earlier one wrote."""
+        """Take catalog changes: ``changed`` item indices (sorted, ``new`` among them, past the
+        artifact's items) with their item-feature rows ``features``. Components run in registry
+        order, so a later one can read what an earlier one of ``components`` set (the VAE maps
+        the content embedding of a new item)."""
+        if len(new):
+            self.n_items = max(self.n_items, int(new.max()) + 1)
 
 
 def per_item(spec: ArraySpec) -> bool:

@@ -1,7 +1,8 @@
-"""Content: the item autoencoder's embedding of an item's attributes, title words and price.
+"""Content: the item autoencoder's embedding of an item's attributes, title words and price,
+stored unit-length, so a dot product is a cosine.
 
 A history is scored by the cosine between each item and the history's content profile (the
-weighted mean of its items' unit content vectors). New and changed catalog items get their
+weighted mean of its items' content vectors). New and changed catalog items get their
 embedding from the exported encoder, so this works for items nobody has interacted with.
 """
 
@@ -12,15 +13,16 @@ from typing import ClassVar
 
 import numpy as np
 
+from app.scoring.ann import ExactIndex, VectorIndex, best
 from app.scoring.components.base import ArraySpec, Component
 from app.scoring.features import encode_content
-from app.scoring.rows import Histories, l2_rows, rows_times_dense
+from app.scoring.rows import Histories, ItemRows, l2_rows
 
 
 class Content(Component):
     name = "content"
     arrays: ClassVar[dict[str, ArraySpec]] = {
-        "content_emb": ("float32", ("n_items", "content_dim")),
+        "content_emb": ("float32", ("n_items", "content_dim")),  # unit rows
         # Item autoencoder's encoder, for catalog items added between trainings.
         "feat_w1": ("float32", ("feature_dim", "content_hidden")),
         "feat_b1": ("float32", ("content_hidden",)),
@@ -30,24 +32,57 @@ class Content(Component):
 
     def __init__(self, arrays: Mapping[str, np.ndarray]) -> None:
         super().__init__(arrays)
-        content = np.asarray(arrays["content_emb"], dtype=np.float32)
-        # Unit rows, so a dot product is a cosine similarity.
-        self.unit = content / np.maximum(np.linalg.norm(content, axis=1, keepdims=True), 1e-12)
+        self.a = arrays
+        self.unit = ItemRows(arrays["content_emb"])
+        self.index: VectorIndex = ExactIndex(arrays["content_emb"])
 
     def profile(self, histories: Histories) -> np.ndarray:
         """(B, content_dim) unit content profile of each history."""
-        profile = rows_times_dense(l2_rows(histories), self.unit)
-        return profile / np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-12)
+        indptr, indices, data = l2_rows(histories)
+        gathered = self.unit.take(indices) * data[:, None]
+        out = np.zeros((len(indptr) - 1, gathered.shape[1]), dtype=np.float32)
+        nonempty = np.flatnonzero(np.diff(indptr) > 0)
+        if len(nonempty):
+            out[nonempty] = np.add.reduceat(gathered, indptr[nonempty], axis=0)
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
     def score(
         self, histories: Histories, prepared: np.ndarray | None = None, items: np.ndarray | None = None
     ) -> np.ndarray:
-        unit = self.unit if items is None else self.unit[items]
-        return (self.profile(histories) @ unit.T).astype(np.float32, copy=False)
+        profile = self.profile(histories)
+        if items is None:
+            return self.unit.dot(profile, self.n_items)
+        return (profile @ self.unit.take(items).T).astype(np.float32, copy=False)
 
-    @classmethod
-    def on_catalog_change(
-        cls, arrays: dict[str, np.ndarray], *, changed: np.ndarray, new: np.ndarray, features: np.ndarray
+    def candidates(
+        self, history: Histories, prepared: np.ndarray | None, n: int, allowed: np.ndarray | None
+    ) -> np.ndarray:
+        return self.nearest(self.profile(history)[0], n, allowed)
+
+    def nearest(self, vector: np.ndarray, n: int, allowed: np.ndarray | None) -> np.ndarray:
+        """Items whose content is closest (cosine) to a unit ``vector``: the index over the
+        artifact's items, plus the rows of changed and new items, scanned exactly."""
+        base_allowed = None if allowed is None else allowed[allowed < self.n_base]
+        found = self.index.search(vector, n, base_allowed)
+        extra = np.array(sorted(self.unit._pos), dtype=np.int64)
+        if allowed is not None:
+            extra = extra[np.isin(extra, allowed)]
+        if not len(extra):
+            return found
+        pool = np.union1d(found, extra)
+        return pool[best(self.unit.take(pool) @ vector, n)]
+
+    def apply_changes(
+        self,
+        *,
+        changed: np.ndarray,
+        new: np.ndarray,
+        features: np.ndarray,
+        components: Mapping[str, Component],
     ) -> None:
+        super().apply_changes(changed=changed, new=new, features=features, components=components)
         if len(changed):
-            arrays["content_emb"][changed] = encode_content(features, arrays)
+            codes = encode_content(features, self.a)
+            codes /= np.maximum(np.linalg.norm(codes, axis=1, keepdims=True), 1e-12)
+            for idx, row in zip(changed, codes, strict=True):
+                self.unit.set(int(idx), row)

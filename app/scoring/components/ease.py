@@ -1,8 +1,11 @@
 """The item-item component (EASE family): a sparse items x items weight matrix B, exported
 as CSR over source items; a history h scores h @ B.
 
-Catalog items added between trainings have no row or column yet (their ``indptr`` entries
-repeat the last offset): they score 0 here until the next training.
+Its scores are nonzero only on the neighbours of the history's items, so one history's
+scores are accumulated over those neighbours alone (sorted, summed per item): the cost grows
+with the history, not the catalog, and the neighbours with the best scores are this
+component's retrieval candidates. Catalog items added between trainings have no row or
+column yet: they score 0 here until the next training.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+from app.scoring.ann import best
 from app.scoring.components.base import ArraySpec, Component
 from app.scoring.rows import Histories
 
@@ -28,25 +32,52 @@ class ItemItem(Component):
     def __init__(self, arrays: Mapping[str, np.ndarray]) -> None:
         super().__init__(arrays)
         self.indptr = np.asarray(arrays["ease_indptr"])
-        self.indices = np.asarray(arrays["ease_indices"])
-        self.data = np.asarray(arrays["ease_data"])
-        self.matrix = sp.csr_matrix(
-            (self.data, self.indices, self.indptr), shape=(self.n_items, self.n_items)
-        )
+        self.indices = arrays["ease_indices"]
+        self.data = arrays["ease_data"]
+
+    @property
+    def matrix(self) -> sp.csr_matrix:
+        """B as a scipy CSR over the artifact's items (explanations, offline use)."""
+        return sp.csr_matrix((self.data, self.indices, self.indptr), shape=(self.n_base, self.n_base))
+
+    def neighbours(self, histories: Histories) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row, item, weight) of every neighbour of every history item, weighted by the
+        history weight, concatenated (items past the artifact's have no neighbours)."""
+        rows = np.repeat(np.arange(histories.shape[0]), np.diff(histories.indptr))
+        known = histories.indices < self.n_base
+        sources, rows, weights = histories.indices[known], rows[known], histories.data[known]
+        starts, ends = self.indptr[sources], self.indptr[sources + 1]
+        lengths = ends - starts
+        offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        items = np.asarray(self.indices[offsets], dtype=np.int64)
+        return np.repeat(rows, lengths), items, np.repeat(weights, lengths) * self.data[offsets]
+
+    def sparse_scores(self, history: Histories) -> tuple[np.ndarray, np.ndarray]:
+        """One history's nonzero scores: (sorted items, their scores float32)."""
+        _, items, weights = self.neighbours(history)
+        keys, inverse = np.unique(items, return_inverse=True)
+        return keys, np.bincount(inverse, weights=weights, minlength=len(keys)).astype(np.float32)
 
     def score(
         self, histories: Histories, prepared: np.ndarray | None = None, items: np.ndarray | None = None
     ) -> np.ndarray:
-        """histories @ B, accumulated with one bincount (no sparse-matrix objects: their
-        construction dominates a one-user request)."""
+        if items is not None and histories.shape[0] == 1:
+            keys, values = self.sparse_scores(histories)
+            pos = np.minimum(np.searchsorted(keys, items), max(len(keys) - 1, 0))
+            hit = (keys[pos] == items) if len(keys) else np.zeros(len(items), dtype=bool)
+            return np.where(hit, values[pos] if len(keys) else 0.0, 0.0).astype(np.float32)[None, :]
+        rows, cols, weights = self.neighbours(histories)
         batch = histories.shape[0]
-        rows = np.repeat(np.arange(batch), np.diff(histories.indptr))
-        starts, ends = self.indptr[histories.indices], self.indptr[histories.indices + 1]
-        lengths = ends - starts
-        # Positions of every neighbour of every history item, concatenated.
-        offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
-        flat = np.repeat(rows * self.n_items, lengths) + self.indices[offsets]
-        weights = np.repeat(histories.data, lengths) * self.data[offsets]
+        flat = rows * self.n_items + cols
         scores = np.bincount(flat, weights=weights, minlength=batch * self.n_items)
         scores = scores.reshape(batch, self.n_items).astype(np.float32)
         return scores if items is None else scores[:, items]
+
+    def candidates(
+        self, history: Histories, prepared: np.ndarray | None, n: int, allowed: np.ndarray | None
+    ) -> np.ndarray:
+        keys, values = self.sparse_scores(history)
+        if allowed is not None:
+            keep = np.isin(keys, allowed)
+            keys, values = keys[keep], values[keep]
+        return keys[best(values, n)]

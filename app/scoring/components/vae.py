@@ -1,8 +1,9 @@
 """Mult-VAE (Liang et al. 2018) in numpy: fold a history into the encoder with the posterior
-mean (never a sample), score every item with the multinomial decoder.
+mean (never a sample), score items with the multinomial decoder, logits = u e_i + b_i.
 
-A new catalog item gets a decoder row (embedding and bias) from the ridge map of its content
-embedding (the cold-start path) and a zero encoder row: it can be recommended at once, and
+Retrieval searches the decoder rows [e_i | b_i] with the query [u | 1] (maximum inner
+product). A new catalog item gets a decoder row (embedding and bias) from the ridge map of its
+content embedding (the cold-start path) and no encoder row: it can be recommended at once, and
 counts in a history after the next training.
 """
 
@@ -13,9 +14,23 @@ from typing import ClassVar
 
 import numpy as np
 
+from app.scoring.ann import ExactIndex, VectorIndex, best
 from app.scoring.components.base import ArraySpec, Component
 from app.scoring.features import content_to_cf
-from app.scoring.rows import Histories, l2_rows, rows_times_dense
+from app.scoring.rows import Histories, ItemRows, l2_rows, rows_times_dense
+
+
+class BiasedExact:
+    """Exact maximum inner product: every item's u e_i + b_i."""
+
+    def __init__(self, emb: np.ndarray, bias: np.ndarray) -> None:
+        self.emb, self.bias = emb, bias
+
+    def search(self, query: np.ndarray, n: int, allowed: np.ndarray | None = None) -> np.ndarray:
+        u, one = query[:-1], query[-1]
+        if allowed is not None:
+            return allowed[best(np.asarray(self.emb[allowed]) @ u + one * self.bias[allowed], n)]
+        return best(np.asarray(self.emb) @ u + one * np.asarray(self.bias), n).astype(np.int64)
 
 
 class VAE(Component):
@@ -31,6 +46,7 @@ class VAE(Component):
         "dec_b1": ("float32", ("hidden",)),
         "item_emb": ("float32", ("n_items", "hidden")),
         "item_bias": ("float32", ("n_items",)),
+        "item_norm": ("float32", ("n_items",)),  # |e_i|, for cosine similarity of items
         # Ridge map [content embedding, 1] -> [item_emb, item_bias] (cold start).
         "content_to_cf": ("float32", ("content_dim_bias", "hidden_bias")),
         # Known users' user vectors, precomputed from their training histories.
@@ -40,11 +56,21 @@ class VAE(Component):
     def __init__(self, arrays: Mapping[str, np.ndarray]) -> None:
         super().__init__(arrays)
         self.a = arrays
+        self.emb = ItemRows(arrays["item_emb"])
+        self.bias = ItemRows(arrays["item_bias"])
+        self.norm = ItemRows(arrays["item_norm"])
+        self.index: VectorIndex = BiasedExact(arrays["item_emb"], arrays["item_bias"])
+        self.cosine_index: VectorIndex = ExactIndex(arrays["item_emb"], arrays["item_norm"])
 
     def prepare(self, histories: Histories) -> np.ndarray:
-        """(B, hidden) float32 user vectors: the decoder's hidden activations."""
+        """(B, hidden) float32 user vectors: the decoder's hidden activations. Items past the
+        artifact's (added since training) have no encoder row and do not count."""
         a = self.a
-        h = np.tanh(rows_times_dense(l2_rows(histories), a["enc_w1"]) + a["enc_b1"])
+        indptr, indices, data = l2_rows(histories)
+        if len(indices) and indices.max() >= self.n_base:
+            data = np.where(indices < self.n_base, data, 0.0).astype(np.float32)
+            indices = np.minimum(indices, self.n_base - 1)
+        h = np.tanh(rows_times_dense((indptr, indices, data), a["enc_w1"]) + a["enc_b1"])
         mu = h @ a["enc_wmu"] + a["enc_bmu"]
         return np.tanh(mu @ a["dec_w1"] + a["dec_b1"]).astype(np.float32, copy=False)
 
@@ -53,17 +79,50 @@ class VAE(Component):
     ) -> np.ndarray:
         vectors = self.prepare(histories) if prepared is None else prepared
         if items is None:
-            return vectors @ self.a["item_emb"].T + self.a["item_bias"]
-        return vectors @ self.a["item_emb"][items].T + self.a["item_bias"][items]
+            return self.emb.dot(vectors, self.n_items) + self.bias.values(self.n_items)
+        return (vectors @ self.emb.take(items).T + self.bias.take(items)).astype(np.float32, copy=False)
 
-    def item_vectors(self) -> np.ndarray:
-        """(n_items, hidden) decoder embeddings: the collaborative item space."""
-        return np.asarray(self.a["item_emb"])
+    def candidates(
+        self, history: Histories, prepared: np.ndarray | None, n: int, allowed: np.ndarray | None
+    ) -> np.ndarray:
+        u = (self.prepare(history) if prepared is None else prepared)[0]
+        base_allowed = None if allowed is None else allowed[allowed < self.n_base]
+        found = self.index.search(np.append(u, np.float32(1.0)), n, base_allowed)
+        extra = np.array(sorted(self.emb._pos), dtype=np.int64)
+        if allowed is not None:
+            extra = extra[np.isin(extra, allowed)]
+        if not len(extra):
+            return found
+        pool = np.union1d(found, extra)
+        return pool[best(self.emb.take(pool) @ u + self.bias.take(pool), n)]
 
-    @classmethod
-    def on_catalog_change(
-        cls, arrays: dict[str, np.ndarray], *, changed: np.ndarray, new: np.ndarray, features: np.ndarray
+    def similar(self, item_idx: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(items, cosine) of the ``n`` decoder embeddings closest to one item's, best first:
+        the index over the artifact's rows, plus the rows of new items, scanned exactly."""
+        query = self.emb.take(np.array([item_idx]))[0]
+        query = query / max(float(np.linalg.norm(query)), 1e-12)
+        pool = np.union1d(self.cosine_index.search(query, n), np.array(sorted(self.emb._pos), dtype=np.int64))
+        rows = self.emb.take(pool)
+        scores = rows @ query / np.maximum(np.linalg.norm(rows, axis=1), 1e-12)
+        order = best(scores, n)
+        return pool[order], scores[order].astype(np.float32)
+
+    def item_vectors(self, items: np.ndarray) -> np.ndarray:
+        """(len(items), hidden) decoder embeddings: the collaborative item space."""
+        return self.emb.take(items)
+
+    def apply_changes(
+        self,
+        *,
+        changed: np.ndarray,
+        new: np.ndarray,
+        features: np.ndarray,
+        components: Mapping[str, Component],
     ) -> None:
+        super().apply_changes(changed=changed, new=new, features=features, components=components)
         if len(new):
-            emb, bias = content_to_cf(arrays["content_emb"][new], arrays)
-            arrays["item_emb"][new], arrays["item_bias"][new] = emb, bias
+            content = components["content"].unit.take(new)  # type: ignore[attr-defined]
+            emb, bias = content_to_cf(content, self.a)
+            for idx, e, b in zip(new, emb, bias, strict=True):
+                self.emb.set(int(idx), e)
+                self.bias.set(int(idx), b)

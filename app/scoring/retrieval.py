@@ -1,0 +1,91 @@
+"""Two-stage serving, stage one: a bounded candidate set for one request, from several
+sources, with filters and exclusions applied inside retrieval.
+
+Sources (:class:`Pools` sizes): each component's own candidates (the VAE's nearest decoder
+rows by maximum inner product, the item-item neighbours of the history, the nearest content
+vectors to the history's profile) and the most popular items that pass the filter.
+Filters: a filter that allows few items (at most ``exact_limit``, found through the
+catalog's category/brand/price indexes) makes those items the candidates, scored exactly;
+one that allows many is applied to the sources' candidates, each source asked for more in
+proportion (up to ``max_oversample``); if fewer than k eligible candidates remain, popular
+items that pass the filter fill up, so a request returns k items whenever k items pass.
+
+Stage two (exact re-ranking of the candidates with the blend) is
+:meth:`app.scoring.scorer.Scorer.score_items`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import numpy as np
+
+from app.scoring.catalog import Catalog, Filters
+from app.scoring.rows import Histories
+from app.scoring.scorer import Scorer
+
+
+@dataclass(frozen=True)
+class Pools:
+    """How many candidates each source proposes (before oversampling for filters)."""
+
+    per_component: int = 500
+    popular: int = 100
+    exact_limit: int = 20_000  # a filter allowing at most this many items is scored exactly
+    max_oversample: int = 8
+
+
+def popular_passing(
+    catalog: Catalog, popular_order: np.ndarray, n: int, filters: Filters | None, exclude: Collection[int]
+) -> np.ndarray:
+    """The ``n`` most popular items that pass ``filters`` and are not excluded, walking the
+    popularity order in growing chunks (new catalog items, with no popularity, come last)."""
+    found: list[np.ndarray] = []
+    count, start, chunk = 0, 0, max(4 * n, 256)
+    excluded = np.fromiter(exclude, dtype=np.int64) if exclude else np.zeros(0, np.int64)
+    order = popular_order
+    while count < n and start < len(order):
+        block = np.asarray(order[start : start + chunk], dtype=np.int64)
+        block = block[catalog.passes(block, filters) & ~np.isin(block, excluded)]
+        found.append(block[: n - count])
+        count += len(found[-1])
+        start, chunk = start + chunk, chunk * 4
+    if count < n and catalog.n_items > catalog.n_base:  # new items: after every known one
+        extra = np.arange(catalog.n_base, catalog.n_items, dtype=np.int64)
+        extra = extra[catalog.passes(extra, filters) & ~np.isin(extra, excluded)]
+        found.append(extra[: n - count])
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+
+
+def candidates(
+    scorer: Scorer,
+    catalog: Catalog,
+    popular_order: np.ndarray,
+    history: Histories,
+    *,
+    prepared: dict[str, np.ndarray],
+    k: int,
+    exclude: Collection[int],
+    filters: Filters | None,
+    pools: Pools,
+) -> np.ndarray:
+    """Sorted, distinct item indices to score exactly for one history: eligible (available,
+    passing the filter, not excluded), at least ``k`` of them whenever k items are eligible."""
+    excluded = np.fromiter(exclude, dtype=np.int64) if exclude else np.zeros(0, np.int64)
+    allowed, selectivity = (
+        (None, 1.0) if filters is None or filters.empty else catalog.plan(filters, pools.exact_limit)
+    )
+    if allowed is not None:  # few items pass: score them all
+        return np.setdiff1d(allowed, excluded)
+    oversample = min(pools.max_oversample, max(1.0, 1.0 / max(selectivity, 1e-9)))
+    n = int(pools.per_component * oversample) + len(excluded)
+    proposed = [
+        component.candidates(history, prepared.get(name), n, None)
+        for name, component in scorer.components.items()
+        if scorer.weights.get(name, 0.0) != 0.0
+    ]
+    pool = np.unique(np.concatenate([*proposed, np.zeros(0, np.int64)]).astype(np.int64))
+    pool = pool[catalog.passes(pool, filters) & ~np.isin(pool, excluded)]
+    fill = popular_passing(catalog, popular_order, max(pools.popular, k), filters, exclude)
+    return np.union1d(pool, fill)
