@@ -71,6 +71,12 @@ class VAEConfig:
     max_epochs: int = 200
     min_patience: int = 5
     variational: bool = True  # False gives the Mult-DAE of the same paper
+    # Deviation for large catalogs (models/vae_sampled.py): a sampled softmax over the batch's
+    # items plus ``negatives`` popularity-drawn items (log-Q corrected) and sparse updates of
+    # the item tables. "auto": sampled from ``sampled_above`` items on, full softmax below.
+    softmax: str = "auto"
+    sampled_above: int = 50_000
+    negatives: int = 2000
     l2: float = 0.0  # paper's lambda for Mult-DAE; 0 for the VAE
     seed: int = 20261127
 
