@@ -37,7 +37,7 @@ def test_the_sampled_softmax_vae_learns_what_the_full_one_learns(trained):
     result, _ = trained
     data = result.data
     config = VAEConfig(hidden=200, latent=64, batch_size=200, epochs=20)
-    arrays, history, best = train_sampled_vae(
+    arrays, history, _ = train_sampled_vae(
         data.train / data.max_weight,
         config,
         epochs=20,
