@@ -173,9 +173,9 @@ class Recommender:
         idx = np.fromiter(positive.keys(), dtype=np.int32, count=len(positive))
         values = np.fromiter(positive.values(), dtype=np.float32, count=len(positive))
         matrix = histories_matrix([(idx, values)], self.n_items)
-        prepared = {}
-        if self._vae is not None:
-            prepared["vae"] = user_vector[None, :] if user_vector is not None else self._vae.prepare(matrix)
+        prepared = self.scorer.prepare(
+            matrix, {"vae": user_vector[None, :]} if user_vector is not None else None
+        )
         if self.mode == "exhaustive":
             ranked, scores = self._exhaustive(matrix, k, excluded, filters, prepared, weights)
         else:
@@ -207,7 +207,7 @@ class Recommender:
         k: int,
         excluded: set[int],
         filters: Filters | None,
-        prepared: dict[str, np.ndarray],
+        prepared: dict[str, Any],
         weights: Mapping[str, float] | None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Every item scored, standardised over the catalog; the mask applied at the end."""

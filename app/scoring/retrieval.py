@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,7 @@ def candidates(
     popular_order: np.ndarray,
     history: Histories,
     *,
-    prepared: dict[str, np.ndarray],
+    prepared: dict[str, Any],
     k: int,
     exclude: Collection[int],
     filters: Filters | None,

@@ -93,6 +93,8 @@ class ItemRows:
     def take(self, idx: np.ndarray) -> np.ndarray:
         """Rows of the given items (an item past the base with no row: zeros)."""
         idx = np.asarray(idx, dtype=np.int64)
+        if not self._pos and (not len(idx) or idx.max() < self.n_base):
+            return self.base[idx]  # no overlay: one gather
         inside = idx < self.n_base
         out = np.zeros((len(idx), *self.base.shape[1:]), dtype=self.base.dtype)
         out[inside] = self.base[idx[inside]]

@@ -9,6 +9,7 @@ training's blend search call it for batches. Histories are CSR rows of shape
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -45,12 +46,18 @@ class Scorer:
         for component in self.components.values():
             component.apply_changes(changed=changed, new=new, features=features, components=self.components)
 
+    def prepare(self, histories: Histories, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Every component's per-batch state (``given``: some computed elsewhere, e.g. a known
+        user's stored VAE vector)."""
+        given = given or {}
+        return {n: given[n] if n in given else c.prepare(histories) for n, c in self.components.items()}
+
     def component_scores(
         self,
         histories: Histories,
         *,
         only: Iterable[str] | None = None,
-        prepared: Mapping[str, np.ndarray] | None = None,
+        prepared: Mapping[str, Any] | None = None,
     ) -> dict[str, np.ndarray]:
         """Raw scores of each component (all, or ``only`` these), each (B, n_items) float32.
 
@@ -64,7 +71,7 @@ class Scorer:
         histories: Histories,
         *,
         weights: Mapping[str, float] | None = None,
-        prepared: Mapping[str, np.ndarray] | None = None,
+        prepared: Mapping[str, Any] | None = None,
     ) -> np.ndarray:
         """Blended scores (B, n_items): sum of w_c * per-row standardised component c."""
         weights = self.weights if weights is None else weights
@@ -78,7 +85,7 @@ class Scorer:
         items: np.ndarray,
         *,
         weights: Mapping[str, float] | None = None,
-        prepared: Mapping[str, np.ndarray] | None = None,
+        prepared: Mapping[str, Any] | None = None,
     ) -> np.ndarray:
         """Blended scores (B, len(items)) of candidate items, each component standardised over
         the candidates (two-stage serving's exact re-ranking)."""

@@ -12,7 +12,7 @@ loader, the blend, retrieval and catalog changes loop over
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -29,20 +29,18 @@ class Component:
         self.n_base = len(arrays["popularity"])
         self.n_items = self.n_base  # grows with new catalog items
 
-    def prepare(self, histories: Histories) -> np.ndarray | None:
-        """Per-row state computed once per batch and reusable across calls (the VAE's user
-        vectors); None when the component has none."""
+    def prepare(self, histories: Histories) -> Any:
+        """Per-batch state computed once and shared by ``score`` and ``candidates`` (the VAE's
+        user vectors, the content profiles, one history's item-item scores); None: none."""
         return None
 
     def score(
-        self, histories: Histories, prepared: np.ndarray | None = None, items: np.ndarray | None = None
+        self, histories: Histories, prepared: Any = None, items: np.ndarray | None = None
     ) -> np.ndarray:
         """Raw scores (B, n_items) float32, or (B, len(items)) for the given item indices."""
         raise NotImplementedError
 
-    def candidates(
-        self, history: Histories, prepared: np.ndarray | None, n: int, allowed: np.ndarray | None
-    ) -> np.ndarray:
+    def candidates(self, history: Histories, prepared: Any, n: int, allowed: np.ndarray | None) -> np.ndarray:
         """Up to ``n`` item indices this component ranks highest for one history (best
         first), among ``allowed`` (sorted indices) when given. Default: none."""
         return np.zeros(0, dtype=np.int64)

@@ -9,7 +9,7 @@ embedding from the exported encoder, so this works for items nobody has interact
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -33,8 +33,12 @@ class Content(Component):
     def __init__(self, arrays: Mapping[str, np.ndarray]) -> None:
         super().__init__(arrays)
         self.a = arrays
-        self.unit = ItemRows(arrays["content_emb"])
-        self.index: VectorIndex = ExactIndex(arrays["content_emb"])
+        content = np.asarray(arrays["content_emb"])  # a plain view of the mapped file: fast indexing
+        self.unit = ItemRows(content)
+        self.index: VectorIndex = ExactIndex(content)
+
+    def prepare(self, histories: Histories) -> np.ndarray:
+        return self.profile(histories)
 
     def profile(self, histories: Histories) -> np.ndarray:
         """(B, content_dim) unit content profile of each history."""
@@ -47,17 +51,16 @@ class Content(Component):
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
     def score(
-        self, histories: Histories, prepared: np.ndarray | None = None, items: np.ndarray | None = None
+        self, histories: Histories, prepared: Any = None, items: np.ndarray | None = None
     ) -> np.ndarray:
-        profile = self.profile(histories)
+        profile = self.profile(histories) if prepared is None else prepared
         if items is None:
             return self.unit.dot(profile, self.n_items)
         return (profile @ self.unit.take(items).T).astype(np.float32, copy=False)
 
-    def candidates(
-        self, history: Histories, prepared: np.ndarray | None, n: int, allowed: np.ndarray | None
-    ) -> np.ndarray:
-        return self.nearest(self.profile(history)[0], n, allowed)
+    def candidates(self, history: Histories, prepared: Any, n: int, allowed: np.ndarray | None) -> np.ndarray:
+        profile = self.profile(history) if prepared is None else prepared
+        return self.nearest(profile[0], n, allowed)
 
     def nearest(self, vector: np.ndarray, n: int, allowed: np.ndarray | None) -> np.ndarray:
         """Items whose content is closest (cosine) to a unit ``vector``: the index over the

@@ -11,7 +11,7 @@ column yet: they score 0 here until the next training.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -32,8 +32,8 @@ class ItemItem(Component):
     def __init__(self, arrays: Mapping[str, np.ndarray]) -> None:
         super().__init__(arrays)
         self.indptr = np.asarray(arrays["ease_indptr"])
-        self.indices = arrays["ease_indices"]
-        self.data = arrays["ease_data"]
+        self.indices = np.asarray(arrays["ease_indices"])
+        self.data = np.asarray(arrays["ease_data"])
 
     @property
     def matrix(self) -> sp.csr_matrix:
@@ -58,11 +58,15 @@ class ItemItem(Component):
         keys, inverse = np.unique(items, return_inverse=True)
         return keys, np.bincount(inverse, weights=weights, minlength=len(keys)).astype(np.float32)
 
+    def prepare(self, histories: Histories) -> tuple[np.ndarray, np.ndarray] | None:
+        """One history's sparse scores (shared by retrieval and re-ranking); None for a batch."""
+        return self.sparse_scores(histories) if histories.shape[0] == 1 else None
+
     def score(
-        self, histories: Histories, prepared: np.ndarray | None = None, items: np.ndarray | None = None
+        self, histories: Histories, prepared: Any = None, items: np.ndarray | None = None
     ) -> np.ndarray:
         if items is not None and histories.shape[0] == 1:
-            keys, values = self.sparse_scores(histories)
+            keys, values = self.sparse_scores(histories) if prepared is None else prepared
             pos = np.minimum(np.searchsorted(keys, items), max(len(keys) - 1, 0))
             hit = (keys[pos] == items) if len(keys) else np.zeros(len(items), dtype=bool)
             return np.where(hit, values[pos] if len(keys) else 0.0, 0.0).astype(np.float32)[None, :]
@@ -73,10 +77,8 @@ class ItemItem(Component):
         scores = scores.reshape(batch, self.n_items).astype(np.float32)
         return scores if items is None else scores[:, items]
 
-    def candidates(
-        self, history: Histories, prepared: np.ndarray | None, n: int, allowed: np.ndarray | None
-    ) -> np.ndarray:
-        keys, values = self.sparse_scores(history)
+    def candidates(self, history: Histories, prepared: Any, n: int, allowed: np.ndarray | None) -> np.ndarray:
+        keys, values = self.sparse_scores(history) if prepared is None else prepared
         if allowed is not None:
             keep = np.isin(keys, allowed)
             keys, values = keys[keep], values[keep]
