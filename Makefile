@@ -4,7 +4,7 @@ PIP ?= $(PYTHON) -m pip
 ARTIFACTS ?= build/artifacts
 LOCK ?= requirements.lock
 
-.PHONY: install lock audit demo test test-fast test-tools lint bench soak fuzz eval clean vendor-docs
+.PHONY: install lock audit demo test test-fast test-tools lint bench bench-tools soak fuzz eval clean vendor-docs
 
 ## The package and every extra, at the versions pinned in $(LOCK): pyproject.toml's ranges say
 ## what is needed, the lock file (as pip constraints) which version of it.
@@ -51,8 +51,13 @@ lint: install
 	$(PYTHON) -m ruff format --check $(CODE)
 	$(PYTHON) -m mypy app models scripts tools
 
-bench: install
+## Serving benchmark (method in scripts/bench.py's docstring and docs/benchmarks.md): the model
+## of `make eval` (Amazon Beauty) and a synthetic 1M-item artifact. wrk from Debian, once.
+bench: install bench-tools
 	$(PYTHON) scripts/bench.py --out docs/benchmarks.md
+
+bench-tools:
+	bash scripts/setup_bench_tools.sh
 
 ## Mixed traffic at half of max throughput for 10 minutes: errors, server RSS, Redis memory
 ## (the "soak" section of docs/benchmarks.md). Trains the demo shop if needed.

@@ -91,7 +91,10 @@ def _vae(
 ) -> dict[str, np.ndarray]:
     n_items, latent = len(theme), 64
     emb = _clustered(rng, theme, hidden, 0.5) * np.float32(0.1)
-    small = lambda *shape: (rng.normal(size=shape) * 0.05).astype(np.float32)  # noqa: E731
+
+    def small(*shape: int) -> np.ndarray:
+        return (rng.normal(size=shape) * 0.05).astype(np.float32)
+
     return {
         "enc_w1": small(n_items, hidden),
         "enc_b1": small(hidden),
@@ -112,7 +115,10 @@ def _content(
 ) -> dict[str, np.ndarray]:
     content = _clustered(rng, theme, content_dim, 0.7)
     content /= np.linalg.norm(content, axis=1, keepdims=True)
-    small = lambda *shape: (rng.normal(size=shape) * 0.05).astype(np.float32)  # noqa: E731
+
+    def small(*shape: int) -> np.ndarray:
+        return (rng.normal(size=shape) * 0.05).astype(np.float32)
+
     return {
         "content_emb": content,
         "feat_w1": small(feature_dim, 256),

@@ -1,14 +1,20 @@
-"""Serving benchmark; writes docs/benchmarks.md.
+"""Serving benchmark, as a storefront feels it; writes docs/benchmarks.md.
 
-    python scripts/bench.py [--artifacts DIR] [--out docs/benchmarks.md] [--seconds 8]
+    python scripts/bench.py [--artifacts DIR] [--large N] [--seconds 10] [--out docs/benchmarks.md]
 
-Measures in one run, against a real uvicorn process (one worker) and the real Redis:
-t_hello (GET /healthz at max throughput: the framework's cost per request), t_score (the
-endpoint's scoring call in-process: resolve ids + recommend), max throughput of
-POST /v1/recommendations with 20-item histories and k=10, p99 latency at half that
-throughput, feedback batch ingestion, and failed requests while the model is reloaded and
-rolled back under load. Without --artifacts it uses the Online Retail model of `make eval`
-when present, else trains the synthetic shop.
+Method (the same for each artifact: DIR, default the Amazon Beauty model of `make eval`, and
+a synthetic N-item artifact, default 1,000,000, built by models/bench_artifact.py if missing):
+the API is one uvicorn worker pinned to core 0 with one BLAS thread (`taskset -c 0`,
+OPENBLAS_NUM_THREADS=1); load generators run on core 1. t_hello: 1 / max throughput of
+GET /healthz (wrk, 16 connections). t_score: the endpoint's scoring work in-process (history
++ recommend, 20-item sessions, k=10), this process pinned to core 0 with one BLAS thread,
+median of 500. Max throughput of POST /v1/recommendations and GET /v1/items/{id}/similar:
+wrk, 16 connections, random bodies and ids. Latency at half of max: an open-loop generator
+with Poisson arrivals (tools/load.py), latency from each request's scheduled time (no
+coordinated omission). Catalog upsert visibility: PUT on one worker, polled on another.
+Start-up: process start to /readyz 200 with the artifact's files dropped from the page cache
+(posix_fadvise DONTNEED). Memory: PSS (shared pages split between the processes that map
+them) of the workers of `uvicorn --workers 1` and `--workers 2` after the same traffic.
 """
 
 from __future__ import annotations
@@ -19,35 +25,50 @@ import json
 import os
 import platform
 import random
-import shutil
+import re
 import statistics
 import subprocess
 import sys
-import threading
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.scoring import artifact, history  # noqa: E402
-from app.scoring.history import ExcludeHistory  # noqa: E402
 from app.scoring.recommender import Recommender  # noqa: E402
 from tools.load import Request, Stats, run_load  # noqa: E402
 from tools.markdown import replace_section  # noqa: E402
-from tools.server import ADMIN_KEY, AUTH, start_server, stop  # noqa: E402
+from tools.server import AUTH, api_env, free_port, spawn_api, stop, wait_ready  # noqa: E402
 
 REDIS_URL = os.environ.get("SHOPREC_BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+SERVER_CPU, LOAD_CPU = "0", 1
+SINGLE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@dataclass
+class Run:
+    label: str
+    n_items: int
+    rows: list[tuple[str, str]] = field(default_factory=list)
+    latencies: dict[str, list[float]] = field(default_factory=dict)
 
 
 def pick_artifacts(given: Path | None) -> Path:
     if given:
         return given
-    for candidate in (ROOT / "build/evaluation/online-retail", ROOT / "build/artifacts"):
+    for candidate in (
+        ROOT / "build/evaluation/amazon-beauty/attributes",
+        ROOT / "build/evaluation/online-retail/attributes",
+        ROOT / "build/artifacts",
+    ):
         if (candidate / "current").exists():
             return candidate
     out = ROOT / "build/artifacts"
@@ -57,76 +78,266 @@ def pick_artifacts(given: Path | None) -> Path:
     return out
 
 
-def two_versions(artifacts_dir: Path) -> Path:
-    """A scratch artifacts dir holding the serving version twice (v1, v2), current = v2,
-    so reload and rollback have somewhere to go."""
-    scratch = ROOT / "build/bench-artifacts"
-    shutil.rmtree(scratch, ignore_errors=True)
-    source = artifact.resolve(artifacts_dir)
-    for n, name in enumerate(("v1", "v2")):
-        shutil.copytree(source, scratch / name)
-        manifest = json.loads((scratch / name / "manifest.json").read_text())
-        manifest.update(model_version=name, created_at=f"2026-01-0{n + 1}T00:00:00")
-        (scratch / name / "manifest.json").write_text(json.dumps(manifest))
-    artifact.publish(scratch, "v1")
-    artifact.publish(scratch, "v2")
-    return scratch
+def large_artifacts(n_items: int) -> Path:
+    out = ROOT / f"build/bench-{n_items}"
+    if not (out / "current").exists():
+        from models.bench_artifact import build
+
+        print(f"building a synthetic {n_items:,}-item artifact in {out}", flush=True)
+        build(out, n_items=n_items)
+    return out
 
 
-def time_scoring(recommender: Recommender, sessions: list[list[str]]) -> float:
-    """Median seconds of the endpoint's scoring call: the history of 20 session items (as
-    purchases, the default) + recommend(k=10) excluding them (the default policy)."""
+def start_pinned(artifacts_dir: Path, port: int, *, prefix: str, workers: int = 1) -> subprocess.Popen[str]:
+    env = {**api_env(artifacts_dir, redis_url=REDIS_URL, prefix=prefix), **SINGLE_THREAD}
+    command = ["uvicorn", "app.main:create_app", "--factory", "--port", "{port}", "--no-access-log",
+               "--log-level", "warning", "--workers", str(workers)]  # fmt: skip
+    server = spawn_api(env, port, command=command, cpus=SERVER_CPU if workers == 1 else None)
+    wait_ready(f"http://127.0.0.1:{port}", process=server, seconds=120)
+    return server
+
+
+# -- load ------------------------------------------------------------------------------
+def wrk(
+    url: str, *, seconds: float, script: str | None = None, connections: int = 16
+) -> tuple[float, dict[str, float]]:
+    """(requests/s, latency percentiles in ms) of wrk on the load core."""
+    command = [
+        "taskset",
+        "-c",
+        str(LOAD_CPU),
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds:g}s",
+        "--latency",
+    ]
+    if script:
+        command += ["-s", script]
+    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise RuntimeError(f"wrk got {errors.group(1)} error answers from {url}:\n{out}")
+    percentiles = {}
+    for q, value, unit in re.findall(r"\s+(50|90|99)\.000%\s+([\d.]+)(us|ms|s)", out):
+        percentiles[f"p{q}"] = float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
+    return rate, percentiles
+
+
+def lua_script(requests: Sequence[Request], folder: Path, name: str) -> str:
+    """A wrk script cycling through pre-drawn requests (method, path, JSON body)."""
+
+    def quote(text: str) -> str:
+        return json.dumps(text)
+
+    lines = ["local requests = {"]
+    for method, path, body in requests:
+        lines.append(f"  {{{quote(method)}, {quote(path)}, {quote(body.decode() if body else '')}}},")
+    lines += [
+        "}",
+        "local n = 0",
+        'wrk.headers["Content-Type"] = "application/json"',
+        f'wrk.headers["X-API-Key"] = {quote(AUTH["x-api-key"])}',
+        "request = function()",
+        "  n = n % #requests + 1",
+        "  local r = requests[n]",
+        "  if r[3] == '' then return wrk.format(r[1], r[2]) end",
+        "  return wrk.format(r[1], r[2], nil, r[3])",
+        "end",
+    ]
+    script = folder / f"{name}.lua"
+    script.write_text("\n".join(lines))
+    return str(script)
+
+
+def open_loop(url: str, make: Callable[[random.Random], Request], rate: float, seconds: float) -> Stats:
+    """Poisson arrivals at ``rate``/s from this process, moved to the load core."""
+    os.sched_setaffinity(0, {LOAD_CPU})
+    return asyncio.run(
+        run_load(url, make, seconds=seconds, connections=32, rate=rate, poisson=True, headers=AUTH)
+    )
+
+
+def sample_ids(loaded: artifact.Artifact, n: int, rng: random.Random) -> list[str]:
+    ids = loaded.arrays["item_ids"]
+    return [bytes(ids[i]).decode() for i in rng.sample(range(len(ids)), min(n, len(ids)))]
+
+
+def sessions(item_ids: list[str], n: int, rng: random.Random) -> list[list[str]]:
+    return [rng.sample(item_ids, 20) for _ in range(n)]
+
+
+def time_scoring(recommender: Recommender, drawn: list[list[str]]) -> float:
+    """Median seconds of the endpoint's scoring work, on the server's core, one BLAS thread."""
+    from threadpoolctl import threadpool_limits
+
+    os.sched_setaffinity(0, {int(SERVER_CPU)})
     times = []
-    for items in sessions:
-        t0 = time.perf_counter()
-        built = history.build(recommender, session=items)
-        recommender.recommend(built.weights, k=10, exclude=built.excluded(ExcludeHistory.purchased))
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times[10:])
+    with threadpool_limits(1):
+        for items in drawn:
+            t0 = time.perf_counter()
+            built = history.build(recommender, session=items)
+            recommender.recommend(built.weights, k=10, exclude=built.owned)
+            times.append(time.perf_counter() - t0)
+    os.sched_setaffinity(0, {0, 1})
+    return statistics.median(times[20:])
 
 
-def traffic(item_ids: list[str]) -> dict[str, Callable[[random.Random], Request]]:
-    counter = iter(range(10**9))
+def measure(artifacts_dir: Path, label: str, args: argparse.Namespace, scratch: Path) -> Run:
+    loaded = artifact.load(artifacts_dir)
+    recommender = Recommender(loaded)
+    rng = random.Random(7)
+    item_ids = sample_ids(loaded, 20_000, rng)
+    run = Run(label, recommender.n_items)
+    t_score = time_scoring(recommender, sessions(item_ids, 500, rng))
+    recommend = [
+        ("POST", "/v1/recommendations", json.dumps({"items": s, "k": 10}).encode())
+        for s in sessions(item_ids, 2000, rng)
+    ]
+    similar = [
+        ("GET", f"/v1/items/{i}/similar?k=10", None) for i in rng.sample(item_ids, min(2000, len(item_ids)))
+    ]
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = start_pinned(artifacts_dir, port, prefix=f"shoprec-bench-{port}")
+    try:
+        wrk(url + "/healthz", seconds=2)  # warm-up
+        wrk(url + "/v1/recommendations", seconds=3, script=lua_script(recommend, scratch, "recommend"))
+        hello, _ = wrk(url + "/healthz", seconds=args.seconds)
+        rec_max, _ = wrk(
+            url + "/v1/recommendations",
+            seconds=args.seconds,
+            script=lua_script(recommend, scratch, "recommend"),
+        )
+        half = open_loop(url, lambda r: r.choice(recommend), rec_max / 2, args.seconds)
+        sim_max, _ = wrk(url + "/", seconds=args.seconds, script=lua_script(similar, scratch, "similar"))
+        sim_half = open_loop(url, lambda r: r.choice(similar), sim_max / 2, args.seconds)
+    finally:
+        stop(server)
+    t_hello = 1.0 / hello
+    bound = 1.0 / (t_hello + t_score)
+    run.rows += [
+        ("t_hello (1 / max throughput of GET /healthz, wrk)", ms(t_hello, 3)),
+        ("t_score (in-process history + recommend, 20-item sessions, k=10, median)", ms(t_score, 3)),
+        ("bound 1 / (t_hello + t_score)", f"{bound:.0f} req/s"),
+        ("POST /v1/recommendations max throughput (wrk, 16 connections)", f"{rec_max:.0f} req/s"),
+        ("throughput / bound", f"{rec_max / bound:.2f}"),
+        (f"POST /v1/recommendations at half of max ({rec_max / 2:.0f} req/s, Poisson): p50 / p99 / max",
+         percentiles(half, 50, 99, 100)),
+        ("GET /v1/items/{id}/similar max throughput", f"{sim_max:.0f} req/s"),
+        (f"GET /v1/items/{{id}}/similar at half of max ({sim_max / 2:.0f} req/s): p50 / p99",
+         percentiles(sim_half, 50, 99)),
+        ("requests not answered 2xx in the open-loop runs", str(half.failed() + sim_half.failed())),
+    ]  # fmt: skip
+    run.latencies = {
+        "recommend, half of max (open loop)": half.latencies,
+        "similar, half of max": sim_half.latencies,
+    }
+    print(label, *run.rows, sep="\n", flush=True)
+    return run
 
-    def hello(r: random.Random) -> Request:
-        return "GET", "/healthz", None
 
-    def recommend(r: random.Random) -> Request:
-        body = {"items": r.sample(item_ids, 20), "k": 10}
-        return "POST", "/v1/recommendations", json.dumps(body).encode()
-
-    def batch(r: random.Random) -> Request:
-        n = next(counter)
-        events = [
-            {"user_id": f"bench-{r.randrange(5000)}", "item_id": r.choice(item_ids), "event": "view",
-             "event_id": f"b{n}-{i}"}
-            for i in range(1000)
-        ]  # fmt: skip
-        return "POST", "/v1/feedback/batch", json.dumps({"events": events}).encode()
-
-    return {"hello": hello, "recommend": recommend, "batch": batch}
+def ms(seconds: float, digits: int = 2) -> str:
+    return f"{seconds * 1000:.{digits}f} ms"
 
 
-def reload_under_load(
-    url: str, make: Callable[[random.Random], Request], seconds: float
-) -> tuple[Stats, list[str]]:
-    """Recommendation load while another thread reloads and rolls back the model."""
-    actions: list[str] = []
+def percentiles(stats: Stats, *qs: float) -> str:
+    values = [max(stats.latencies) if q == 100 else stats.percentile(q) for q in qs]
+    return " / ".join(f"{v * 1000:.2f}" for v in values) + " ms"
 
-    def admin() -> None:
-        headers = {"x-api-key": ADMIN_KEY}
-        for path in ("/v1/admin/rollback", "/v1/admin/reload", "/v1/admin/rollback"):
-            time.sleep(seconds / 4)
-            answer = httpx.post(f"{url}{path}", headers=headers, timeout=30).json()
-            actions.append(f"{path} -> {answer}")
-            if path.endswith("rollback"):  # current back to v2 on disk: reload and rollback again
-                artifact.publish(ROOT / "build/bench-artifacts", "v2")
 
-    thread = threading.Thread(target=admin)
-    thread.start()
-    stats = asyncio.run(run_load(url, make, seconds=seconds, connections=8))
-    thread.join()
-    return stats, actions
+def upsert_visibility(artifacts_dir: Path, repeats: int = 50) -> tuple[float, float]:
+    """(p50, p99) seconds from a PUT's 2xx on worker A to the new item's similar items on
+    worker B (both on Redis, catalog changes announced over pub/sub)."""
+    ports = [free_port(), free_port()]
+    prefix = f"shoprec-bench-upsert-{ports[0]}"
+    servers = [start_pinned(artifacts_dir, p, prefix=prefix) for p in ports]
+    waits = []
+    try:
+        with httpx.Client(headers=AUTH, timeout=10) as http:
+            for n in range(repeats):
+                item = f"BENCH-NEW-{n}"
+                body = {"title": f"Brand1 rose mug {n}", "category": "cat1", "brand": "Brand1", "price": 9.5}
+                assert http.put(f"http://127.0.0.1:{ports[0]}/v1/items/{item}", json=body).status_code == 200
+                done = time.perf_counter()
+                while (
+                    http.get(f"http://127.0.0.1:{ports[1]}/v1/items/{item}/similar?k=10").status_code != 200
+                ):
+                    if time.perf_counter() - done > 10:
+                        raise RuntimeError(f"{item} not visible on the other worker after 10 s")
+                waits.append(time.perf_counter() - done)
+    finally:
+        for server in servers:
+            stop(server)
+        client = redis.Redis.from_url(REDIS_URL)
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            client.delete(key)
+    waits.sort()
+    return waits[len(waits) // 2], waits[min(len(waits) - 1, int(0.99 * len(waits)))]
+
+
+def drop_page_cache(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def cold_start(artifacts_dir: Path) -> float:
+    """Seconds from process start to /readyz 200, the artifact's pages dropped first."""
+    drop_page_cache(artifact.resolve(artifacts_dir))
+    port = free_port()
+    started = time.perf_counter()
+    server = start_pinned(artifacts_dir, port, prefix=f"shoprec-bench-start-{port}")
+    seconds = time.perf_counter() - started
+    stop(server)
+    return seconds
+
+
+def pss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def workers_pss(artifacts_dir: Path, workers: int, requests: Sequence[Request]) -> float:
+    """Total PSS (MB) of the uvicorn worker processes after the same traffic."""
+    port = free_port()
+    server = start_pinned(artifacts_dir, port, prefix=f"shoprec-bench-pss-{port}", workers=workers)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        asyncio.run(run_load(url, lambda r: r.choice(requests), seconds=5, connections=8, headers=AUTH))
+        children = subprocess.run(
+            ["pgrep", "-P", str(server.pid)], capture_output=True, text=True
+        ).stdout.split()
+        pids = [int(p) for p in children] or [server.pid]
+        return sum(pss_mb(p) for p in pids if Path(f"/proc/{p}").exists())
+    finally:
+        stop(server)
+
+
+def scale_rows(artifacts_dir: Path) -> list[tuple[str, str]]:
+    loaded = artifact.load(artifacts_dir)
+    rng = random.Random(3)
+    ids = sample_ids(loaded, 5000, rng)
+    requests = [
+        ("POST", "/v1/recommendations", json.dumps({"items": s, "k": 10}).encode())
+        for s in sessions(ids, 500, rng)
+    ]
+    p50, p99 = upsert_visibility(artifacts_dir)
+    start = cold_start(artifacts_dir)
+    one, two = workers_pss(artifacts_dir, 1, requests), workers_pss(artifacts_dir, 2, requests)
+    return [
+        ("catalog upsert visible in `similar` on another worker, p50 / p99", f"{ms(p50)} / {ms(p99)}"),
+        ("process start to /readyz 200, artifact not in the page cache", f"{start:.1f} s"),
+        ("PSS of one worker / of two workers", f"{one:,.0f} MB / {two:,.0f} MB ({two / one:.2f}x)"),
+    ]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,114 +345,65 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--artifacts", type=Path)
+    parser.add_argument(
+        "--large", type=int, default=1_000_000, help="items of the synthetic artifact; 0: skip"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "docs/benchmarks.md")
-    parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--port", type=int, default=8931)
+    parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args(argv)
-    source_dir = pick_artifacts(args.artifacts)
-    artifacts_dir = two_versions(source_dir)
-    loaded = artifact.load(artifacts_dir)
-    item_ids = [i["item_id"] for i in loaded.items]
-    rng = random.Random(7)
-    t_score = time_scoring(Recommender(loaded), [rng.sample(item_ids, 20) for _ in range(500)])
-    print(f"t_score {t_score * 1000:.3f} ms", flush=True)
-
-    url = f"http://127.0.0.1:{args.port}"
-    make = traffic(item_ids)
-
-    def load(name: str, *, rate: float | None = None, connections: int | None = None) -> Stats:
-        stats = asyncio.run(
-            run_load(url, make[name], seconds=args.seconds, connections=connections or args.connections,
-                     rate=rate, headers=AUTH)
-        )  # fmt: skip
-        print(name, f"rate {rate:.0f}/s" if rate else "max", stats.summary(), flush=True)
-        return stats
-
-    server = start_server(artifacts_dir, args.port, redis_url=REDIS_URL, prefix="shoprec-bench")
-    try:
-        load("recommend", connections=4)  # warm-up
-        hello = load("hello")
-        rec = load("recommend")
-        half = load("recommend", rate=rec.throughput / 2)
-        batch = load("batch", connections=4)
-        reloading, actions = reload_under_load(url, make["recommend"], args.seconds * 2)
-        print("reload under load", reloading.summary(), *actions, sep="\n", flush=True)
-    finally:
-        stop(server)
-    write_report(args, source_dir, loaded, t_score=t_score, hello=hello, rec=rec, half=half, batch=batch,
-                 reloading=reloading, actions=actions)  # fmt: skip
+    runs = []
+    with tempfile.TemporaryDirectory() as scratch:
+        small = pick_artifacts(args.artifacts)
+        runs.append(
+            measure(
+                small,
+                str(small.relative_to(ROOT) if small.is_relative_to(ROOT) else small),
+                args,
+                Path(scratch),
+            )
+        )
+        runs[-1].rows += scale_rows(small)
+        if args.large:
+            large = large_artifacts(args.large)
+            runs.append(
+                measure(
+                    large,
+                    f"synthetic {args.large:,}-item artifact (models/bench_artifact.py)",
+                    args,
+                    Path(scratch),
+                )
+            )
+            runs[-1].rows += scale_rows(large)
+    write_report(args, runs)
     return 0
 
 
-def write_report(args: argparse.Namespace, source_dir: Path, loaded: artifact.Artifact, *, t_score: float,
-                 hello: Stats, rec: Stats, half: Stats, batch: Stats, reloading: Stats,
-                 actions: list[str]) -> None:  # fmt: skip
-    t_hello = 1.0 / hello.throughput
-    bound = 1.0 / (t_hello + t_score)
-    rows = [
-        ("t_hello (1 / max throughput of GET /healthz)", f"{t_hello * 1000:.3f} ms"),
-        ("t_score (in-process history + recommend, 20 items, k=10, median)", f"{t_score * 1000:.3f} ms"),
-        ("bound 1 / (t_hello + t_score)", f"{bound:.0f} req/s"),
-        ("POST /v1/recommendations max throughput", f"{rec.throughput:.0f} req/s"),
-        ("throughput / bound (target ≥ 0.80)", f"{rec.throughput / bound:.2f}"),
-        (
-            f"p50 / p99 at half of max ({rec.throughput / 2:.0f} req/s offered, open loop)",
-            f"{half.percentile(50) * 1000:.2f} / {half.percentile(99) * 1000:.2f} ms (target p99 ≤ 15 ms)",
-        ),
-        (
-            "feedback batch ingestion (1,000-event batches over HTTP into Redis)",
-            f"{batch.throughput * 1000:,.0f} events/s (target ≥ 10,000)",
-        ),
-        (
-            "reload + rollback ×2 under recommendation load",
-            f"{len(reloading.latencies):,} requests, {reloading.failed()} failed, statuses "
-            f"{dict(reloading.statuses)}",
-        ),
-        ("requests not answered 2xx (or transport errors) in the other runs",
-         str(sum(s.failed() for s in (hello, rec, half, batch)))),
-    ]  # fmt: skip
-    counts = loaded.manifest.counts.model_dump()
-    where = source_dir.relative_to(ROOT) if source_dir.is_relative_to(ROOT) else source_dir
+def write_report(args: argparse.Namespace, runs: list[Run]) -> None:
     command = "python scripts/bench.py" + (f" --artifacts {args.artifacts}" if args.artifacts else "")
-    text = "\n".join(
-        [
-            "# Serving benchmarks",
-            "",
-            f"Command: `{command}` (`make bench`)  ",
-            f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}  ",
-            f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-            "server and load generator share the machine  ",
-            f"Model: `{where}` ({counts['items']:,} items, {counts['users']:,} users)  ",
-            f"Server: one uvicorn worker; load: {args.connections} keep-alive connections, "
-            f"{args.seconds:g} s per run, client `scripts/load.py`",
-            "",
-            "| measure | value |",
-            "|---|---|",
-            *[f"| {a} | {b} |" for a, b in rows],
-            "",
-            "![Latency of POST /v1/recommendations: histogram and CDF](latency.png)",
-            "",
-            "Admin actions during the reload run:",
-            "",
-            *[f"- `{a}`" for a in actions],
-            "",
-        ]
-    )
+    lines = [
+        "# Serving benchmarks",
+        "",
+        f"Command: `{command}` (`make bench`)  ",
+        f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}  ",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}  ",
+        "",
+        *__doc__.split("\n\n", 2)[2].strip().splitlines(),
+        "",
+    ]
+    for run in runs:
+        lines += [f"## {run.label} ({run.n_items:,} items)", "", "| measure | value |", "|---|---|"]
+        lines += [f"| {a} | {b} |" for a, b in run.rows] + [""]
+    lines += ["![Latency distributions](latency.png)", ""]
+    text = "\n".join(lines)
     replace_section(args.out, "bench", text)  # the soak section (scripts/soak.py) stays
-    plot_latencies(args.out.with_name("latency.png"), rec=rec, half=half)
-    print(text)
-
-
-def plot_latencies(out: Path, *, rec: Stats, half: Stats) -> dict[str, dict[str, float]]:
-    """The latency distribution of the two recommendation runs, as measured (histogram + CDF)."""
     from models.plots import latency_distribution
 
-    runs = {
-        f"half of max ({half.throughput:.0f} req/s, open loop)": half.latencies,
-        f"max throughput ({rec.throughput:.0f} req/s, closed loop)": rec.latencies,
-    }
-    return latency_distribution(runs, out, title="POST /v1/recommendations, 20-item histories, k=10")
+    latency_distribution(
+        {f"{r.label}: {name}": values for r in runs for name, values in r.latencies.items()},
+        args.out.with_name("latency.png"),
+        title="Open-loop latency at half of max throughput",
+    )
+    print(text)
 
 
 if __name__ == "__main__":

@@ -84,8 +84,10 @@ async def run_load(
     rate: float | None = None,
     seed: int = 1,
     headers: dict[str, str] | None = None,
+    poisson: bool = False,
 ) -> Stats:
-    """Drive requests for ``seconds``; closed loop at max speed, or open loop at ``rate``/s."""
+    """Drive requests for ``seconds``; closed loop at max speed, or open loop at ``rate``/s
+    (evenly spaced per connection, or ``poisson`` arrivals: exponential gaps)."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
@@ -105,7 +107,7 @@ async def run_load(
                     if scheduled > now:
                         await asyncio.sleep(scheduled - now)
                     begin = scheduled
-                    scheduled += interval
+                    scheduled += rng.expovariate(1.0 / interval) if poisson else interval
                 else:
                     begin = now
                 if begin >= deadline:

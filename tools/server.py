@@ -118,13 +118,16 @@ def spawn_api(
     *,
     command: Sequence[str] = UVICORN,
     output: IO[str] | None = None,
+    cpus: str | None = None,
 ) -> subprocess.Popen[str]:
     """``python -m <command>`` (``{port}`` replaced) in the repository root with ``env`` added
     to this process's environment. ``output`` receives stdout and stderr (default: inherited;
-    never an unread pipe, which fills up under load and blocks the server)."""
+    never an unread pipe, which fills up under load and blocks the server); ``cpus`` pins it
+    (``taskset -c``)."""
     words = [str(port) if word == "{port}" else word for word in command]
+    pin = ["taskset", "-c", cpus] if cpus is not None else []
     return subprocess.Popen(
-        [sys.executable, "-m", *words],
+        [*pin, sys.executable, "-m", *words],
         cwd=ROOT,
         env={**os.environ, **env},
         stdout=output,
