@@ -20,7 +20,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from app.scoring import artifact
-from app.scoring.scorer import Scorer, top_k
+from app.scoring.recommender import Filters, Recommender
+from app.scoring.scorer import top_k
 from models.config import TrainConfig
 from models.data import Dataset, clean, load
 from models.metrics import ndcg_at_k, recall_at_k, summarize
@@ -144,24 +145,50 @@ def metrics_of(ranked: np.ndarray, mapped: Mapped) -> dict[str, float]:
     return summarize(ranked, mapped.target, mapped.n_items)
 
 
-def served_metrics(version_dir: Path, heldout: Heldout) -> tuple[dict[str, dict[str, float]], np.ndarray]:
+def recommender_lists(
+    recommender: Recommender,
+    mapped: Mapped,
+    *,
+    weights: dict[str, float] | None = None,
+    filters: Filters | None = None,
+    k: int = K,
+) -> np.ndarray:
+    """Top-k (n_users, k) of each user through ``Recommender.recommend`` (-1: fewer), the
+    fold-in excluded: the serving path, one request per user."""
+    out = np.full((mapped.foldin.shape[0], k), -1, dtype=np.int64)
+    for u in range(mapped.foldin.shape[0]):
+        start, end = mapped.foldin.indptr[u], mapped.foldin.indptr[u + 1]
+        items, values = mapped.foldin.indices[start:end].tolist(), mapped.foldin.data[start:end].tolist()
+        history = dict(zip(items, values, strict=True))
+        found = recommender.recommend(history, k=k, exclude=items, filters=filters, weights=weights).item_idx
+        out[u, : len(found)] = found
+    return out
+
+
+def served_metrics(
+    version_dir: Path, heldout: Heldout, *, mode: str | None = None
+) -> tuple[dict[str, dict[str, float]], np.ndarray]:
     """Test metrics of an exported artifact, loaded by the serving loader and scored by the
-    serving scorer: each component alone, the blend as served, and popularity. Also returns
-    the blend's ranked lists (for per-target checks)."""
+    serving code: each component alone, the blend as served, and popularity. ``mode``
+    overrides the manifest's retrieval mode. Exhaustive scoring runs in batches through the
+    serving scorer (the same scores as one request per user); two-stage scoring one request
+    per user. Also returns the blend's ranked lists (for per-target checks)."""
     loaded = artifact.load(version_dir)
-    mapped = map_heldout(heldout, [item["item_id"] for item in loaded.items])
-    scorer = Scorer(loaded.arrays, loaded.manifest.blend_weights, loaded.manifest.components)
+    recommender = Recommender(loaded, mode=mode)
+    mapped = map_heldout(heldout, [bytes(i).decode() for i in loaded.arrays["item_ids"]])
+    scorer = recommender.scorer
     popularity = np.asarray(loaded.arrays["popularity"])
     out = {
         "popular": metrics_of(ranked_lists(lambda h: np.tile(popularity, (h.shape[0], 1)), mapped), mapped)
     }
-    for name in scorer.components:
-        out[name] = metrics_of(
-            ranked_lists(lambda h, n=name: scorer.score(h, weights={n: 1.0}), mapped), mapped
-        )
-    blend = ranked_lists(scorer.score, mapped)
-    out["blend"] = metrics_of(blend, mapped)
-    return out, blend
+    for name in [*scorer.components, "blend"]:
+        weights = None if name == "blend" else {name: 1.0}
+        if recommender.mode == "exhaustive":
+            ranked = ranked_lists(lambda h, w=weights: scorer.score(h, weights=w), mapped)
+        else:
+            ranked = recommender_lists(recommender, mapped, weights=weights)
+        out[name] = metrics_of(ranked, mapped)
+    return out, ranked
 
 
 def reference_metrics(result: TrainResult, heldout: Heldout, log: Log) -> dict[str, Any]:
@@ -223,6 +250,9 @@ def evaluate_dataset(
         out[variant] = _summary(result, metrics, seconds)
         log(f"{variant}: served blend test ndcg@100 {metrics['blend']['ndcg@100']:.4f}")
         if variant == "attributes":
+            from models import retrieval_eval  # it builds on this module
+
+            out["retrieval"] = retrieval_eval.compare(result.version_dir, heldout, log=log)
             if references:
                 out["references"] = reference_metrics(result, heldout, log)
             if rare_items:

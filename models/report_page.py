@@ -82,6 +82,8 @@ def _dataset_section(name: str, res: dict[str, Any]) -> list[str]:
             ratio = row["ndcg@100"] / ref_ndcg
             lines.append(f"| {label} | " + " | ".join(f"{row[m]:.4f}" for m in METRICS) + f" | {ratio:.3f} |")
     lines.append("")
+    if "retrieval" in res:
+        lines += _retrieval_section(res["retrieval"])
     if "rare_items" in res:
         lines += _rare_section(res["rare_items"], c, main["metrics"]["blend"]["ndcg@100"])
     if "cold_start" in res:
@@ -111,6 +113,26 @@ def _rare_section(rare: dict[str, Any], counts: dict[str, int], ndcg: float) -> 
         f"{ndcg:.4f} |",
         "",
     ]
+
+
+def _retrieval_section(rows: dict[str, Any]) -> list[str]:
+    pools = rows.get("pools", {})
+    lines = [
+        "Two-stage serving (candidates, then exact re-ranking) against exhaustive scoring of every "
+        f"item, both one request per test user on the served artifact; pools {pools}:",
+        "",
+        "| filter | NDCG@100 exhaustive | NDCG@100 two-stage | ratio | top-10 overlap | lists as long |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, row in rows.items():
+        if name == "pools":
+            continue
+        ex, ts = row["ndcg@100 exhaustive"], row["ndcg@100 two-stage"]
+        lines.append(
+            f"| {name} | {ex:.4f} | {ts:.4f} | {ts / ex if ex else float('nan'):.3f} | "
+            f"{row['overlap@10']:.3f} | {row['full lists']:.0%} |"
+        )
+    return [*lines, ""]
 
 
 def _cold_section(cs: dict[str, Any]) -> list[str]:

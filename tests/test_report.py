@@ -60,6 +60,9 @@ def test_evaluation_end_to_end(tmp_path):
     assert res["interactions only"]["metrics"]["blend"]["ndcg@100"] > refs["popular"]["ndcg@100"]
     # Every user of the training file trained the served model (refit), test users none.
     assert res["attributes"]["counts"]["users"] == train.interactions["user_id"].nunique()
+    retrieval = res["retrieval"]  # two-stage against exhaustive, with category filters
+    assert retrieval["no filter"]["overlap@10"] > 0.9 and len(retrieval) >= 4
+    assert all(row["full lists"] == 1.0 for name, row in retrieval.items() if name != "pools")
     rare_items = res["rare_items"]
     assert rare_items["before"]["counts"]["items"] < res["attributes"]["counts"]["items"]
     cold = res["cold_start"]  # its real numbers are in docs/evaluation.md: too few items here
@@ -69,7 +72,7 @@ def test_evaluation_end_to_end(tmp_path):
     write_report({"synthetic": res}, out, command="test", machine="test")
     text = out.read_text()
     assert "| **served blend** |" in text and "| als |" in text and "interactions only" in text
-    assert "content->cf map" in text and "minimum counts 5 (before)" in text
+    assert "content->cf map" in text and "minimum counts 5 (before)" in text and "top-10 overlap" in text
     assert (tmp_path / "training_curves.png").stat().st_size > 0
     assert (tmp_path / "metrics.png").stat().st_size > 0
     assert np.isfinite(served["blend"]["ndcg@100"])
