@@ -78,7 +78,7 @@ def item_knn(data: TrainData, log: Log) -> tuple[ScoresOf, dict[str, Any]]:
     def fit(train: sp.csr_matrix, k: int) -> ScoresOf:
         return _item_item(ease_model.item_knn(train, neighbors=k), data.n_items)
 
-    return _choose("item-knn", [50, 100, 200, 400], fit, data, log)
+    return _choose("item-knn", [10, 20, 50, 100, 200], fit, data, log)
 
 
 def plain_ease(data: TrainData, log: Log) -> tuple[ScoresOf, dict[str, Any]]:
