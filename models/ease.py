@@ -26,7 +26,7 @@ from models.errors import ConfigError
 
 def gram(
     train: sp.csr_matrix,
-    features: np.ndarray | None = None,
+    features: sp.csr_matrix | np.ndarray | None = None,
     alpha: float = 0.0,
     *,
     user_exponent: float = 0.0,
@@ -43,8 +43,8 @@ def gram(
     else:
         g = np.asarray((binary.T @ binary).todense(), dtype=np.float32)
     if alpha and features is not None:
-        a = np.asarray(features, dtype=np.float32)
-        g += np.float32(alpha) * (a @ a.T)
+        a = sp.csr_matrix(features, dtype=np.float32)
+        g += np.float32(alpha) * np.asarray((a @ a.T).todense(), dtype=np.float32)
     return g
 
 

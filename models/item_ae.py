@@ -10,55 +10,86 @@ collaborative embedding to an item nobody has interacted with yet (cold start).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 
 import keras
 import numpy as np
+import scipy.sparse as sp
+import tensorflow as tf
 from keras import layers
 
 from models.config import ItemAEConfig
 
 
+class NoisyRows(keras.utils.PyDataset):
+    """Batches of (rows with input dropout as a tf.SparseTensor, the rows dense), reshuffled
+    every epoch: the feature matrix stays sparse, only a batch is ever dense."""
+
+    def __init__(self, features: sp.csr_matrix, batch_size: int, noise: float, seed: int):
+        super().__init__()
+        self.features, self.batch_size, self.noise = features, batch_size, noise
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(features.shape[0])
+
+    def __len__(self) -> int:
+        return math.ceil(self.features.shape[0] / self.batch_size)
+
+    def __getitem__(self, index: int):
+        rows = self.features[self.order[index * self.batch_size : (index + 1) * self.batch_size]]
+        x = rows.tocoo()
+        keep = self.rng.random(x.nnz) >= self.noise
+        values = (x.data[keep] / (1.0 - self.noise)).astype(np.float32)
+        indices = np.stack([x.row[keep], x.col[keep]], axis=1).astype(np.int64)
+        return tf.SparseTensor(indices, values, x.shape), rows.toarray()
+
+    def on_epoch_end(self) -> None:
+        self.order = self.rng.permutation(self.features.shape[0])
+
+
+def plan_epochs(config: ItemAEConfig, n_items: int) -> int:
+    """``config.epochs``, else a budget of optimizer steps within [min_epochs, max_epochs]; a
+    catalog so large that ``min_epochs`` passes cost over 3 budgets gets what the budget buys
+    (at least one pass)."""
+    if config.epochs:
+        return config.epochs
+    batches = max(1, math.ceil(n_items / config.batch_size))
+    budgeted = math.ceil(config.step_budget / batches)
+    floor = config.min_epochs if batches * config.min_epochs <= 3 * config.step_budget else 1
+    return int(np.clip(budgeted, floor, config.max_epochs))
+
+
 def train_item_autoencoder(
-    features: np.ndarray, config: ItemAEConfig, *, log: Callable[[str], None] = print
+    features: sp.csr_matrix, config: ItemAEConfig, *, log: Callable[[str], None] = print
 ) -> tuple[dict[str, np.ndarray], list[float]]:
-    """features: (n_items, feature_dim) float32 in [0, 1].
+    """features: (n_items, feature_dim) float32 CSR, values in [0, 1].
 
     Returns the encoder arrays (feat_w1, feat_b1, feat_w2, feat_b2) and the loss per epoch.
     """
     keras.utils.set_random_seed(config.seed)
+    features = sp.csr_matrix(features, dtype=np.float32)
     dim = features.shape[1]
-    batches = max(1, math.ceil(features.shape[0] / config.batch_size))
-    epochs = config.epochs or int(
-        np.clip(math.ceil(config.step_budget / batches), config.min_epochs, config.max_epochs)
-    )
+    epochs = plan_epochs(config, features.shape[0])
     init = keras.initializers.GlorotUniform(seed=config.seed)
     encoder_hidden = layers.Dense(config.hidden, "relu", kernel_initializer=init)
     encoder_out = layers.Dense(config.embedding, kernel_initializer=init)
-    inputs = keras.Input((dim,))
-    noisy = layers.Dropout(config.noise, seed=config.seed)(inputs)
-    code = encoder_out(encoder_hidden(noisy))
-    hidden = layers.Dense(config.hidden, "relu", kernel_initializer=init)(code)
-    outputs = layers.Dense(dim, "sigmoid", kernel_initializer=init)(hidden)
-    model = keras.Model(inputs, outputs)
+    decoder_hidden = layers.Dense(config.hidden, "relu", kernel_initializer=init)
+    decoder_out = layers.Dense(dim, "sigmoid", kernel_initializer=init)
+    model = keras.Sequential([encoder_hidden, encoder_out, decoder_hidden, decoder_out])
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="binary_crossentropy")
     losses: list[float] = []
+    started = time.perf_counter()
 
     class Progress(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             losses.append(float((logs or {})["loss"]))
             if (epoch + 1) % 10 == 0 or epoch + 1 == epochs:
-                log(f"item autoencoder epoch {epoch + 1}/{epochs} loss {losses[-1]:.4f}")
+                elapsed = time.perf_counter() - started
+                eta = elapsed / (epoch + 1) * (epochs - epoch - 1)
+                log(f"item autoencoder epoch {epoch + 1}/{epochs} loss {losses[-1]:.4f} eta {eta:.0f}s")
 
-    model.fit(
-        features,
-        features,
-        batch_size=config.batch_size,
-        epochs=epochs,
-        shuffle=True,
-        verbose=0,
-        callbacks=[Progress()],
-    )
+    batches = NoisyRows(features, config.batch_size, config.noise, config.seed)
+    model.fit(batches, epochs=epochs, verbose=0, callbacks=[Progress()])
     as32 = lambda v: np.array(keras.ops.convert_to_numpy(v), dtype=np.float32)  # noqa: E731
     arrays = {
         "feat_w1": as32(encoder_hidden.kernel),

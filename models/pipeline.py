@@ -148,7 +148,7 @@ def prepare(
     train_users, val_users, foldin, target = validation_split(full, config.split)
     catalog = _catalog(indexed.item_ids, cleaned.items)
     space = FeatureSpace.fit(catalog, title_buckets=config.item_ae.title_buckets)
-    features = space.encode(catalog)
+    features = space.encode_sparse(catalog)
     data = TrainData(
         item_ids=indexed.item_ids,
         user_ids=indexed.user_ids,

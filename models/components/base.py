@@ -35,7 +35,7 @@ class TrainData:
     val_users: np.ndarray
     val_foldin: sp.csr_matrix  # (n_val, n_items)
     val_target: sp.csr_matrix
-    features: np.ndarray  # (n_items, feature_dim) float32 item features in [0, 1]
+    features: sp.csr_matrix  # (n_items, feature_dim) float32 item features in [0, 1]
     max_weight: float  # the strongest event weight (targets of likelihoods are scaled by it)
 
     @property
@@ -47,8 +47,8 @@ class TrainData:
         return self.full[self.train_users]
 
     @property
-    def attributes(self) -> np.ndarray:
-        """(n_items, feature_dim - 2): multi-hot attributes and title words, not price."""
+    def attributes(self) -> sp.csr_matrix:
+        """(n_items, feature_dim - 2) CSR: multi-hot attributes and title words, not price."""
         return self.features[:, :-2]
 
 
