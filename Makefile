@@ -4,7 +4,7 @@ PIP ?= $(PYTHON) -m pip
 ARTIFACTS ?= build/artifacts
 LOCK ?= requirements.lock
 
-.PHONY: install lock audit demo test test-fast test-tools lint bench bench-tools soak fuzz eval clean vendor-docs
+.PHONY: install install-scale lock audit demo test test-fast test-tools lint bench bench-tools soak fuzz eval clean vendor-docs
 
 ## The package and every extra, at the versions pinned in $(LOCK): pyproject.toml's ranges say
 ## what is needed, the lock file (as pip constraints) which version of it.
@@ -16,7 +16,7 @@ install:
 lock:
 	$(PIP) install --quiet --disable-pip-version-check 'pip-tools>=7.4'
 	CUSTOM_COMPILE_COMMAND='make lock' $(PYTHON) -m piptools compile --quiet --strip-extras --allow-unsafe \
-		--no-emit-index-url --no-emit-find-links --extra train --extra dev --extra demo \
+		--no-emit-index-url --no-emit-find-links --extra train --extra dev --extra demo --extra scale \
 		$(if $(UPGRADE),--upgrade) --output-file $(LOCK) pyproject.toml
 
 ## Known vulnerabilities (PyPI's advisory data) in the versions pinned in $(LOCK). --strict: a
@@ -31,8 +31,12 @@ demo: install
 
 ## The test suite (CI runs exactly this through .ci/run). Needs Redis at SHOPREC_TEST_REDIS_URL
 ## (default redis://127.0.0.1:6379/15); .ci/run starts one when none answers.
+## The scale extra (SANSA, for item-item past 30k items) with its system packages: make install-scale.
+install-scale: install
+	PYTHON=$(PYTHON) bash scripts/setup_scale.sh
+
 ## --durations: the slowest tests and what each costs, so a change can say what it adds to CI time.
-test: install test-tools
+test: install install-scale test-tools
 	$(PYTHON) -m pytest -q --durations=25
 
 ## The inner loop: every test not marked slow (no training beyond the shared session model, no

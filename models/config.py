@@ -117,6 +117,14 @@ class EASEConfig:
     # Keep this many largest weights per item row in the exported matrix (sparse, so
     # large catalogs fit); None keeps the dense matrix.
     neighbors: int | None = 500
+    # Past this many items the dense inverse does not fit (30k items: 3.6 GB a matrix): the
+    # sparse approximate inverse of models/ease_sparse.py (SANSA, the ``scale`` extra) with
+    # ``sparse_nonzeros`` weights per item in each factor, lambda from ``sparse_lambdas``,
+    # users' histories capped at ``history_cap`` items; attributes are not used there.
+    exact_max_items: int = 30_000
+    sparse_lambdas: list[float] = field(default_factory=lambda: [10.0, 100.0])
+    sparse_nonzeros: int = 50
+    history_cap: int = 200
 
 
 @dataclass

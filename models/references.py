@@ -114,7 +114,7 @@ def als(data: TrainData, log: Log) -> tuple[ScoresOf, dict[str, Any]]:
 
         return scores_of
 
-    grid = [(f, reg, a) for f in (64, 128, 256) for reg in (0.1, 1.0, 10.0, 100.0) for a in (1.0, 10.0)]
+    grid = [(f, reg, a) for f in (64, 128, 256, 512) for reg in (1.0, 10.0, 100.0) for a in (1.0, 10.0)]
     return _choose("als", grid, fit, data, log)
 
 

@@ -58,3 +58,21 @@ def test_the_sampled_softmax_vae_learns_what_the_full_one_learns(trained):
     )
     full = max(row["val_ndcg@100"] for row in full_history)
     assert sampled > 0.9 * full, (sampled, full)
+
+
+def test_past_the_exact_limit_the_item_item_model_is_sparse(shop):
+    """The sparse approximate EASE (SANSA) path, forced on a 300-item shop: it is chosen on
+    validation, refitted, exported as the serving CSR, and stays close to exact EASE."""
+    from models.config import TrainConfig
+    from models.pipeline import run
+    from tests.conftest import FAST_CONFIG
+
+    vae = {**FAST_CONFIG["vae"], "epochs": 3}
+    exact = run(shop, TrainConfig.from_dict({**FAST_CONFIG, "vae": vae}), log=lambda m: None)
+    ease = {**FAST_CONFIG["ease"], "exact_max_items": 100, "sparse_lambdas": [10.0]}
+    sparse = run(shop, TrainConfig.from_dict({**FAST_CONFIG, "vae": vae, "ease": ease}), log=lambda m: None)
+    assert sparse.report["components"]["ease"]["chosen"]["sparse"] is True
+    matrix = sparse.scorer.components["ease"].matrix
+    assert matrix.nnz > 0 and (matrix.getnnz(axis=1) <= 500).all() and matrix.diagonal().max() == 0
+    assert sparse.metrics["ease"]["ndcg@100"] > 0.9 * exact.metrics["ease"]["ndcg@100"]
+    assert sparse.metrics["ease"]["ndcg@100"] > 1.5 * sparse.metrics["popular"]["ndcg@100"]

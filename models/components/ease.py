@@ -14,8 +14,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from models import ease as ease_model
+from models import ease_sparse
 from models.components.base import Fitted, Log, TrainData, warm
-from models.config import EASEConfig, TrainConfig
+from models.config import ConfigError, EASEConfig, TrainConfig
 from models.evaluation import rank
 from models.metrics import ndcg_at_k
 
@@ -33,6 +34,8 @@ class ItemItemTrainer:
 
     def select(self, data: TrainData, config: TrainConfig, shared: dict[str, Any], log: Log) -> Fitted:
         started = time.perf_counter()
+        if data.n_items > config.ease.exact_max_items:
+            return select_sparse(data, config.ease, log, started)
         search = Search(data, config.ease, log)
         best = search.run()
         matrix = search.best_matrix
@@ -44,6 +47,8 @@ class ItemItemTrainer:
     ) -> dict[str, np.ndarray]:
         full = data.full
         log(f"item-item refit on {full.shape[0]:,} users: {describe(chosen)}")
+        if chosen.get("sparse"):
+            return export_csr(fit_sparse(full, chosen, config.ease, log))
         return export(fit(full, data.attributes, chosen), config.ease)
 
 
@@ -52,6 +57,59 @@ def fit(train: sp.csr_matrix, attributes: np.ndarray, params: dict[str, Any]) ->
     g = ease_model.gram(train, attributes, params["alpha"], user_exponent=params["a"])
     b = ease_model.fit_ease(g, params["lam"], dropout=params["dropout"], warm=warm(train))
     return ease_model.deflate(b, ease_model.popularity(train), params["beta"])
+
+
+def select_sparse(data: TrainData, config: EASEConfig, log: Log, started: float) -> Fitted:
+    """Lambda (and the popularity exponent) of the sparse item-item model on validation."""
+    if not ease_sparse.available():
+        raise ConfigError(
+            f"{data.n_items:,} items: past ease.exact_max_items ({config.exact_max_items:,}) the "
+            "item-item model needs the scale extra (SANSA): make install-scale"
+        )
+    rows = np.flatnonzero(np.diff(data.val_target.indptr) > 0)
+    foldin, target = data.val_foldin[rows], data.val_target[rows]
+    popularity = ease_model.popularity(data.train)
+    tried, best, best_matrix = [], {"ndcg@100": -1.0}, sp.csr_matrix((data.n_items, data.n_items))
+    for lam in config.sparse_lambdas:
+        params = {"sparse": True, "lam": lam, "dropout": config.dropouts[-1], "alpha": 0.0, "a": 0.0}
+        b = fit_sparse(data.train, {**params, "beta": 0.0}, config, log)
+        scores = np.asarray((foldin @ b).todense(), dtype=np.float32)
+        for beta in config.popularity_exponents:
+            weighted = scores * (popularity + 1.0) ** np.float32(-beta)
+            ndcg = float(ndcg_at_k(rank(weighted, foldin), target, 100).mean())
+            tried.append({**params, "beta": beta, "ndcg@100": ndcg})
+            if ndcg > best["ndcg@100"]:
+                best = tried[-1]
+                best_matrix = sp.csr_matrix(b @ sp.diags((popularity + 1.0) ** np.float32(-beta)))
+        log(f"item-item (sparse) lambda {lam:g}: best validation ndcg@100 so far {best['ndcg@100']:.4f}")
+    report = {**best, "grid": tried, "seconds": time.perf_counter() - started}
+    return Fitted(arrays=export_csr(best_matrix), chosen=best, report=report)
+
+
+def fit_sparse(train: sp.csr_matrix, params: dict[str, Any], config: EASEConfig, log: Log) -> sp.csr_matrix:
+    b = ease_sparse.fit_sansa(
+        train,
+        lam=params["lam"],
+        dropout=params["dropout"],
+        user_exponent=params["a"],
+        density=min(1.0, config.sparse_nonzeros / max(train.shape[1], 1)),
+        cap=config.history_cap,
+        neighbors=config.neighbors or 500,
+        log=log,
+    )
+    if params.get("beta"):
+        b = sp.csr_matrix(b @ sp.diags((ease_model.popularity(train) + 1.0) ** np.float32(-params["beta"])))
+    return b
+
+
+def export_csr(csr: sp.csr_matrix) -> dict[str, np.ndarray]:
+    csr = sp.csr_matrix(csr, dtype=np.float32)
+    csr.sort_indices()
+    return {
+        "ease_indptr": csr.indptr.astype(np.int64),
+        "ease_indices": csr.indices.astype(np.int32),
+        "ease_data": csr.data.astype(np.float32),
+    }
 
 
 def export(matrix: np.ndarray, config: EASEConfig) -> dict[str, np.ndarray]:
