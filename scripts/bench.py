@@ -396,14 +396,19 @@ def write_report(args: argparse.Namespace, runs: list[Run]) -> None:
     lines += ["![Latency distributions](latency.png)", ""]
     text = "\n".join(lines)
     replace_section(args.out, "bench", text)  # the soak section (scripts/soak.py) stays
+    plot_latencies(args.out.with_name("latency.png"), runs)
+    print(text)
+
+
+def plot_latencies(out: Path, runs: Sequence[Run]) -> dict[str, dict[str, float]]:
+    """The open-loop latency distribution of every run, as measured (histogram + CDF)."""
     from models.plots import latency_distribution
 
-    latency_distribution(
+    return latency_distribution(
         {f"{r.label}: {name}": values for r in runs for name, values in r.latencies.items()},
-        args.out.with_name("latency.png"),
+        out,
         title="Open-loop latency at half of max throughput",
     )
-    print(text)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ import pytest
 from matplotlib import image
 
 from models import plots
-from tools.load import Stats
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,22 +29,20 @@ def test_training_curves_draw_every_component(trained, tmp_path):
 
 def test_latency_distribution_draws_the_measured_percentiles(tmp_path):
     rng = np.random.default_rng(3)
-    half = Stats(latencies=list(rng.lognormal(np.log(0.004), 0.4, 2000)), seconds=10.0)
-    full = Stats(latencies=list(rng.lognormal(np.log(0.012), 0.3, 3000)), seconds=10.0)
-    from scripts.bench import plot_latencies
+    fast = list(rng.lognormal(np.log(0.004), 0.4, 2000))
+    slow = list(rng.lognormal(np.log(0.012), 0.3, 3000))
+    from scripts.bench import Run, plot_latencies
 
+    run = Run("12k items", 12_000, latencies={"recommend": slow, "similar": fast})
     out = tmp_path / "latency.png"
-    drawn = plot_latencies(out, rec=full, half=half)
+    drawn = plot_latencies(out, [run])
     assert image.imread(out).shape[:2] == (400, 1200)
-    (half_name, half_drawn), (full_name, full_drawn) = drawn.items()
-    assert half_name.startswith("half of max (200 req/s") and full_name.startswith(
-        "max throughput (300 req/s"
-    )
-    for stats, numbers in ((half, half_drawn), (full, full_drawn)):
-        expected = np.percentile(np.asarray(stats.latencies) * 1000, [50, 95, 99])
+    assert list(drawn) == ["12k items: recommend", "12k items: similar"]
+    for values, numbers in ((slow, drawn["12k items: recommend"]), (fast, drawn["12k items: similar"])):
+        expected = np.percentile(np.asarray(values) * 1000, [50, 95, 99])
         assert [numbers["p50"], numbers["p95"], numbers["p99"]] == pytest.approx(expected)
-        assert numbers["n"] == len(stats.latencies)
-    assert half_drawn["p99"] < full_drawn["p50"]  # the sample's two modes, as drawn
+        assert numbers["n"] == len(values)
+    assert drawn["12k items: similar"]["p99"] < drawn["12k items: recommend"]["p50"]  # the two modes
 
 
 def test_train_script_draws_its_curves(tmp_path):
