@@ -11,6 +11,7 @@ within the theme).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,18 @@ from models.config import TrainConfig
 from models.synthetic_large import LargeShopConfig, _catalog, _popularity
 
 
-def build(out_dir: Path, *, n_items: int, n_users: int = 100_000, hidden: int = 200, seed: int = 7) -> Path:
-    """Write and publish the artifact under ``out_dir``; returns its version folder."""
+def build(
+    out_dir: Path,
+    *,
+    n_items: int,
+    n_users: int = 100_000,
+    hidden: int = 200,
+    seed: int = 7,
+    ann: bool | None = None,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Write and publish the artifact under ``out_dir``; returns its version folder.
+    ``ann``: approximate indexes (default: from ``retrieval.ann_from_items`` items)."""
     rng = np.random.default_rng(seed)
     shop = LargeShopConfig(n_items=n_items, n_users=n_users, n_themes=max(10, n_items // 200), seed=seed)
     items_frame, theme = _catalog(shop, rng)
@@ -31,6 +42,9 @@ def build(out_dir: Path, *, n_items: int, n_users: int = 100_000, hidden: int = 
     items = items_frame.to_dict("records")
     space = FeatureSpace.fit(items[: min(len(items), 50_000)], title_buckets=2048)
     config = TrainConfig()
+    config.retrieval.mode = "two_stage"
+    if ann is not None:
+        config.retrieval.ann_from_items = 0 if ann else n_items + 1
     arrays: dict[str, np.ndarray] = {
         "popularity": popularity,
         "popular_order": np.argsort(-popularity, kind="stable").astype(np.int64),
@@ -62,12 +76,12 @@ def build(out_dir: Path, *, n_items: int, n_users: int = 100_000, hidden: int = 
         "metrics": {"validation": {}},
         "training": {"note": "arrays drawn for serving benchmarks, not trained"},
         "feature_space": space.to_dict(),
-        "retrieval": {"mode": "two_stage", "pools": {}},
+        "retrieval": {"mode": "two_stage", "pools": {}, "ann": config.retrieval.ann(n_items)},
     }
     version = f"bench-{n_items}"
     out_dir.mkdir(parents=True, exist_ok=True)
     folder = artifact.write(
-        out_dir, version=version, manifest=manifest, items=items, users=users, arrays=arrays
+        out_dir, version=version, manifest=manifest, items=items, users=users, arrays=arrays, log=log
     )
     artifact.publish(out_dir, version)
     return folder

@@ -1,50 +1,108 @@
-"""Blend weights on validation NDCG@100, for any number of components.
+"""Blend weights on validation NDCG@100, for any number of components, scored as served.
 
 The blend is sum_c w_c z_c, z_c the per-user standardised scores of component c; the ranking
 does not change when every weight is scaled, so the first component with a nonzero weight
 is the anchor. Coordinate ascent: starting from equal weights, each component's weight is
 set to the best value of ``grid`` with the others fixed, for ``rounds`` rounds (the N-weight
 generalisation of a grid search, at len(grid) x N x rounds evaluations, not len(grid)^N).
+
+Standardised over what is served: every item (exhaustive mode: :class:`DenseParts`), or each
+user's retrieval candidates (two-stage mode, large catalogs: :class:`CandidateParts`, which
+never holds a users x items array).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import scipy.sparse as sp
 
+from app.scoring.ann import best
+from app.scoring.retrieval import Pools, candidates
+from app.scoring.rows import histories_matrix
 from app.scoring.scorer import Scorer, standardise, top_k
-from models.metrics import ndcg_at_k
+from models.metrics import ndcg_at_k, summarize
 
 K = 100
+Log = Callable[[str], None]
+
+
+class DenseParts:
+    """Each component's standardised scores of every item: (n_users, n_items) each."""
+
+    def __init__(self, scorer: Scorer, foldin: sp.csr_matrix) -> None:
+        self.parts = {name: standardise(s) for name, s in scorer.component_scores(foldin).items()}
+        self.exclude = foldin.toarray() > 0
+        self.n_items = scorer.n_items
+
+    def ranked(self, weights: Mapping[str, float]) -> np.ndarray:
+        total = np.zeros(self.exclude.shape, np.float32)
+        for name, z in self.parts.items():
+            if weights.get(name, 0.0):
+                total += np.float32(weights[name]) * z
+        return top_k(total, K, exclude=self.exclude)
+
+
+class CandidateParts:
+    """Per user: the two-stage candidates (every component's and the popular items, the
+    fold-in excluded) and each component's scores standardised over them."""
+
+    def __init__(
+        self, scorer: Scorer, foldin: sp.csr_matrix, popular_order: np.ndarray, pools: Pools
+    ) -> None:
+        self.names = list(scorer.components)
+        self.pools: list[np.ndarray] = []
+        self.z: list[np.ndarray] = []  # (n_components, len(pool)) per user
+        for u in range(foldin.shape[0]):
+            start, end = foldin.indptr[u], foldin.indptr[u + 1]
+            items, values = foldin.indices[start:end], foldin.data[start:end]
+            row = histories_matrix([(items, values)], scorer.n_items)
+            prepared = scorer.prepare(row)
+            pool = candidates(
+                scorer, None, popular_order, row, prepared=prepared, k=K, exclude=set(items.tolist()),
+                filters=None, pools=pools, every_component=True,
+            )  # fmt: skip
+            parts = [scorer.components[n].score(row, prepared[n], pool)[0] for n in self.names]
+            self.pools.append(pool)
+            self.z.append(
+                standardise(np.vstack(parts)) if len(pool) else np.zeros((len(parts), 0), np.float32)
+            )
+
+    def ranked(self, weights: Mapping[str, float]) -> np.ndarray:
+        w = np.array([weights.get(n, 0.0) for n in self.names], dtype=np.float32)
+        out = np.full((len(self.pools), K), -1, dtype=np.int64)
+        for u, (pool, z) in enumerate(zip(self.pools, self.z, strict=True)):
+            order = best(w @ z, K)
+            out[u, : len(order)] = pool[order]
+        return out
+
+
+def parts_for(
+    scorer: Scorer, foldin: sp.csr_matrix, *, mode: str, popular_order: np.ndarray, pools: Pools
+) -> DenseParts | CandidateParts:
+    if mode == "exhaustive":
+        return DenseParts(scorer, foldin)
+    return CandidateParts(scorer, foldin, popular_order, pools)
 
 
 def search_blend(
-    scorer: Scorer,
-    foldin: sp.csr_matrix,
+    parts: DenseParts | CandidateParts,
     target: sp.csr_matrix,
     *,
     grid: list[float],
     rounds: int = 2,
-    log: Callable[[str], None] = print,
+    log: Log = print,
 ) -> tuple[dict[str, float], list[dict[str, float]]]:
-    """Returns the best weights and every tried point (the ablation table)."""
-    rows = np.flatnonzero(np.diff(target.indptr) > 0)
-    foldin, target = foldin[rows], target[rows]
-    parts = {name: standardise(s) for name, s in scorer.component_scores(foldin).items()}
-    exclude = foldin.toarray() > 0
+    """Returns the best weights and every tried point (the ablation table). ``target``: the
+    validation users' targets, aligned with the fold-in rows ``parts`` were built from."""
+    names = list(parts.parts) if isinstance(parts, DenseParts) else parts.names
     tried: dict[tuple[float, ...], float] = {}
-    names = list(parts)
 
     def ndcg(weights: dict[str, float]) -> float:
         key = tuple(weights[n] for n in names)
         if key not in tried:
-            total = np.zeros((foldin.shape[0], scorer.n_items), np.float32)
-            for name, z in parts.items():
-                if weights[name]:
-                    total += np.float32(weights[name]) * z
-            tried[key] = float(ndcg_at_k(top_k(total, K, exclude=exclude), target, K).mean())
+            tried[key] = float(ndcg_at_k(parts.ranked(weights), target, K).mean())
         return tried[key]
 
     weights = dict.fromkeys(names, 1.0)
@@ -55,3 +113,10 @@ def search_blend(
         log(f"blend weights {weights}: validation ndcg@100 {ndcg(weights):.4f}")
     table = [dict(zip(names, key, strict=True)) | {"ndcg@100": value} for key, value in tried.items()]
     return weights, table
+
+
+def metrics(
+    parts: DenseParts | CandidateParts, target: sp.csr_matrix, weights: Mapping[str, float], n_items: int
+) -> dict[str, float]:
+    """The summary metrics of one weight vector (a component alone: weight 1 on it)."""
+    return summarize(parts.ranked(weights), target, n_items)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from app import events
+from app.scoring.ann import ivf_settings
 from models.errors import ConfigError
 
 
@@ -149,6 +150,11 @@ class RetrievalConfig:
     popular: int = 100  # popular items that pass the filter, always among the candidates
     exact_limit: int = 20_000  # a filter allowing at most this many items scores them all
     max_oversample: int = 8  # a filter allowing a share s asks each source for 1/s as many
+    # Two-stage artifacts from this many items get approximate indexes (faiss IVF,
+    # app/scoring/ann.py) for the components' candidates and similar items; below, exact scans.
+    ann_from_items: int = 200_000
+    ann_nprobe: int = 32
+    ann_head_share: float = 0.01  # the most popular items, scanned exactly
 
     def resolved(self, n_items: int) -> str:
         if self.mode not in ("auto", "exhaustive", "two_stage"):
@@ -156,6 +162,13 @@ class RetrievalConfig:
         if self.mode == "auto":
             return "exhaustive" if n_items < self.exhaustive_below else "two_stage"
         return self.mode
+
+    def ann(self, n_items: int) -> dict[str, int] | None:
+        """The manifest's ``retrieval.ann`` (app.scoring.ann.IVFSettings), or None."""
+        if self.resolved(n_items) != "two_stage" or n_items < self.ann_from_items:
+            return None
+        settings = ivf_settings(n_items, head_share=self.ann_head_share, nprobe=self.ann_nprobe)
+        return dataclasses.asdict(settings)
 
 
 @dataclass

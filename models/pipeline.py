@@ -25,14 +25,15 @@ import scipy.sparse as sp
 
 from app.scoring import artifact
 from app.scoring.features import FeatureSpace
+from app.scoring.retrieval import Pools
 from app.scoring.scorer import Scorer
+from models import blend
 from models import ease as ease_model
-from models.blend import search_blend
 from models.components import TRAINERS
 from models.components.base import Fitted, TrainData, warm
 from models.config import TrainConfig
 from models.data import Dataset, clean
-from models.evaluation import evaluate_scorer, evaluate_static
+from models.evaluation import evaluate_static
 from models.split import index, validation_split
 
 Log = Callable[[str], None]
@@ -92,16 +93,21 @@ def run(
             selected[trainer.name] = trainer.select(data, config, shared, log)
     selection_arrays = _merge(data, data.train, (f.arrays for f in selected.values()))
     with stage(stages, "blend", log):
-        weights, blend_grid = search_blend(
+        rows = np.flatnonzero(np.diff(data.val_target.indptr) > 0)
+        mode = config.retrieval.resolved(data.n_items)
+        parts = blend.parts_for(
             Scorer(selection_arrays, {}),
-            data.val_foldin,
-            data.val_target,
-            grid=config.blend.grid,
-            rounds=config.blend.rounds,
-            log=log,
+            data.val_foldin[rows],
+            mode=mode,
+            popular_order=selection_arrays["popular_order"],
+            pools=_pools(config),
+        )
+        target = data.val_target[rows]
+        weights, blend_grid = blend.search_blend(
+            parts, target, grid=config.blend.grid, rounds=config.blend.rounds, log=log
         )
         selection = Scorer(selection_arrays, weights)
-        metrics = validation_metrics(selection, data)
+        metrics = validation_metrics(parts, target, selection, data)
     for name, row in metrics.items():
         log(f"validation {name:8s} " + " ".join(f"{k} {v:.4f}" for k, v in row.items()))
     refitted: list[dict[str, np.ndarray]] = []
@@ -126,7 +132,13 @@ def run(
         version = datetime.now(UTC).strftime("v%Y%m%dT%H%M%S") + "-" + manifest["data_fingerprint"][:8]
         out_dir.mkdir(parents=True, exist_ok=True)
         result.version_dir = artifact.write(
-            out_dir, version=version, manifest=manifest, items=catalog, users=data.user_ids, arrays=arrays
+            out_dir,
+            version=version,
+            manifest=manifest,
+            items=catalog,
+            users=data.user_ids,
+            arrays=arrays,
+            log=log,
         )
         if publish:
             artifact.publish(out_dir, version)
@@ -215,14 +227,22 @@ def _add_users(arrays: dict[str, np.ndarray], scorer: Scorer, data: TrainData) -
         arrays["user_emb"] = np.vstack([p for p in parts if p is not None]).astype(np.float32)
 
 
-def validation_metrics(scorer: Scorer, data: TrainData) -> dict[str, dict[str, float]]:
-    """Each component alone, the blend and popularity on the validation users."""
-    foldin, target = data.val_foldin, data.val_target
-    out = {"popular": evaluate_static(scorer.arrays["popularity"], foldin, target)}
+def validation_metrics(
+    parts: blend.DenseParts | blend.CandidateParts, target: sp.csr_matrix, scorer: Scorer, data: TrainData
+) -> dict[str, dict[str, float]]:
+    """Each component alone, the blend and popularity on the validation users, scored as the
+    served artifact will score (over every item, or over each user's candidates)."""
+    rows = np.flatnonzero(np.diff(data.val_target.indptr) > 0)
+    out = {"popular": evaluate_static(scorer.arrays["popularity"], data.val_foldin[rows], target)}
     for name in scorer.components:
-        out[name] = evaluate_scorer(scorer, foldin, target, {name: 1.0})
-    out["blend"] = evaluate_scorer(scorer, foldin, target)
+        out[name] = blend.metrics(parts, target, {name: 1.0}, scorer.n_items)
+    out["blend"] = blend.metrics(parts, target, scorer.weights, scorer.n_items)
     return out
+
+
+def _pools(config: TrainConfig) -> Pools:
+    r = config.retrieval
+    return Pools(r.per_component, r.popular, r.exact_limit, r.max_oversample)
 
 
 def _counts(data: TrainData) -> dict[str, int]:
@@ -268,10 +288,11 @@ def _manifest(
 
 
 def _retrieval(config: TrainConfig, n_items: int) -> dict[str, Any]:
-    r = config.retrieval
-    pools = {"per_component": r.per_component, "popular": r.popular}
-    pools |= {"exact_limit": r.exact_limit, "max_oversample": r.max_oversample}
-    return {"mode": r.resolved(n_items), "pools": pools}
+    return {
+        "mode": config.retrieval.resolved(n_items),
+        "pools": _pools(config).__dict__,
+        "ann": config.retrieval.ann(n_items),
+    }
 
 
 def _catalog(item_ids: list[str], items: pd.DataFrame) -> list[dict[str, Any]]:

@@ -1,13 +1,20 @@
 """Nearest-neighbour search over item vectors, for candidate retrieval and similar items.
 
 ``ExactIndex`` scans every vector (numpy, one matrix-vector product): exact, and the right
-choice for small catalogs and for small allowed sets. A library index for large catalogs
-implements the same ``search``.
+choice for small catalogs and for small allowed sets. ``IVFIndex`` (faiss) is the
+approximate index of large artifacts: built at export (:func:`build_indexes`) into the
+version folder, memory-mapped at load (:func:`attach`). A component names the vector sets
+it searches (``index_names``) and gives their rows at export (``index_vectors``); both
+kinds of index answer the same ``search``.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -47,3 +54,127 @@ class ExactIndex:
         if allowed is not None:
             return allowed[best(self._scores(allowed, query), n)]
         return best(self._scores(None, query), n).astype(np.int64)
+
+
+# -- approximate: faiss IVF over the long tail, the head scanned exactly ---------------------
+#
+# Chosen by measurement (docs/benchmarks.md, "Which nearest-neighbour index"): faiss-cpu's
+# IndexIVFFlat with inner product. At 1M items an exact scan costs tens of ms a query; IVF
+# probes ``nprobe`` of ``nlist`` clusters. The most popular items (``head``, 1% by default)
+# get high scores from most queries and sit in few clusters, so they are kept out of the IVF
+# and scanned exactly (a flat index): recall of the top candidates stays high at a small
+# nprobe. Files are memory-mapped read-only, shared by every worker; filters become faiss
+# ID selectors. HNSW (hnswlib, usearch) was not chosen: its recall collapses under selective
+# filters and its graph does not memory-map as a plain file.
+
+
+@dataclass(frozen=True)
+class IVFSettings:
+    """Manifest ``retrieval.index`` of an artifact with approximate indexes."""
+
+    nlist: int
+    nprobe: int
+    head: int  # the most popular items, scanned exactly
+
+
+def ivf_settings(n_items: int, *, head_share: float = 0.01, nprobe: int = 32) -> IVFSettings:
+    """nlist ~ 4 sqrt(n) rounded to a power of two (4096 at 1M items)."""
+    nlist = 1 << max(4, round(np.log2(4 * np.sqrt(max(n_items, 1)))))
+    return IVFSettings(nlist=nlist, nprobe=nprobe, head=int(n_items * head_share))
+
+
+def index_files(components: Mapping[str, Any]) -> list[str]:
+    """File names of the indexes of these components (``{component}.{index}.faiss`` for the
+    IVF over the tail, ``...head.faiss`` for the exact head)."""
+    return [
+        f"{name}.{index}.{part}.faiss"
+        for name, component in components.items()
+        for index in component.index_names
+        for part in ("tail", "head")
+    ]
+
+
+def build_indexes(
+    folder: Path,
+    components: Mapping[str, Any],
+    popular_order: np.ndarray,
+    settings: IVFSettings,
+    log: Callable[[str], None] = print,
+) -> list[str]:
+    """Write every component's IVF indexes into ``folder``; returns the file names."""
+    faiss = _faiss()
+    written = []
+    head = np.sort(np.asarray(popular_order[: settings.head], dtype=np.int64))
+    for name, component in components.items():
+        for index_name in component.index_names:
+            started = time.perf_counter()
+            vectors = np.ascontiguousarray(component.index_vectors(index_name), dtype=np.float32)
+            n, d = vectors.shape
+            tail = np.setdiff1d(np.arange(n, dtype=np.int64), head)
+            quantizer = faiss.IndexFlatIP(d)
+            ivf = faiss.IndexIVFFlat(quantizer, d, settings.nlist, faiss.METRIC_INNER_PRODUCT)
+            sample = np.random.default_rng(0).choice(tail, min(len(tail), 64 * settings.nlist), replace=False)
+            ivf.train(vectors[np.sort(sample)])
+            for start in range(0, len(tail), 200_000):
+                ids = tail[start : start + 200_000]
+                ivf.add_with_ids(vectors[ids], ids)
+            flat = faiss.IndexIDMap(faiss.IndexFlatIP(d))
+            if len(head):
+                flat.add_with_ids(vectors[head], head)
+            for part, index in (("tail", ivf), ("head", flat)):
+                file = f"{name}.{index_name}.{part}.faiss"
+                faiss.write_index(index, str(folder / file))
+                written.append(file)
+            log(f"index {name}.{index_name}: {n:,} x {d}, nlist {settings.nlist}, head {len(head):,}, "
+                f"{time.perf_counter() - started:.1f}s")  # fmt: skip
+    return written
+
+
+class IVFIndex:
+    """The head scanned exactly plus ``nprobe`` clusters of the tail; merged by score."""
+
+    def __init__(self, folder: Path, prefix: str, settings: IVFSettings) -> None:
+        faiss = _faiss()
+        flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
+        self.tail = faiss.read_index(str(folder / f"{prefix}.tail.faiss"), flags)  # an IndexIVFFlat
+        self.head = faiss.read_index(str(folder / f"{prefix}.head.faiss"), flags)
+        lists = faiss.downcast_InvertedLists(self.tail.invlists)
+        if hasattr(lists, "prefetch_nthread"):
+            lists.prefetch_nthread = 0  # no prefetch threads per search
+        self.nprobe = settings.nprobe
+        self._faiss = faiss
+
+    def search(self, query: np.ndarray, n: int, allowed: np.ndarray | None = None) -> np.ndarray:
+        faiss, q = self._faiss, np.ascontiguousarray(query, dtype=np.float32)[None, :]
+        selector = None if allowed is None else faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+        found_ids, found_scores = [], []
+        for index, params in (
+            (self.head, faiss.SearchParameters(sel=selector) if selector else None),
+            (self.tail, faiss.SearchParametersIVF(sel=selector, nprobe=self.nprobe)),
+        ):
+            k = min(n, index.ntotal)
+            if k <= 0:
+                continue
+            scores, ids = index.search(q, k, params=params)
+            keep = ids[0] >= 0
+            found_ids.append(ids[0][keep])
+            found_scores.append(scores[0][keep])
+        if not found_ids:
+            return np.zeros(0, dtype=np.int64)
+        ids, scores = np.concatenate(found_ids), np.concatenate(found_scores)
+        return ids[best(scores, n)].astype(np.int64)
+
+
+def attach(components: Mapping[str, Any], folder: Path, settings: IVFSettings) -> None:
+    """Give every component its IVF indexes from the artifact folder (in place of exact)."""
+    for name, component in components.items():
+        for index_name in component.index_names:
+            component.indexes[index_name] = IVFIndex(folder, f"{name}.{index_name}", settings)
+
+
+def _faiss() -> Any:
+    try:
+        import faiss
+    except ImportError as exc:  # pragma: no cover - faiss-cpu is a dependency
+        raise RuntimeError("this artifact has approximate indexes: pip install faiss-cpu") from exc
+    return faiss

@@ -2,9 +2,11 @@
 and serving.
 
 A version folder holds ``manifest.json`` (:class:`app.scoring.manifest.Manifest`),
-``items.json`` (catalog rows aligned with item indices), ``users.json`` (known user ids aligned
-with user indices) and the ``.npy`` arrays of :data:`SHARED_ARRAYS` and of each component the
-manifest names (:data:`app.scoring.components.REGISTRY`). ``DIR/current`` is a symlink to the
+``catalog.json`` (category and brand vocabularies), the ``.npy`` arrays of
+:data:`SHARED_ARRAYS`, of the catalog (:mod:`app.scoring.catalog`: ids, records, attribute
+indexes, known user ids) and of each component the manifest names
+(:data:`app.scoring.components.REGISTRY`), and, in large artifacts, the components'
+approximate indexes (``*.faiss``, :mod:`app.scoring.ann`). ``DIR/current`` is a symlink to the
 serving version, switched atomically. Loading validates the manifest, then presence, dtype,
 shape and sha256 of every file and raises :class:`ArtifactError` naming the file and the
 problem.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +25,8 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from app.scoring import ann, publications
 from app.scoring import catalog as catalog_arrays
-from app.scoring import publications
 from app.scoring.components import REGISTRY, ArraySpec
 from app.scoring.manifest import SCHEMA_VERSION, Manifest
 
@@ -123,13 +126,15 @@ def write(
     items: list[dict[str, Any]],
     users: list[str],
     arrays: dict[str, np.ndarray],
+    log: Callable[[str], None] = print,
 ) -> Path:
     """Write a complete version folder under ``out_dir`` (not yet published).
 
     ``manifest`` holds every :class:`Manifest` field but the ones set here (schema and model
     version, dims, sizes, checksums); it is validated before anything is written. ``items``
     (catalog rows aligned with item indices) and ``users`` (ids aligned with user indices)
-    become the catalog arrays."""
+    become the catalog arrays; ``manifest["retrieval"]["ann"]``: approximate indexes are built
+    into the folder (``log`` their progress)."""
     specs = array_specs(manifest["components"])
     catalog, vocab = catalog_arrays.encode(items, users)
     arrays = {**arrays, **catalog}
@@ -155,6 +160,10 @@ def write(
         array = arrays[name] if dtype == "S" else np.ascontiguousarray(arrays[name], dtype=dtype)
         np.save(path, array)
     (folder / CATALOG_JSON).write_text(json.dumps(vocab, ensure_ascii=False))
+    settings = full["retrieval"].get("ann")
+    if settings:
+        components = {n: REGISTRY[n](arrays) for n in REGISTRY if n in manifest["components"]}
+        ann.build_indexes(folder, components, arrays["popular_order"], ann.IVFSettings(**settings), log=log)
     for path in sorted(folder.iterdir()):
         full["sizes"][path.name] = path.stat().st_size
         full["checksums"][path.name] = sha256(path)
@@ -227,7 +236,8 @@ def load(path: Path, *, checksums: bool = False) -> Artifact:
     manifest = read_manifest(folder)
     specs = array_specs(manifest.components)
     dims = manifest.dims
-    for name in (CATALOG_JSON, *(f"{n}.npy" for n in specs)):
+    indexes = ann.index_files({n: REGISTRY[n] for n in manifest.components}) if manifest.retrieval.ann else []
+    for name in (CATALOG_JSON, *(f"{n}.npy" for n in specs), *indexes):
         file = folder / name
         if not file.exists():
             raise ArtifactError(f"{file}: missing")

@@ -29,11 +29,20 @@ class EventRules(BaseModel):
     rating_threshold: float
 
 
+class AnnIndex(BaseModel):
+    """Approximate nearest-neighbour indexes in the version folder (app.scoring.ann)."""
+
+    nlist: int = Field(gt=0, description="IVF clusters")
+    nprobe: int = Field(gt=0, description="clusters searched per query")
+    head: int = Field(ge=0, description="most popular items, kept out of the IVF and scanned exactly")
+
+
 class Retrieval(BaseModel):
     """How serving scores (app.scoring.recommender): every item, or candidates first."""
 
     mode: Literal["exhaustive", "two_stage"]
     pools: dict[str, int] = Field(default_factory=dict, description="app.scoring.retrieval.Pools")
+    ann: AnnIndex | None = Field(default=None, description="None: candidates by exact scans")
 
 
 class Manifest(BaseModel):

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from app.scoring import ann
 from app.scoring import catalog as catalog_files
 from app.scoring.ann import best
 from app.scoring.artifact import Artifact
@@ -80,6 +81,8 @@ class Recommender:
         self._popularity = a["popularity"]
         self.popular_order = a["popular_order"]
         components = self.scorer.components
+        if retrieval.ann is not None:  # large artifacts: approximate indexes, memory-mapped
+            ann.attach(components, loaded.path, ann.IVFSettings(**retrieval.ann.model_dump()))
         self._item_item = _of_type(components.get("ease"), ItemItem)
         self._content = _of_type(components.get("content"), Content)
         self._vae = _of_type(components.get("vae"), VAE)

@@ -38,21 +38,27 @@ class Pools:
 
 
 def popular_passing(
-    catalog: Catalog, popular_order: np.ndarray, n: int, filters: Filters | None, exclude: Collection[int]
+    catalog: Catalog | None,
+    popular_order: np.ndarray,
+    n: int,
+    filters: Filters | None,
+    exclude: Collection[int],
 ) -> np.ndarray:
     """The ``n`` most popular items that pass ``filters`` and are not excluded, walking the
-    popularity order in growing chunks (new catalog items, with no popularity, come last)."""
+    popularity order in growing chunks (new catalog items, with no popularity, come last).
+    No ``catalog`` (offline, at training time): every item is available, nothing filters."""
     found: list[np.ndarray] = []
     count, start, chunk = 0, 0, max(4 * n, 256)
     excluded = np.fromiter(exclude, dtype=np.int64) if exclude else np.zeros(0, np.int64)
     order = popular_order
     while count < n and start < len(order):
         block = np.asarray(order[start : start + chunk], dtype=np.int64)
-        block = block[catalog.passes(block, filters) & ~np.isin(block, excluded)]
+        passes = catalog.passes(block, filters) if catalog is not None else np.ones(len(block), bool)
+        block = block[passes & ~np.isin(block, excluded)]
         found.append(block[: n - count])
         count += len(found[-1])
         start, chunk = start + chunk, chunk * 4
-    if count < n and catalog.n_items > catalog.n_base:  # new items: after every known one
+    if catalog is not None and count < n and catalog.n_items > catalog.n_base:  # new items come last
         extra = np.arange(catalog.n_base, catalog.n_items, dtype=np.int64)
         extra = extra[catalog.passes(extra, filters) & ~np.isin(extra, excluded)]
         found.append(extra[: n - count])
@@ -61,7 +67,7 @@ def popular_passing(
 
 def candidates(
     scorer: Scorer,
-    catalog: Catalog,
+    catalog: Catalog | None,
     popular_order: np.ndarray,
     history: Histories,
     *,
@@ -70,13 +76,17 @@ def candidates(
     exclude: Collection[int],
     filters: Filters | None,
     pools: Pools,
+    every_component: bool = False,
 ) -> np.ndarray:
     """Sorted, distinct item indices to score exactly for one history: eligible (available,
-    passing the filter, not excluded), at least ``k`` of them whenever k items are eligible."""
+    passing the filter, not excluded), at least ``k`` of them whenever k items are eligible.
+
+    ``catalog`` None: offline, every item available and no filter; ``every_component``: every
+    component proposes candidates, whatever its blend weight (a blend search)."""
     excluded = np.fromiter(exclude, dtype=np.int64) if exclude else np.zeros(0, np.int64)
-    allowed, selectivity = (
-        (None, 1.0) if filters is None or filters.empty else catalog.plan(filters, pools.exact_limit)
-    )
+    allowed, selectivity = None, 1.0
+    if catalog is not None and filters is not None and not filters.empty:
+        allowed, selectivity = catalog.plan(filters, pools.exact_limit)
     if allowed is not None:  # few items pass: score them all
         return np.setdiff1d(allowed, excluded)
     oversample = min(pools.max_oversample, max(1.0, 1.0 / max(selectivity, 1e-9)))
@@ -84,9 +94,10 @@ def candidates(
     proposed = [
         component.candidates(history, prepared.get(name), n, None)
         for name, component in scorer.components.items()
-        if scorer.weights.get(name, 0.0) != 0.0
+        if every_component or scorer.weights.get(name, 0.0) != 0.0
     ]
     pool = np.unique(np.concatenate([*proposed, np.zeros(0, np.int64)]).astype(np.int64))
-    pool = pool[catalog.passes(pool, filters) & ~np.isin(pool, excluded)]
+    passes = catalog.passes(pool, filters) if catalog is not None else np.ones(len(pool), bool)
+    pool = pool[passes & ~np.isin(pool, excluded)]
     fill = popular_passing(catalog, popular_order, max(pools.popular, k), filters, exclude)
     return np.union1d(pool, fill)

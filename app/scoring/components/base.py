@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from app.scoring.ann import VectorIndex
 from app.scoring.rows import Histories
 
 ArraySpec = tuple[str, tuple[str, ...]]  # (dtype, shape as names of manifest["dims"])
@@ -24,10 +25,19 @@ ArraySpec = tuple[str, tuple[str, ...]]  # (dtype, shape as names of manifest["d
 class Component:
     name: ClassVar[str]
     arrays: ClassVar[dict[str, ArraySpec]]
+    # The vector sets it searches by inner product (app.scoring.ann): exact by default, an
+    # approximate index from the artifact when it has one (large catalogs).
+    index_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, arrays: Mapping[str, np.ndarray]) -> None:
         self.n_base = len(arrays["popularity"])
         self.n_items = self.n_base  # grows with new catalog items
+        self.indexes: dict[str, VectorIndex] = {}
+
+    def index_vectors(self, name: str) -> np.ndarray:
+        """(n_base, d) rows of index ``name`` (export time: the approximate index is built
+        from them); a query's inner product with a row is what ``indexes[name]`` ranks by."""
+        raise NotImplementedError
 
     def prepare(self, histories: Histories) -> Any:
         """Per-batch state computed once and shared by ``score`` and ``candidates`` (the VAE's

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from app.scoring.ann import ExactIndex, VectorIndex, best
+from app.scoring.ann import ExactIndex, best
 from app.scoring.components.base import ArraySpec, Component
 from app.scoring.features import encode_content
 from app.scoring.rows import Histories, ItemRows, l2_rows
@@ -21,6 +21,7 @@ from app.scoring.rows import Histories, ItemRows, l2_rows
 
 class Content(Component):
     name = "content"
+    index_names = ("content",)
     arrays: ClassVar[dict[str, ArraySpec]] = {
         "content_emb": ("float32", ("n_items", "content_dim")),  # unit rows
         # Item autoencoder's encoder, for catalog items added between trainings.
@@ -35,7 +36,10 @@ class Content(Component):
         self.a = arrays
         content = np.asarray(arrays["content_emb"])  # a plain view of the mapped file: fast indexing
         self.unit = ItemRows(content)
-        self.index: VectorIndex = ExactIndex(content)
+        self.indexes["content"] = ExactIndex(content)
+
+    def index_vectors(self, name: str) -> np.ndarray:
+        return np.asarray(self.a["content_emb"])
 
     def prepare(self, histories: Histories) -> np.ndarray:
         return self.profile(histories)
@@ -66,7 +70,7 @@ class Content(Component):
         """Items whose content is closest (cosine) to a unit ``vector``: the index over the
         artifact's items, plus the rows of changed and new items, scanned exactly."""
         base_allowed = None if allowed is None else allowed[allowed < self.n_base]
-        found = self.index.search(vector, n, base_allowed)
+        found = self.indexes["content"].search(vector, n, base_allowed)
         extra = np.array(sorted(self.unit._pos), dtype=np.int64)
         if allowed is not None:
             extra = extra[np.isin(extra, allowed)]

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from app.scoring.ann import ExactIndex, VectorIndex, best
+from app.scoring.ann import ExactIndex, best
 from app.scoring.components.base import ArraySpec, Component
 from app.scoring.features import content_to_cf
 from app.scoring.rows import Histories, ItemRows, l2_rows, rows_times_dense
@@ -35,6 +35,7 @@ class BiasedExact:
 
 class VAE(Component):
     name = "vae"
+    index_names = ("mips", "cosine")  # retrieval by decoder score; similar items by cosine
     arrays: ClassVar[dict[str, ArraySpec]] = {
         # Encoder (fold-in): x -> tanh(x W1 + b1) -> mu = h Wmu + bmu.
         "enc_w1": ("float32", ("n_items", "hidden")),
@@ -59,8 +60,14 @@ class VAE(Component):
         self.a = {name: np.asarray(arrays[name]) for name in self.arrays}
         self.emb = ItemRows(self.a["item_emb"])
         self.bias = ItemRows(self.a["item_bias"])
-        self.index: VectorIndex = BiasedExact(self.a["item_emb"], self.a["item_bias"])
-        self.cosine_index: VectorIndex = ExactIndex(self.a["item_emb"], self.a["item_norm"])
+        self.indexes["mips"] = BiasedExact(self.a["item_emb"], self.a["item_bias"])
+        self.indexes["cosine"] = ExactIndex(self.a["item_emb"], self.a["item_norm"])
+
+    def index_vectors(self, name: str) -> np.ndarray:
+        emb = self.a["item_emb"]
+        if name == "mips":  # u e + b = [u | 1] . [e | b]
+            return np.hstack([emb, self.a["item_bias"][:, None]])
+        return emb / np.maximum(self.a["item_norm"], np.float32(1e-12))[:, None]
 
     def prepare(self, histories: Histories) -> np.ndarray:
         """(B, hidden) float32 user vectors: the decoder's hidden activations. Items past the
@@ -85,7 +92,7 @@ class VAE(Component):
     def candidates(self, history: Histories, prepared: Any, n: int, allowed: np.ndarray | None) -> np.ndarray:
         u = (self.prepare(history) if prepared is None else prepared)[0]
         base_allowed = None if allowed is None else allowed[allowed < self.n_base]
-        found = self.index.search(np.append(u, np.float32(1.0)), n, base_allowed)
+        found = self.indexes["mips"].search(np.append(u, np.float32(1.0)), n, base_allowed)
         extra = np.array(sorted(self.emb._pos), dtype=np.int64)
         if allowed is not None:
             extra = extra[np.isin(extra, allowed)]
@@ -99,7 +106,8 @@ class VAE(Component):
         the index over the artifact's rows, plus the rows of new items, scanned exactly."""
         query = self.emb.take(np.array([item_idx]))[0]
         query = query / max(float(np.linalg.norm(query)), 1e-12)
-        pool = np.union1d(self.cosine_index.search(query, n), np.array(sorted(self.emb._pos), dtype=np.int64))
+        found = self.indexes["cosine"].search(query, n)
+        pool = np.union1d(found, np.array(sorted(self.emb._pos), dtype=np.int64))
         rows = self.emb.take(pool)
         scores = rows @ query / np.maximum(np.linalg.norm(rows, axis=1), 1e-12)
         order = best(scores, n)
