@@ -4,7 +4,7 @@ PIP ?= $(PYTHON) -m pip
 ARTIFACTS ?= build/artifacts
 LOCK ?= requirements.lock
 
-.PHONY: install install-scale lock audit demo test test-fast test-tools lint bench bench-tools soak fuzz eval clean vendor-docs
+.PHONY: install install-scale lock audit demo test test-fast test-tools lint bench bench-tools bench-scale soak fuzz eval clean vendor-docs
 
 ## The package and every extra, at the versions pinned in $(LOCK): pyproject.toml's ranges say
 ## what is needed, the lock file (as pip constraints) which version of it.
@@ -62,6 +62,11 @@ bench: install bench-tools
 
 bench-tools:
 	bash scripts/setup_bench_tools.sh
+
+## Training at scale (scripts/bench_scale.py): a synthetic shop of 1M items and 1M shoppers
+## generated, trained end to end, time and peak RSS per stage -> docs/scaling.md. Hours on 2 cores.
+bench-scale: install install-scale
+	$(PYTHON) scripts/bench_scale.py --items 1000000 --users 1000000 --config configs/large.json
 
 ## Mixed traffic at half of max throughput for 10 minutes: errors, server RSS, Redis memory
 ## (the "soak" section of docs/benchmarks.md). Trains the demo shop if needed.

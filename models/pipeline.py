@@ -80,13 +80,14 @@ def run(
     records where the base data came from (so retraining can read it again); ``consumed``
     the feedback stream cursor whose events are included."""
     started = time.perf_counter()
-    cleaned = clean(dataset, config.cleaning)
-    frame = cleaned.interactions
-    log(f"cleaned: {len(frame):,} user-item pairs; removed per rule {cleaned.dropped}")
-    data, catalog, space = prepare(cleaned, config, cold_items, log)
+    stages: dict[str, dict[str, float]] = {}
+    with stage(stages, "clean and prepare", log):
+        cleaned = clean(dataset, config.cleaning)
+        frame = cleaned.interactions
+        log(f"cleaned: {len(frame):,} user-item pairs; removed per rule {cleaned.dropped}")
+        data, catalog, space = prepare(cleaned, config, cold_items, log)
     components = [TRAINERS[name] for name in config.blend.components]
     shared: dict[str, Any] = {}
-    stages: dict[str, dict[str, float]] = {}
     selected: dict[str, Fitted] = {}
     for trainer in components:
         with stage(stages, f"select {trainer.name}", log):

@@ -1,0 +1,125 @@
+"""Training at scale, measured: a seeded synthetic shop trained end to end; writes the
+"scale" section of docs/scaling.md.
+
+    python scripts/bench_scale.py [--items 1000000] [--users 1000000] [--mean-events 12]
+        [--config configs/large.json] [--work build/scale] [--out docs/scaling.md]
+
+Method: scripts/generate_shop.py writes the shop (skipped when WORK already holds one of the
+same settings); scripts/train.py trains it as a shop would (selection on validation users,
+refit on all, export with the indexes of its catalog size) in its own process; the table
+gives each stage's wall time and the process's peak RSS at its end (the training report in
+the manifest), then the artifact is loaded as the server loads it and answers one request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tools.markdown import replace_section  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--mean-events", type=float, default=12.0)
+    parser.add_argument("--config", type=Path, default=ROOT / "configs/large.json")
+    parser.add_argument("--work", type=Path, default=ROOT / "build/scale")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs/scaling.md")
+    args = parser.parse_args(argv)
+    shop = args.work / f"shop-{args.items}-{args.users}-{args.mean_events:g}"
+    started = time.perf_counter()
+    if not (shop / "shop.json").exists():
+        run([sys.executable, "scripts/generate_shop.py", "--out", str(shop), "--items", str(args.items),
+             "--users", str(args.users), "--mean-events", str(args.mean_events)])  # fmt: skip
+    generated = time.perf_counter() - started
+    artifacts = args.work / f"artifacts-{args.items}"
+    started = time.perf_counter()
+    files = ["--interactions", str(shop / "interactions.parquet"), "--items", str(shop / "items.parquet")]
+    run([sys.executable, "scripts/train.py", *files, "--out", str(artifacts), "--config", str(args.config)])
+    trained = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    write_report(args, shop, artifacts, generated, trained, peak)
+    return 0
+
+
+def run(command: list[str]) -> None:
+    print("$", " ".join(command), flush=True)
+    subprocess.run(command, cwd=ROOT, check=True)
+
+
+def serve_once(artifacts: Path) -> tuple[float, float, int]:
+    """(seconds to load as the server does, seconds for one recommendation, items returned)."""
+    from app.scoring import artifact
+    from app.scoring.recommender import Recommender
+
+    started = time.perf_counter()
+    recommender = Recommender(artifact.load(artifacts))
+    loaded = time.perf_counter() - started
+    started = time.perf_counter()
+    result = recommender.recommend({i: 1.0 for i in range(0, 200, 20)}, k=10)
+    return loaded, time.perf_counter() - started, len(result.item_idx)
+
+
+def write_report(
+    args: argparse.Namespace, shop: Path, artifacts: Path, generated: float, trained: float, peak: float
+) -> None:
+    from app.scoring import artifact
+
+    manifest = artifact.read_manifest(artifact.resolve(artifacts))
+    config = args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config
+    counts = manifest.counts
+    stages = manifest.training.get("stages", {})
+    loaded, answered, n = serve_once(artifacts)
+    size = sum(f.stat().st_size for f in artifact.resolve(artifacts).iterdir())
+    settings = {
+        k: int(v) if float(v).is_integer() else v
+        for k, v in json.loads((shop / "shop.json").read_text()).items()
+    }
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    lines = [
+        "## Training at scale, measured",
+        "",
+        f"Command: `python scripts/bench_scale.py --items {args.items} --users {args.users} "
+        f"--mean-events {args.mean_events:g} --config {config}` (`make bench-scale`)  ",
+        f"Date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}  ",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, {memory:.0f} GiB, "
+        f"Python {platform.python_version()}  ",
+        f"Shop: {settings}  ",
+        f"Method: {__doc__.split('Method: ', 1)[1].strip()}",
+        "",
+        f"Generated in {generated:.0f} s (0: already there); trained in {trained / 60:.1f} min, "
+        f"peak RSS {peak:,.0f} MB; {counts.items:,} items, {counts.users:,} shoppers, "
+        f"{counts.interactions:,} user-item pairs; artifact {size / 2**30:.2f} GiB "
+        f"(retrieval {manifest.retrieval.mode}, approximate indexes: {manifest.retrieval.ann is not None}); "
+        f"loaded as served in {loaded:.1f} s, a first recommendation in {answered * 1000:.0f} ms "
+        f"({n} items).",
+        "",
+        "| stage | seconds | peak RSS MB at its end |",
+        "|---|---|---|",
+        *[f"| {name} | {s['seconds']:.1f} | {s['peak_rss_mb']:,.0f} |" for name, s in stages.items()],
+        f"| reading the files, export (arrays, indexes, checksums), the rest | "
+        f"{trained - sum(s['seconds'] for s in stages.values()):.1f} | {peak:,.0f} |",
+        "",
+    ]
+    text = "\n".join(lines)
+    replace_section(args.out, "scale", text)
+    print(text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

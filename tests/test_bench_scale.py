@@ -1,0 +1,32 @@
+"""`make bench-scale` in small: a generated shop trained end to end by scripts/bench_scale.py,
+its stages timed and the artifact served, the table written into the report section."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_bench_scale_trains_a_generated_shop_and_reports_each_stage(tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"vae": {"epochs": 2, "hidden": 32, "latent": 8}, "item_ae": {"epochs": 2}}))
+    out = tmp_path / "scaling.md"
+    out.write_text("# Scaling\n\nkept\n")
+    command = [sys.executable, "scripts/bench_scale.py", "--items", "3000", "--users", "2000",
+               "--mean-events", "6", "--config", str(config), "--work", str(tmp_path / "work"),
+               "--out", str(out)]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = out.read_text()
+    assert text.startswith("# Scaling\n\nkept\n") and "<!-- scale -->" in text
+    for stage in ("clean and prepare", "select vae", "refit vae", "select ease"):
+        assert f"| {stage} |" in text, stage
+    assert "| reading the files, export (arrays, indexes, checksums), the rest |" in text
+    assert "3,000 items" in text and "a first recommendation in" in text and "(10 items)" in text
