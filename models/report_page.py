@@ -46,7 +46,10 @@ def write_report(results: dict[str, dict[str, Any]], out: Path, *, command: str,
     ]
     for name, res in results.items():
         lines += _dataset_section(name, res)
-    out.write_text("\n".join(lines))
+    from tools.markdown import replace_section  # offline only (tools/ is not in the images)
+
+    # Generated between markers: what is written by hand around them ("What we tried") stays.
+    replace_section(out, "results", "\n".join(lines))
     _plots(results, out)
 
 

@@ -22,6 +22,7 @@ import datetime
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -32,7 +33,11 @@ from typing import Any
 
 import numpy as np
 
-from app.scoring.ann import ExactIndex, IVFIndex, IVFSettings, best, build_indexes, ivf_settings
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.scoring.ann import ExactIndex, IVFIndex, IVFSettings, best, build_indexes, ivf_settings  # noqa: E402
+from tools.markdown import replace_section  # noqa: E402
 
 K = 500
 Search = Callable[[np.ndarray, np.ndarray | None], np.ndarray]  # (query, allowed) -> ids, best first
@@ -168,8 +173,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=300_000)
     parser.add_argument("--queries", type=int, default=300)
-    parser.add_argument("--artifact", type=Path, default=Path("/work/runs/annbench"))
-    parser.add_argument("--out", type=Path, default=Path("/work/runs/ann_compare.md"))
+    parser.add_argument("--artifact", type=Path, default=ROOT / "build/ann-compare")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs/benchmarks.md", help="its 'ann' section")
     args = parser.parse_args()
     import faiss
 
@@ -229,7 +234,7 @@ def write(out: Path, rows: list[Row], notes: list[str], qshape: tuple, n: int, s
     libs = ", ".join(f"{p} {_version(p)}" for p in ("numpy", "faiss-cpu", "hnswlib", "usearch"))
     s, (nq, d) = ivf_settings(n), qshape
     lines = [
-        "# ANN library comparison for candidate retrieval",
+        "## Which nearest-neighbour index: libraries compared (`scripts/ann_compare.py`)",
         "",
         f"- date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}; machine: {cpu}, "
         f"{os.cpu_count()} cores, shared with a training job; all single-threaded under `nice -n 19`",
@@ -264,7 +269,7 @@ def write(out: Path, rows: list[Row], notes: list[str], qshape: tuple, n: int, s
             cells += ["n/a", "n/a"] if f is None else [f"{f['r500']:.3f}{short}", f"{f['cpu50']:.2f}"]
         lines.append(f"| {method} | {setting} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
-    out.write_text(text)
+    replace_section(out, "ann", text)
     print(text)
 
 

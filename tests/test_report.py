@@ -69,8 +69,10 @@ def test_evaluation_end_to_end(tmp_path):
     assert cold["_users"]["cold_items"] == 12 and cold["_users"]["n"] > 0
     assert cold["popularity (oracle)"]["ndcg@10"] > cold["random"]["ndcg@10"]
     out = tmp_path / "evaluation.md"
+    out.write_text("## What we tried\n\nwritten by hand\n")
     write_report({"synthetic": res}, out, command="test", machine="test")
     text = out.read_text()
+    assert text.startswith("## What we tried\n\nwritten by hand\n")  # kept around the generated part
     assert "| **served blend** |" in text and "| als |" in text and "interactions only" in text
     assert "content->cf map" in text and "minimum counts 5 (before)" in text and "top-10 overlap" in text
     assert (tmp_path / "training_curves.png").stat().st_size > 0

@@ -62,10 +62,11 @@ class ExactIndex:
 # IndexIVFFlat with inner product. At 1M items an exact scan costs tens of ms a query; IVF
 # probes ``nprobe`` of ``nlist`` clusters. The most popular items (``head``, 1% by default)
 # get high scores from most queries and sit in few clusters, so they are kept out of the IVF
-# and scanned exactly (a flat index): recall of the top candidates stays high at a small
-# nprobe. Files are memory-mapped read-only, shared by every worker; filters become faiss
-# ID selectors. HNSW (hnswlib, usearch) was not chosen: its recall collapses under selective
-# filters and its graph does not memory-map as a plain file.
+# and scanned exactly (a flat index): recall@500 0.985 at nprobe 32, against 0.14 without the
+# head. Files are memory-mapped read-only, shared by every worker. HNSW (hnswlib, usearch)
+# did not reach that recall on [e | b] and builds 4-14x slower. No index does well under a
+# selective filter (IVF's recall collapses, HNSW's cost explodes): retrieval scans small
+# allowed sets exactly and post-filters broad ones; ``allowed`` here becomes an ID selector.
 
 
 @dataclass(frozen=True)
