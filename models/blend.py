@@ -46,7 +46,8 @@ class DenseParts:
 
 class CandidateParts:
     """Per user: the two-stage candidates (every component's and the popular items, the
-    fold-in excluded) and each component's scores standardised over them."""
+    fold-in excluded) and each component's z-scores of them (moments over the catalog, as
+    serving standardises them)."""
 
     def __init__(
         self, scorer: Scorer, foldin: sp.csr_matrix, popular_order: np.ndarray, pools: Pools
@@ -63,11 +64,9 @@ class CandidateParts:
                 scorer, None, popular_order, row, prepared=prepared, k=K, exclude=set(items.tolist()),
                 filters=None, pools=pools, every_component=True,
             )  # fmt: skip
-            parts = [scorer.components[n].score(row, prepared[n], pool)[0] for n in self.names]
+            z = scorer.standardised_items(row, pool, prepared=prepared)
             self.pools.append(pool)
-            self.z.append(
-                standardise(np.vstack(parts)) if len(pool) else np.zeros((len(parts), 0), np.float32)
-            )
+            self.z.append(np.vstack([z[n][0] for n in self.names]))
 
     def ranked(self, weights: Mapping[str, float]) -> np.ndarray:
         w = np.array([weights.get(n, 0.0) for n in self.names], dtype=np.float32)

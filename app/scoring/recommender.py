@@ -81,6 +81,8 @@ class Recommender:
         self._popularity = a["popularity"]
         self.popular_order = a["popular_order"]
         components = self.scorer.components
+        if self.mode == "two_stage":
+            self.scorer.warm()
         if retrieval.ann is not None:  # large artifacts: approximate indexes, memory-mapped
             ann.attach(components, loaded.path, ann.IVFSettings(**retrieval.ann.model_dump()))
         self._item_item = _of_type(components.get("ease"), ItemItem)

@@ -87,16 +87,42 @@ class Scorer:
         weights: Mapping[str, float] | None = None,
         prepared: Mapping[str, Any] | None = None,
     ) -> np.ndarray:
-        """Blended scores (B, len(items)) of candidate items, each component standardised over
-        the candidates (two-stage serving's exact re-ranking)."""
+        """Blended scores (B, len(items)) of candidate items, each component standardised with
+        its scores' mean and deviation over the catalog (two-stage serving's exact re-ranking:
+        a candidate gets the blended score exhaustive scoring gives it)."""
         weights = self.weights if weights is None else weights
+        used = [name for name in self.components if weights.get(name, 0.0) != 0.0]
+        total = np.zeros((histories.shape[0], len(items)), dtype=np.float32)
+        for name, z in self.standardised_items(histories, items, prepared=prepared, only=used).items():
+            total += np.float32(weights[name]) * z
+        return total
+
+    def standardised_items(
+        self,
+        histories: Histories,
+        items: np.ndarray,
+        *,
+        prepared: Mapping[str, Any] | None = None,
+        only: Iterable[str] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Each component's (B, len(items)) z-scores of ``items``: (score - mean) / std, the
+        moments over the catalog (:meth:`Component.moments`)."""
         prepared = prepared or {}
-        parts = {
-            name: component.score(histories, prepared.get(name), items)
-            for name, component in self.components.items()
-            if weights.get(name, 0.0) != 0.0
-        }
-        return blend(parts, weights, batch=histories.shape[0], n_items=len(items))
+        names = self.components if only is None else [n for n in self.components if n in set(only)]
+        out = {}
+        for name in names:
+            component, state = self.components[name], prepared.get(name)
+            mean, std = component.moments(histories, state)
+            raw = component.score(histories, state, items)
+            out[name] = ((raw - mean) / np.maximum(std, np.float32(1e-12))).astype(np.float32, copy=False)
+        return out
+
+    def warm(self) -> None:
+        """Compute what two-stage scoring computes on first use (the linear moments)."""
+        for component in self.components.values():
+            linear = getattr(component, "linear", None)
+            if linear is not None:
+                linear.stats()
 
 
 def blend(

@@ -33,6 +33,7 @@ class Component:
         self.n_base = len(arrays["popularity"])
         self.n_items = self.n_base  # grows with new catalog items
         self.indexes: dict[str, VectorIndex] = {}
+        self._reference: np.ndarray | None = None
 
     def index_vectors(self, name: str) -> np.ndarray:
         """(n_base, d) rows of index ``name`` (export time: the approximate index is built
@@ -49,6 +50,16 @@ class Component:
     ) -> np.ndarray:
         """Raw scores (B, n_items) float32, or (B, len(items)) for the given item indices."""
         raise NotImplementedError
+
+    def moments(self, histories: Histories, prepared: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation (B, 1) of each history's scores over the catalog,
+        without scoring every item: two-stage re-ranking standardises the candidates with
+        them, so a candidate gets the z-score that exhaustive scoring gives it. Default: over
+        a fixed random sample of the artifact's items."""
+        if self._reference is None:
+            self._reference = sample_items(self.n_base, REFERENCE_SAMPLE)
+        scores = self.score(histories, prepared, self._reference)
+        return scores.mean(axis=1, keepdims=True), scores.std(axis=1, keepdims=True)
 
     def candidates(self, history: Histories, prepared: Any, n: int, allowed: np.ndarray | None) -> np.ndarray:
         """Up to ``n`` item indices this component ranks highest for one history (best
@@ -69,6 +80,47 @@ class Component:
         the content embedding of a new item)."""
         if len(new):
             self.n_items = max(self.n_items, int(new.max()) + 1)
+
+
+REFERENCE_SAMPLE = 4096  # items scored to estimate a component's score moments (default)
+MOMENT_SAMPLE = 65_536  # item rows behind a linear component's mean and covariance
+
+
+def sample_items(n_items: int, size: int) -> np.ndarray:
+    """A fixed (seeded) sorted sample of item indices; every item when there are few."""
+    if n_items <= size:
+        return np.arange(n_items, dtype=np.int64)
+    return np.sort(np.random.default_rng(0).choice(n_items, size, replace=False)).astype(np.int64)
+
+
+class LinearMoments:
+    """Scores that are inner products x_i . q of item rows with a query: over the catalog
+    their mean is m . q and their variance q' C q, m and C the mean and covariance of the
+    rows (float64; from every row of a catalog up to MOMENT_SAMPLE items, else a sample).
+    Computed on first use (two-stage serving warms it at load)."""
+
+    def __init__(self, rows: np.ndarray, bias: np.ndarray | None = None) -> None:
+        self.rows, self.bias = rows, bias
+        self._stats: tuple[np.ndarray, np.ndarray] | None = None
+
+    def stats(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._stats is None:
+            pick = sample_items(len(self.rows), MOMENT_SAMPLE)
+            x = np.asarray(self.rows[pick], dtype=np.float64)
+            if self.bias is not None:
+                x = np.hstack([x, np.asarray(self.bias[pick], dtype=np.float64)[:, None]])
+            mean = x.mean(axis=0)
+            centred = x - mean
+            self._stats = mean, centred.T @ centred / len(x)
+        return self._stats
+
+    def __call__(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, std), each (B, 1) float32, of the scores of queries (B, d)."""
+        mean, cov = self.stats()
+        q = np.asarray(queries, dtype=np.float64)
+        variance = np.einsum("bi,ij,bj->b", q, cov, q)
+        std = np.sqrt(np.maximum(variance, 0.0))
+        return (q @ mean).astype(np.float32)[:, None], std.astype(np.float32)[:, None]
 
 
 def per_item(spec: ArraySpec) -> bool:

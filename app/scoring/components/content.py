@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from app.scoring.ann import ExactIndex, best
-from app.scoring.components.base import ArraySpec, Component
+from app.scoring.components.base import ArraySpec, Component, LinearMoments
 from app.scoring.features import encode_content
 from app.scoring.rows import Histories, ItemRows, l2_rows
 
@@ -37,6 +37,7 @@ class Content(Component):
         content = np.asarray(arrays["content_emb"])  # a plain view of the mapped file: fast indexing
         self.unit = ItemRows(content)
         self.indexes["content"] = ExactIndex(content)
+        self.linear = LinearMoments(content)
 
     def index_vectors(self, name: str) -> np.ndarray:
         return np.asarray(self.a["content_emb"])
@@ -61,6 +62,9 @@ class Content(Component):
         if items is None:
             return self.unit.dot(profile, self.n_items)
         return (profile @ self.unit.take(items).T).astype(np.float32, copy=False)
+
+    def moments(self, histories: Histories, prepared: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        return self.linear(self.profile(histories) if prepared is None else prepared)
 
     def candidates(self, history: Histories, prepared: Any, n: int, allowed: np.ndarray | None) -> np.ndarray:
         profile = self.profile(history) if prepared is None else prepared

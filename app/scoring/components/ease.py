@@ -77,6 +77,24 @@ class ItemItem(Component):
         scores = scores.reshape(batch, self.n_items).astype(np.float32)
         return scores if items is None else scores[:, items]
 
+    def moments(self, histories: Histories, prepared: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Exact: every item off the history's neighbours scores 0, so sums over the nonzero
+        scores give the catalog's mean and variance."""
+        if prepared is not None:
+            values = prepared[1].astype(np.float64)
+            sums, squares = np.array([values.sum()]), np.array([values @ values])
+        else:
+            rows, cols, weights = self.neighbours(histories)
+            keys, inverse = np.unique(rows * self.n_items + cols, return_inverse=True)
+            values = np.bincount(inverse, weights=weights, minlength=len(keys))
+            key_rows = keys // self.n_items
+            batch = histories.shape[0]
+            sums = np.bincount(key_rows, weights=values, minlength=batch)
+            squares = np.bincount(key_rows, weights=values * values, minlength=batch)
+        mean = sums / self.n_items
+        std = np.sqrt(np.maximum(squares / self.n_items - mean * mean, 0.0))
+        return mean.astype(np.float32)[:, None], std.astype(np.float32)[:, None]
+
     def candidates(self, history: Histories, prepared: Any, n: int, allowed: np.ndarray | None) -> np.ndarray:
         keys, values = self.sparse_scores(history) if prepared is None else prepared
         if allowed is not None:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from app.scoring.ann import ExactIndex, best
-from app.scoring.components.base import ArraySpec, Component
+from app.scoring.components.base import ArraySpec, Component, LinearMoments
 from app.scoring.features import content_to_cf
 from app.scoring.rows import Histories, ItemRows, l2_rows, rows_times_dense
 
@@ -60,6 +60,7 @@ class VAE(Component):
         self.a = {name: np.asarray(arrays[name]) for name in self.arrays}
         self.emb = ItemRows(self.a["item_emb"])
         self.bias = ItemRows(self.a["item_bias"])
+        self.linear = LinearMoments(self.a["item_emb"], self.a["item_bias"])
         self.indexes["mips"] = BiasedExact(self.a["item_emb"], self.a["item_bias"])
         self.indexes["cosine"] = ExactIndex(self.a["item_emb"], self.a["item_norm"])
 
@@ -88,6 +89,10 @@ class VAE(Component):
         if items is None:
             return self.emb.dot(vectors, self.n_items) + self.bias.values(self.n_items)
         return (vectors @ self.emb.take(items).T + self.bias.take(items)).astype(np.float32, copy=False)
+
+    def moments(self, histories: Histories, prepared: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        vectors = self.prepare(histories) if prepared is None else prepared
+        return self.linear(np.hstack([vectors, np.ones((len(vectors), 1), vectors.dtype)]))
 
     def candidates(self, history: Histories, prepared: Any, n: int, allowed: np.ndarray | None) -> np.ndarray:
         u = (self.prepare(history) if prepared is None else prepared)[0]
