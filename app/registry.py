@@ -84,7 +84,7 @@ async def swap_in(state: State, *, reason: str, version: str | None = None) -> s
     """
     folder = state.settings.artifacts_dir
     try:
-        loaded = await asyncio.to_thread(artifact.load, folder / version if version else folder)
+        loaded = await asyncio.to_thread(_load, folder / version if version else folder)
         async with state.swap_lock:
             recommender, revision = await _with_catalog(state, loaded, cause="model")
             old = serving_version(state)
@@ -142,6 +142,12 @@ async def refresh_catalog(state: State, *, revision: int | None = None, resync: 
             recommender.apply_changes(changes)
             state.metrics.builds.labels("catalog").inc()
         state.catalog_revision = catalog.revision
+
+
+def _load(path: Path) -> artifact.Artifact:
+    loaded = artifact.load(path)
+    artifact.prefault(loaded)  # before it serves: no page faults in its first requests
+    return loaded
 
 
 async def _with_catalog(

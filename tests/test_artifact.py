@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,3 +125,23 @@ def test_unreadable_manifest(copy):
 def test_no_model_yet(tmp_path):
     with pytest.raises(ArtifactError, match="train a model first"):
         artifact.load(tmp_path)
+
+
+def _resident_kb(path: Path) -> int:
+    """Rss of this process's mappings of ``path`` (/proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        if line[:1].isalnum() and "-" in line.split()[0]:
+            inside = line.endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(line.split()[1])
+    return total
+
+
+def test_prefault_maps_every_page_before_the_version_serves(artifacts_dir):
+    loaded = artifact.load(artifacts_dir)
+    path = (loaded.path / "item_emb.npy").resolve()
+    size_kb = path.stat().st_size // 1024
+    assert _resident_kb(path) < size_kb // 2  # a fresh mapping: pages not yet touched
+    artifact.prefault(loaded)
+    assert _resident_kb(path) >= size_kb * 0.9
