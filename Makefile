@@ -84,7 +84,7 @@ fuzz: install
 ## largest), then one report of all three: docs/evaluation.md.
 eval: install
 	$(PYTHON) scripts/evaluate.py --datasets amazon-beauty
-	$(PYTHON) scripts/evaluate.py --datasets online-retail --cold-start online-retail
+	$(PYTHON) scripts/evaluate.py --datasets online-retail --cold-start online-retail --rare-items online-retail
 	$(PYTHON) scripts/evaluate.py --datasets amazon-sports --config configs/amazon-sports.json
 	$(PYTHON) scripts/evaluate.py --datasets online-retail amazon-beauty amazon-sports --report-only
 

@@ -79,12 +79,15 @@ def train_item_autoencoder(
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="binary_crossentropy")
     losses: list[float] = []
     started = time.perf_counter()
+    logged = [started]
 
     class Progress(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             losses.append(float((logs or {})["loss"]))
-            if (epoch + 1) % 10 == 0 or epoch + 1 == epochs:
-                elapsed = time.perf_counter() - started
+            now = time.perf_counter()
+            if (epoch + 1) % 10 == 0 or epoch + 1 == epochs or now - logged[0] > 30:  # long epochs: each
+                logged[0] = now
+                elapsed = now - started
                 eta = elapsed / (epoch + 1) * (epochs - epoch - 1)
                 log(f"item autoencoder epoch {epoch + 1}/{epochs} loss {losses[-1]:.4f} eta {eta:.0f}s")
 

@@ -70,7 +70,7 @@ def _dataset_section(name: str, res: dict[str, Any]) -> list[str]:
         f"Mult-VAE best epoch {main['vae']['best_epoch']} of {main['vae']['planned_epochs']}; "
         f"training (selection + refit + export) {main['train_seconds']:.0f} s.",
         "",
-        "| model | " + " | ".join(METRICS) + f" | ndcg@100 / {ref_name} |",
+        "| model | " + " | ".join(METRICS) + f" | ndcg@100 / {ref_name} (best reference) |",
         "|---|" + "---|" * (len(METRICS) + 1),
     ]
     rows = [(n, res.get("references", {}).get(n)) for n in REFERENCES]
@@ -82,8 +82,8 @@ def _dataset_section(name: str, res: dict[str, Any]) -> list[str]:
         rows.append(("**served blend, interactions only**", other["metrics"]["blend"]))
     for label, row in rows:
         if row:
-            ratio = row["ndcg@100"] / ref_ndcg
-            lines.append(f"| {label} | " + " | ".join(f"{row[m]:.4f}" for m in METRICS) + f" | {ratio:.3f} |")
+            ratio = f"{row['ndcg@100'] / ref_ndcg:.3f}" if ref_name != "none" else "no references run"
+            lines.append(f"| {label} | " + " | ".join(f"{row[m]:.4f}" for m in METRICS) + f" | {ratio} |")
     lines.append("")
     if "retrieval" in res:
         lines += _retrieval_section(res["retrieval"])
