@@ -127,21 +127,24 @@ def test_no_model_yet(tmp_path):
         artifact.load(tmp_path)
 
 
-def _resident_kb(path: Path) -> int:
-    """Rss of this process's mappings of ``path`` (/proc/self/smaps)."""
-    total, inside = 0, False
+def _resident_kb(array: np.ndarray) -> int:
+    """Rss of the mapping that holds ``array``'s data (/proc/self/smaps): this mapping only,
+    not other mappings of the same file elsewhere in the process."""
+    address, inside = array.__array_interface__["data"][0], False
     for line in Path("/proc/self/smaps").read_text().splitlines():
-        if line[:1].isalnum() and "-" in line.split()[0]:
-            inside = line.endswith(str(path))
+        head = line.split()[0]
+        if "-" in head and all(c in "0123456789abcdef-" for c in head):
+            start, end = (int(x, 16) for x in head.split("-"))
+            inside = start <= address < end
         elif inside and line.startswith("Rss:"):
-            total += int(line.split()[1])
-    return total
+            return int(line.split()[1])
+    raise AssertionError("no mapping holds the array")
 
 
 def test_prefault_maps_every_page_before_the_version_serves(artifacts_dir):
     loaded = artifact.load(artifacts_dir)
-    path = (loaded.path / "item_emb.npy").resolve()
-    size_kb = path.stat().st_size // 1024
-    assert _resident_kb(path) < size_kb // 2  # a fresh mapping: pages not yet touched
+    array = loaded.arrays["item_emb"]
+    size_kb = array.nbytes // 1024
+    assert _resident_kb(array) < size_kb // 2  # a fresh mapping: pages not yet touched
     artifact.prefault(loaded)
-    assert _resident_kb(path) >= size_kb * 0.9
+    assert _resident_kb(array) >= size_kb * 0.9
