@@ -120,15 +120,35 @@ def fit_sansa(
     )
 
 
-def _product_top(w1: sp.csr_matrix, w2: sp.csr_matrix, neighbors: int, block: int = 20_000) -> sp.csr_matrix:
-    """W1 @ W2 without the diagonal, each row's ``neighbors`` largest weights by magnitude."""
+def _product_top(
+    w1: sp.csr_matrix, w2: sp.csr_matrix, neighbors: int, budget: int = 20_000_000
+) -> sp.csr_matrix:
+    """W1 @ W2 without the diagonal, each row's ``neighbors`` largest weights by magnitude,
+    computed in blocks of rows whose product has at most ``budget`` nonzeros (an upper bound
+    per row: the nonzeros of the W2 rows it combines, at most the width). The factors' rows
+    are skewed: on a 179k-item shop fixed blocks of 20k rows went past 24 GB."""
     parts = []
-    for start in range(0, w1.shape[0], block):
-        rows = sp.csr_matrix(w1[start : start + block] @ w2)
+    for start, end in product_blocks(w1, w2, budget):
+        rows = sp.csr_matrix(w1[start:end] @ w2)
         _zero_diagonal(rows, start)
         rows.eliminate_zeros()
         parts.append(top_per_row(rows, neighbors))
     return sp.csr_matrix(sp.vstack(parts))
+
+
+def product_blocks(w1: sp.csr_matrix, w2: sp.csr_matrix, budget: int) -> list[tuple[int, int]]:
+    """Consecutive (start, end) row ranges of W1 whose product with W2 stays under ``budget``
+    nonzeros by the per-row bound (a row over budget alone is its own block)."""
+    pattern = sp.csr_matrix((np.ones(w1.nnz), w1.indices, w1.indptr), shape=w1.shape)
+    bound = np.minimum(pattern @ np.diff(w2.indptr).astype(np.float64), w2.shape[1])
+    blocks, start, total = [], 0, 0.0
+    for row, size in enumerate(bound):
+        if total + size > budget and row > start:
+            blocks.append((start, row))
+            start, total = row, 0.0
+        total += size
+    blocks.append((start, w1.shape[0]))
+    return blocks
 
 
 def _zero_diagonal(rows: sp.csr_matrix, start: int) -> None:

@@ -3,6 +3,8 @@ softmax Mult-VAE (its arrays score through the same serving component)."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from models.config import VAEConfig
@@ -76,3 +78,30 @@ def test_past_the_exact_limit_the_item_item_model_is_sparse(shop):
     assert matrix.nnz > 0 and (matrix.getnnz(axis=1) <= 500).all() and matrix.diagonal().max() == 0
     assert sparse.metrics["ease"]["ndcg@100"] > 0.9 * exact.metrics["ease"]["ndcg@100"]
     assert sparse.metrics["ease"]["ndcg@100"] > 1.5 * sparse.metrics["popular"]["ndcg@100"]
+
+
+def test_the_sparse_product_is_blocked_by_its_size_not_by_rows():
+    """SANSA's factors have skewed rows: the product W1 @ W2 is computed in row blocks whose
+    product stays under a nonzero budget, with the same result as one product."""
+    import scipy.sparse as sp
+
+    from models.ease_sparse import _product_top, product_blocks, top_per_row
+
+    rng = np.random.default_rng(0)
+    n = 400
+    dense_rows = sp.csr_matrix(rng.normal(size=(5, n)).astype(np.float32))  # as popular items give
+    w1 = sp.csr_matrix(
+        sp.vstack([dense_rows, sp.random(n - 5, n, density=0.01, random_state=1, dtype=np.float32)])
+    )
+    w2 = sp.random(n, n, density=0.05, random_state=2, format="csr", dtype=np.float32)
+    budget = 3_000
+    blocks = product_blocks(w1, w2, budget)
+    assert blocks[0][0] == 0 and blocks[-1][1] == n
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(blocks))
+    for start, end in blocks:
+        assert end - start == 1 or (w1[start:end] @ w2).nnz <= budget
+    assert len(blocks) > 5  # the dense rows got blocks of their own
+    whole = sp.csr_matrix(w1 @ w2 - sp.diags((w1 @ w2).diagonal()))
+    whole.eliminate_zeros()
+    expected = top_per_row(whole, 20).toarray()
+    assert np.allclose(_product_top(w1, w2, 20, budget=budget).toarray(), expected)
