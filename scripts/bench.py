@@ -186,6 +186,7 @@ def time_scoring(recommender: Recommender, drawn: list[list[str]]) -> float:
 
 def measure(artifacts_dir: Path, label: str, args: argparse.Namespace, scratch: Path) -> Run:
     loaded = artifact.load(artifacts_dir)
+    artifact.prefault(loaded)  # as the server does when it loads a version
     recommender = Recommender(loaded)
     rng = random.Random(7)
     item_ids = sample_ids(loaded, 20_000, rng)
