@@ -11,6 +11,7 @@ items (seed 0), recall against the exact top 500 of the allowed set; the per-que
 object (faiss ID selector, hnswlib mask) is built inside the timed call, as a request would.
 Index memory is the size of the serialized index. Everything runs single-threaded.
 
+    pip install hnswlib usearch   # not dependencies of shoprec; a missing one is noted
     nice -n 19 env OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 \
         python scripts/ann_compare.py --items 300000 --queries 300
 """
