@@ -226,6 +226,13 @@ def read_manifest(folder: Path) -> Manifest:
         raise ArtifactError(f"{path}: invalid manifest: {exc}") from exc
 
 
+def index_files(manifest: Manifest) -> list[str]:
+    """The approximate-index files of a version (none below ``retrieval.ann_from_items``)."""
+    if manifest.retrieval.ann is None:
+        return []
+    return ann.index_files({n: REGISTRY[n] for n in manifest.components})
+
+
 def load(path: Path, *, checksums: bool = False) -> Artifact:
     """Load and validate a version folder (or ``DIR/current``); arrays are memory-mapped.
 
@@ -236,7 +243,7 @@ def load(path: Path, *, checksums: bool = False) -> Artifact:
     manifest = read_manifest(folder)
     specs = array_specs(manifest.components)
     dims = manifest.dims
-    indexes = ann.index_files({n: REGISTRY[n] for n in manifest.components}) if manifest.retrieval.ann else []
+    indexes = index_files(manifest)
     for name in (CATALOG_JSON, *(f"{n}.npy" for n in specs), *indexes):
         file = folder / name
         if not file.exists():
@@ -281,8 +288,7 @@ def prefault(loaded: Artifact) -> None:
         if isinstance(array, np.memmap) and array.nbytes:
             flat = np.asarray(array).reshape(-1).view(np.uint8)
             flat[::PAGE].max()
-    if loaded.manifest.retrieval.ann is not None:
-        for name in ann.index_files({n: REGISTRY[n] for n in loaded.manifest.components}):
-            with (loaded.path / name).open("rb", buffering=0) as handle:
-                while handle.read(1 << 22):
-                    pass
+    for name in index_files(loaded.manifest):
+        with (loaded.path / name).open("rb", buffering=0) as handle:
+            while handle.read(1 << 22):
+                pass

@@ -120,9 +120,7 @@ class Scorer:
     def warm(self) -> None:
         """Compute what two-stage scoring computes on first use (the linear moments)."""
         for component in self.components.values():
-            linear = getattr(component, "linear", None)
-            if linear is not None:
-                linear.stats()
+            component.warm()
 
 
 def blend(

@@ -61,6 +61,9 @@ class Component:
         scores = self.score(histories, prepared, self._reference)
         return scores.mean(axis=1, keepdims=True), scores.std(axis=1, keepdims=True)
 
+    def warm(self) -> None:
+        """Compute now what scoring would compute on first use (two-stage serving, at load)."""
+
     def candidates(self, history: Histories, prepared: Any, n: int, allowed: np.ndarray | None) -> np.ndarray:
         """Up to ``n`` item indices this component ranks highest for one history (best
         first), among ``allowed`` (sorted indices) when given. Default: none."""

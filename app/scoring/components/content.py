@@ -63,6 +63,9 @@ class Content(Component):
             return self.unit.dot(profile, self.n_items)
         return (profile @ self.unit.take(items).T).astype(np.float32, copy=False)
 
+    def warm(self) -> None:
+        self.linear.stats()
+
     def moments(self, histories: Histories, prepared: Any = None) -> tuple[np.ndarray, np.ndarray]:
         return self.linear(self.profile(histories) if prepared is None else prepared)
 

@@ -90,6 +90,9 @@ class VAE(Component):
             return self.emb.dot(vectors, self.n_items) + self.bias.values(self.n_items)
         return (vectors @ self.emb.take(items).T + self.bias.take(items)).astype(np.float32, copy=False)
 
+    def warm(self) -> None:
+        self.linear.stats()
+
     def moments(self, histories: Histories, prepared: Any = None) -> tuple[np.ndarray, np.ndarray]:
         vectors = self.prepare(histories) if prepared is None else prepared
         return self.linear(np.hstack([vectors, np.ones((len(vectors), 1), vectors.dtype)]))
