@@ -41,6 +41,21 @@ class Settings(BaseSettings):
     api_keys: dict[str, Role] = Field(default_factory=dict, repr=False)
     read_requires_key: bool = Field(False, description="reads need a reader key too")
     demo: bool = Field(False, description="serve the demo storefront at /demo (make demo turns it on)")
+    # Attribution and experiments (docs/experiments.md).
+    attribution: bool = Field(True, description="record each answered list; attribute feedback to it")
+    implicit_impressions: bool = Field(False, description="record every answered item as an impression")
+    recommendation_ttl_s: int = Field(
+        7 * 86_400, ge=60, description="how long a list's feedback is attributed"
+    )
+    experiment_ttl_s: int = Field(
+        90 * 86_400, ge=3600, description="experiment counters' TTL since last event"
+    )
+    experiments_refresh_s: float = Field(
+        1.0, gt=0, le=60, description="how often a process re-reads experiments"
+    )
+    experiments_file: Path | None = Field(None, description="JSON list of experiments stored at start-up")
+    experiment_min_users: int = Field(100, ge=2, description="users per group before significance is claimed")
+    experiment_min_events: int = Field(20, ge=1, description="outcome events per group, likewise")
 
     @field_validator("redis_url")
     @classmethod

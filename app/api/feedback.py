@@ -11,7 +11,7 @@ from app.errors import BODY_ERRORS, StoreUnavailable, responses
 from app.schemas import BatchAccepted, FeedbackAccepted, FeedbackBatch, FeedbackEvent
 
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"], dependencies=[WRITER])
-ID_FIELDS = ("user_id", "item_id", "event_id")
+ID_FIELDS = ("user_id", "item_id", "event_id", "recommendation_id")
 ERRORS = responses(401, 403, 503, *BODY_ERRORS)
 
 
@@ -37,8 +37,11 @@ async def _store(state: State, events: list[FeedbackEvent]) -> list[tuple[str, b
     limits.check(state.settings, ids=[(f, getattr(e, f) or "") for e in events for f in ID_FIELDS])
     recommender = state.recommender
     version = recommender.version if recommender is not None else "none"
+    attribution = state.experiments.attribution() if state.settings.attribution else None
     try:
-        results = await state.store.append([e.model_dump(mode="json") for e in events], model_version=version)
+        results = await state.store.append(
+            [e.model_dump(mode="json") for e in events], model_version=version, attribution=attribution
+        )
     except StoreUnavailable:
         state.metrics.feedback.labels("unavailable").inc(len(events))
         raise

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from typing import Annotated
 
+import numpy as np
 from fastapi import APIRouter, Path, Query, Response
 
 from app.api import limits
 from app.auth import READER
 from app.deps import RecommenderDep, State, StateDep
 from app.errors import BODY_ERRORS, InvalidRequest, StoreUnavailable, responses
+from app.experiments.definition import Assignment, Variant
 from app.schemas import (
     EXCLUDE,
     EXCLUDE_HISTORY,
@@ -23,7 +26,8 @@ from app.schemas import (
 )
 from app.scoring import history
 from app.scoring.history import ExcludeHistory, History
-from app.scoring.recommender import Filters, Recommendation, Recommender
+from app.scoring.recommender import Filters, Recommendation, Recommender, Strategy
+from app.store.attribution import Served
 from app.store.feedback import RecentEvent
 
 router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[READER])
@@ -42,16 +46,21 @@ async def recommend(body: RecommendationRequest, state: StateDep, recommender: R
     )
     f = body.filters
     filters = Filters.of(f.category, f.brand, f.min_price, f.max_price) if f is not None else None
+    assignment = state.experiments.assignment(body.user_id or body.session_id)
+    scored, user_vector = _history(built, assignment)
     # Scoring is ~1 ms of numpy: run inline (a thread hop costs more than it frees).
     result = recommender.recommend(
-        built.weights,
+        scored,
         k=body.k,
         exclude=_excluded(recommender, built, body.exclude_history, body.exclude),
         filters=filters,
         explain=body.explain,
-        user_vector=built.user_vector,
+        user_vector=user_vector,
+        weights=_variant(assignment).weights,
     )
-    return _response(state, recommender, result, built.unknown, live_read)
+    return await _response(
+        state, recommender, result, body.user_id or body.session_id, assignment, built.unknown, live_read
+    )
 
 
 @router.get(
@@ -79,15 +88,37 @@ async def user_recommendations(
         raise InvalidRequest("min_price must not exceed max_price")
     live, live_read = await _live_events(state, user_id)
     built = history.build(recommender, user_id=user_id, live=live)
+    assignment = state.experiments.assignment(user_id)
+    scored, user_vector = _history(built, assignment)
     result = recommender.recommend(
-        built.weights,
+        scored,
         k=k,
         exclude=_excluded(recommender, built, exclude_history, excluded_ids),
         filters=Filters.of(category, brand, min_price, max_price),
         explain=explain,
-        user_vector=built.user_vector,
+        user_vector=user_vector,
+        weights=_variant(assignment).weights,
     )
-    return _response(state, recommender, result, [], live_read)
+    return await _response(state, recommender, result, user_id, assignment, [], live_read)
+
+
+DEFAULTS = Variant(share=1)
+
+
+def _variant(assignment: Assignment | None) -> Variant:
+    """What the shopper's variant changes (the holdout and everyone outside an experiment:
+    nothing). Diversity and exploration are carried by the variant until the recommender
+    takes them."""
+    if assignment is None or assignment.variant is None:
+        return DEFAULTS
+    return assignment.variant
+
+
+def _history(built: History, assignment: Assignment | None) -> tuple[dict[int, float], np.ndarray | None]:
+    """(history weights, stored user vector) to score: none for a variant serving popularity."""
+    if _variant(assignment).strategy == Strategy.popular:
+        return {}, None
+    return built.weights, built.user_vector
 
 
 async def _live_events(state: State, user_id: str | None) -> tuple[list[RecentEvent], bool]:
@@ -109,8 +140,14 @@ def _excluded(
     return built.excluded(policy) | {i for i in named if i >= 0}
 
 
-def _response(
-    state: State, recommender: Recommender, result: Recommendation, unknown: list[str], live: bool
+async def _response(
+    state: State,
+    recommender: Recommender,
+    result: Recommendation,
+    unit: str | None,
+    assignment: Assignment | None,
+    unknown: list[str],
+    live: bool,
 ) -> Response:
     state.metrics.recommendations.labels(result.strategy.value).inc()
     items = []
@@ -124,6 +161,29 @@ def _response(
         strategy=result.strategy,
         unknown_items=unknown,
         live_feedback=live,
+        recommendation_id=uuid.uuid4().hex,
+        experiment_id=assignment.experiment_id if assignment else None,
+        variant=assignment.group if assignment else None,
     )
+    if unit is not None and state.settings.attribution:
+        await _record(state, body, unit)
     # Serialised once here; returning the model would make FastAPI validate it again.
     return Response(body.model_dump_json(), media_type="application/json")
+
+
+async def _record(state: State, body: RecommendationResponse, unit: str) -> None:
+    """The list's attribution record (and implicit impressions); a Redis outage loses them,
+    not the answer."""
+    served = Served(
+        recommendation_id=body.recommendation_id,
+        unit=unit,
+        experiment_id=body.experiment_id or "",
+        group=body.variant or "",
+        model_version=body.model_version,
+        strategy=body.strategy.value,
+        item_ids=[i.item_id for i in body.items],
+    )
+    try:
+        await state.attribution.record(served)
+    except StoreUnavailable as exc:
+        state.metrics.store_error(exc, "attribution record of a recommendation")

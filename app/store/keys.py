@@ -36,6 +36,29 @@ class Keys:
         """Idempotency marker of one event id of one user (expires)."""
         return f"{self._tagged(self.shard(user_id))}:seen:{user_id}:{event_id}"
 
+    # -- attribution and experiments (app.store.attribution, app.store.experiments) ----------
+    def recommendation(self, unit: str, recommendation_id: str) -> str:
+        """Record of one served list (experiment, variant, model version, items; expires),
+        under the shard of the user or session it was served to: the feedback of that user
+        reads it in the same Lua call that stores the event."""
+        return f"{self._tagged(self.shard(unit))}:rec:{recommendation_id}"
+
+    def experiment_user(self, experiment_id: str, unit: str) -> str:
+        """One user's (or session's) counts in one experiment: impressions and outcomes."""
+        return f"{self._tagged(self.shard(unit))}:exp:{experiment_id}:u:{unit}"
+
+    def experiment_totals(self, experiment_id: str, variant: str, shard: int) -> str:
+        """A variant's sums over its users (n, sum x, sum x^2, sum xy) of one shard: kept per
+        shard so a user's counts and the sums they feed share one hash tag (Redis Cluster)."""
+        return f"{self._tagged(shard)}:exp:{experiment_id}:v:{variant}"
+
+    def all_experiment_totals(self, experiment_id: str, variant: str) -> list[str]:
+        return [self.experiment_totals(experiment_id, variant, s) for s in range(self.shards)]
+
+    def experiments(self) -> str:
+        """Hash of experiment definitions: experiment id -> JSON (status included)."""
+        return f"{self.prefix}:experiments"
+
     def catalog(self) -> str:
         """Hash of catalog changes since training: item_id -> JSON entry or null."""
         return f"{self.prefix}:catalog"

@@ -1,0 +1,167 @@
+"""Attribution in Redis: the record of each served recommendation list, implicit impressions,
+and an experiment's counters, updated in O(1) per event inside the Lua call that stores it.
+
+Counters (keys in app.store.keys): per user and experiment a hash of the user's impressions
+and outcomes (x, y...); per variant and shard a hash of sums over its users: ``users``,
+``impression`` (sum x), ``impression:sq`` (sum x^2) and per outcome o: ``o`` (sum y),
+``o:sq`` (sum y^2), ``o:x`` (sum xy). When a user's count goes from c to c + a, sum x^2 grows
+by 2ca + a^2 and sum xy by a times the other count: no scan, ever. A user's counts and the
+sums they feed carry the user's shard hash tag, so one script writes them on one slot of a
+Redis Cluster; results add the shards up (app.experiments.results reads the sums).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from app.events import EXPOSURE, OUTCOMES, STREAM_FIELDS
+from app.store.connect import AsyncClient, failures
+from app.store.keys import Keys
+
+_OUTCOMES_LUA = ", ".join(f"'{o}'" for o in OUTCOMES)
+
+# count(user key, totals key, field, amount, ttl): the O(1) update described above.
+COUNT_LUA = f"""
+local EXPOSURE, OUTCOMES = '{EXPOSURE}', {{{_OUTCOMES_LUA}}}
+local COUNTED = {{['{EXPOSURE}'] = true, {", ".join(f"['{o}'] = true" for o in OUTCOMES)}}}
+local function count(ukey, tkey, field, amount, ttl)
+  local old = redis.call('HMGET', ukey, EXPOSURE, unpack(OUTCOMES))
+  local fresh = true
+  for i = 1, #old do if old[i] then fresh = false end end
+  if fresh then redis.call('HINCRBY', tkey, 'users', 1) end
+  local mine = tonumber(redis.call('HGET', ukey, field) or '0')
+  redis.call('HINCRBY', ukey, field, amount)
+  redis.call('EXPIRE', ukey, ttl)
+  redis.call('HINCRBY', tkey, field, amount)
+  redis.call('HINCRBY', tkey, field .. ':sq', 2 * mine * amount + amount * amount)
+  if field == EXPOSURE then
+    for i, o in ipairs(OUTCOMES) do
+      local y = tonumber(old[i + 1] or '0')
+      if y > 0 then redis.call('HINCRBY', tkey, o .. ':x', amount * y) end
+    end
+  else
+    local x = tonumber(old[1] or '0')
+    if x > 0 then redis.call('HINCRBY', tkey, field .. ':x', amount * x) end
+  end
+  redis.call('EXPIRE', tkey, ttl)
+end
+"""
+
+# KEYS: the list's record, the unit's stream, then (when counting) the unit's counts and
+# its group's totals. ARGV: record ttl, counters ttl, count (0/1), impressions n, field
+# count F, the record's 7 values, the F field names, then n x F impression values.
+_SERVE = (
+    COUNT_LUA
+    + """
+local rec_ttl, exp_ttl, counting, n, f = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+redis.call('HSET', KEYS[1], 'experiment', ARGV[6], 'group', ARGV[7], 'model_version', ARGV[8],
+  'strategy', ARGV[9], 'unit', ARGV[10], 'items', ARGV[11], 'created_at', ARGV[12])
+redis.call('EXPIRE', KEYS[1], rec_ttl)
+local names_at, values_at = 13, 13 + f
+for e = 0, n - 1 do
+  local fields = {}
+  for j = 1, f do
+    fields[#fields + 1] = ARGV[names_at + j - 1]
+    fields[#fields + 1] = ARGV[values_at + e * f + j - 1]
+  end
+  redis.call('XADD', KEYS[2], '*', unpack(fields))
+end
+if counting == '1' and n > 0 then count(KEYS[3], KEYS[4], EXPOSURE, n, exp_ttl) end
+return n
+"""
+)
+
+
+@dataclass(frozen=True)
+class Served:
+    """One answered recommendation request, as attribution records it."""
+
+    recommendation_id: str
+    unit: str  # the user id, or the anonymous visitor's session id
+    experiment_id: str  # "" outside any experiment
+    group: str  # the variant's name, "holdout", or ""
+    model_version: str
+    strategy: str
+    item_ids: Sequence[str]
+
+
+class AttributionStore:
+    def __init__(
+        self, client: AsyncClient, keys: Keys, *, record_ttl_s: int, experiment_ttl_s: int, implicit: bool
+    ) -> None:
+        self.client, self.keys = client, keys
+        self.record_ttl_s, self.experiment_ttl_s = record_ttl_s, experiment_ttl_s
+        self.implicit = implicit
+        self._serve = client.register_script(_SERVE)
+
+    async def record(self, served: Served) -> None:
+        """Store the list's record; with implicit impressions, one impression event per item
+        (stream only: not the live history) and the unit's exposure counters, in one call.
+        Raises StoreUnavailable (or StoreFailed)."""
+        keys = self.keys
+        s = served
+        counting = bool(s.experiment_id) and self.implicit
+        k = [keys.recommendation(s.unit, s.recommendation_id), keys.events_stream(keys.shard(s.unit))]
+        if counting:
+            shard = keys.shard(s.unit)
+            k += [
+                keys.experiment_user(s.experiment_id, s.unit),
+                keys.experiment_totals(s.experiment_id, s.group, shard),
+            ]
+        now = time.time()
+        record = [
+            s.experiment_id,
+            s.group,
+            s.model_version,
+            s.strategy,
+            s.unit,
+            json.dumps(list(s.item_ids)),
+            now,
+        ]
+        values: list[Any] = []
+        n = len(s.item_ids) if self.implicit else 0
+        if n:
+            stamp = repr(now)
+            for position, item in enumerate(s.item_ids):
+                event = {
+                    "event_id": f"{s.recommendation_id}-{position}",
+                    "user_id": s.unit,
+                    "item_id": item,
+                    "event": EXPOSURE,
+                    "value": "",
+                    "timestamp": stamp,
+                    "received_at": stamp,
+                    "model_version": s.model_version,
+                    "recommendation_id": s.recommendation_id,
+                    "position": str(position),
+                    "experiment_id": s.experiment_id,
+                    "variant": s.group,
+                    "list_version": s.model_version,
+                }
+                values += [event[name] for name in STREAM_FIELDS]
+        args: list[Any] = [self.record_ttl_s, self.experiment_ttl_s, int(counting), n, len(STREAM_FIELDS)]
+        args += record
+        with failures("recommendation not recorded"):
+            await self._serve(keys=k, args=[*args, *STREAM_FIELDS, *values])
+
+    async def totals(self, experiment_id: str, groups: Sequence[str]) -> dict[str, dict[str, float]]:
+        """Each group's counters summed over the shards. Raises StoreUnavailable (or StoreFailed)."""
+        out: dict[str, dict[str, float]] = {}
+        with failures("experiment counters not read"):
+            async with self.client.pipeline(transaction=False) as pipe:
+                for group in groups:
+                    for key in self.keys.all_experiment_totals(experiment_id, group):
+                        pipe.hgetall(key)
+                replies = await pipe.execute()
+        per_group = len(self.keys.all_experiment_totals(experiment_id, groups[0])) if groups else 0
+        for g, group in enumerate(groups):
+            summed: dict[str, float] = {}
+            for reply in replies[g * per_group : (g + 1) * per_group]:
+                for field, value in reply.items():
+                    summed[field] = summed.get(field, 0.0) + float(value)
+            out[group] = summed
+        return out
