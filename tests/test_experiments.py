@@ -259,3 +259,38 @@ async def test_attribution_off_records_nothing(settings_factory, redis_client, p
         assert keys == []
         results = (await http.get("/v1/admin/experiments/off")).json()
         assert sum(g["clicks"] for g in results["groups"]) == 0
+
+
+async def test_counters_survive_restarts_of_the_api_and_of_redis(settings_factory, private_redis):
+    """Counters live in Redis (append-only file, fsync every second): a new API process and
+    a Redis killed with SIGKILL and restarted read the same results."""
+    settings = settings_factory(redis_url=private_redis.url, implicit_impressions=True)
+    async with app_client(settings) as http:
+        await define_and_start(http, "durable")
+        for n in range(20):
+            user = f"d{n}"
+            answer = (await http.get(f"/v1/users/{user}/recommendations", params={"k": 3})).json()
+            click = {"user_id": user, "item_id": answer["items"][0]["item_id"], "event": "click",
+                     "recommendation_id": answer["recommendation_id"], "position": 0}  # fmt: skip
+            if n % 2:
+                assert (await http.post("/v1/feedback", json=click)).status_code == 202
+        before = (await http.get("/v1/admin/experiments/durable")).json()
+    assert sum(g["impressions"] for g in before["groups"]) == 60
+    assert sum(g["clicks"] for g in before["groups"]) == 10
+    async with app_client(settings) as http:  # the API restarted
+        assert (await http.get("/v1/admin/experiments/durable")).json()["groups"] == before["groups"]
+    await asyncio.sleep(1.5)  # appendfsync everysec
+    private_redis.kill()
+    private_redis.start()
+    async with app_client(settings) as http:  # and Redis too
+        after = (await http.get("/v1/admin/experiments/durable")).json()
+        assert after["groups"] == before["groups"]
+        assert after["experiment"]["status"] == "running"
+        # Still counting, and still sticky: d1's next click adds to the same group.
+        answer = (await http.get("/v1/users/d1/recommendations", params={"k": 3})).json()
+        click = {"user_id": "d1", "item_id": answer["items"][0]["item_id"], "event": "click",
+                 "recommendation_id": answer["recommendation_id"], "position": 0}  # fmt: skip
+        assert (await http.post("/v1/feedback", json=click)).status_code == 202
+        final = {g["name"]: g for g in (await http.get("/v1/admin/experiments/durable")).json()["groups"]}
+        old = {g["name"]: g for g in before["groups"]}
+        assert final[answer["variant"]]["clicks"] == old[answer["variant"]]["clicks"] + 1
