@@ -6,68 +6,104 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from app.events import ATTRIBUTED_FIELDS, STREAM_FIELDS
 from app.store.attribution import COUNT_LUA
 from app.store.connect import AsyncClient, failures, is_cluster
 from app.store.keys import Keys
 
+# FeedbackStore._values' order, checked once: a new stream field must be added there too.
+assert STREAM_FIELDS == (
+    "event_id", "user_id", "item_id", "event", "value", "timestamp", "received_at", "model_version",
+    "recommendation_id", "position", "experiment_id", "variant", "list_version",
+), "FeedbackStore._values lists the stream values in STREAM_FIELDS order"  # fmt: skip
+
 _AT = {name: STREAM_FIELDS.index(name) + 1 for name in ("event", *ATTRIBUTED_FIELDS)}
 
-# One call stores a whole batch. KEYS: the stream, then per event its seen marker and recent
-# list and, by its kind, the list's record (kind 1: attributed) and the user's experiment
-# counts and their totals (kind 2: attributed inside the running experiment). ARGV: ttl,
-# recent cap, recent ttl, field count F, counters ttl, the running experiment (or ""), the F
-# field names, then per event: kind, the user's group in the experiment, its recent entry
-# and F stream values. Returns 1 per stored event, 0 per duplicate event id.
+# One call stores a shard's events. Arguments go as one JSON payload (redis-py packs each
+# argument in Python: ~20 arguments per event would cost more than everything else), and
+# each key once (KEYS: the stream, then every key an event names, by index). ARGV: ttl,
+# recent cap, recent ttl, counters ttl, the running experiment (or ""), the stream field
+# names (JSON), the events (JSON): per event [kind, group, recent entry (a list the script
+# encodes), then the KEYS index
+# of its seen marker, recent list, list record, user counts, group totals (0: none), then its
+# stream values]. Kind 0: plain; 1: attributed (reads the list's record); 2: attributed in
+# the running experiment (also counts, when the record says the list was served in it to
+# this group). Returns 1 per stored event, 0 per duplicate event id.
 _APPEND = (
     COUNT_LUA
     + f"""
-local ttl, cap, recent_ttl, f = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
-local exp_ttl, experiment = ARGV[5], ARGV[6]
-local stream = KEYS[1]
-local out = {{}}
-local k, a = 2, 7 + f
-while a <= #ARGV do
-  local kind = tonumber(ARGV[a])
-  local group, entry, base = ARGV[a + 1], ARGV[a + 2], a + 3
-  if redis.call('SET', KEYS[k], '1', 'NX', 'EX', ttl) then
+local ttl, cap, recent_ttl = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local exp_ttl, experiment = ARGV[4], ARGV[5]
+local names, events = cjson.decode(ARGV[6]), cjson.decode(ARGV[7])
+local f = #names
+local out, lists, records = {{}}, {{}}, {{}}
+for e = 1, #events do
+  local ev = events[e]
+  local kind, group = ev[1], ev[2]
+  if redis.call('SET', KEYS[ev[4]], '1', 'NX', 'EX', ttl) then
     local fields = {{}}
     for j = 1, f do
-      fields[#fields + 1] = ARGV[6 + j]
-      fields[#fields + 1] = ARGV[base + j - 1]
+      fields[2 * j - 1] = names[j]
+      fields[2 * j] = ev[8 + j]
     end
     if kind > 0 then
-      local rec = redis.call('HMGET', KEYS[k + 2], 'experiment', 'group', 'model_version')
+      local rec = records[ev[6]]
+      if not rec then
+        rec = redis.call('HMGET', KEYS[ev[6]], 'experiment', 'group', 'model_version')
+        records[ev[6]] = rec
+      end
       if rec[1] then
         fields[2 * {_AT["experiment_id"]}] = rec[1]
         fields[2 * {_AT["variant"]}] = rec[2]
         fields[2 * {_AT["list_version"]}] = rec[3]
-        local event = ARGV[base + {_AT["event"]} - 1]
+        local event = ev[8 + {_AT["event"]}]
         if kind == 2 and rec[1] == experiment and rec[2] == group and COUNTED[event] then
-          count(KEYS[k + 3], KEYS[k + 4], event, 1, exp_ttl)
+          count(KEYS[ev[7]], KEYS[ev[8]], event, 1)
         end
       end
     end
-    redis.call('XADD', stream, '*', unpack(fields))
-    redis.call('LPUSH', KEYS[k + 1], entry)
-    redis.call('LTRIM', KEYS[k + 1], 0, cap - 1)
-    redis.call('EXPIRE', KEYS[k + 1], recent_ttl)
-    out[#out + 1] = 1
+    redis.call('XADD', KEYS[1], '*', unpack(fields))
+    redis.call('LPUSH', KEYS[ev[5]], cjson.encode(ev[3]))
+    lists[ev[5]] = true
+    out[e] = 1
   else
-    out[#out + 1] = 0
+    out[e] = 0
   end
-  k = k + ({{2, 3, 5}})[kind + 1]
-  a = base + f
 end
+-- Once per list and per counter key, not per event.
+for at in pairs(lists) do
+  redis.call('LTRIM', KEYS[at], 0, cap - 1)
+  redis.call('EXPIRE', KEYS[at], recent_ttl)
+end
+flush(exp_ttl)
 return out
 """
 )
+_NAMES = json.dumps(STREAM_FIELDS)
+
+
+class _Call:
+    """One script call's keys (each once) and events."""
+
+    def __init__(self, stream: str) -> None:
+        self.keys = [stream]
+        self.index: dict[str, int] = {}
+        self.events: list[list[Any]] = []
+        self.positions: list[int] = []
+
+    def key(self, name: str) -> int:
+        """The 1-based KEYS index of ``name``, added once."""
+        at = self.index.get(name)
+        if at is None:
+            self.keys.append(name)
+            at = self.index[name] = len(self.keys)
+        return at
 
 
 @dataclass(frozen=True)
@@ -78,6 +114,27 @@ class Attribution:
     experiment_id: str  # "" when no experiment is running
     group_of: Callable[[str], str]  # user id -> their variant (or "holdout")
     ttl_s: int  # of the experiment counters
+
+
+class Feedback(Protocol):
+    """One event to store (app.schemas.FeedbackEvent: read as attributes, no copy)."""
+
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def item_id(self) -> str: ...
+    @property
+    def event(self) -> str: ...
+    @property
+    def value(self) -> float | None: ...
+    @property
+    def timestamp(self) -> float | None: ...
+    @property
+    def event_id(self) -> str | None: ...
+    @property
+    def recommendation_id(self) -> str | None: ...
+    @property
+    def position(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -108,7 +165,7 @@ class FeedbackStore:
             await self.client.ping()
 
     async def append(
-        self, events: list[dict[str, Any]], *, model_version: str, attribution: Attribution | None = None
+        self, events: Sequence[Feedback], *, model_version: str, attribution: Attribution | None = None
     ) -> list[tuple[str, bool]]:
         """Store events; returns (event_id, stored) per event, stored False for duplicates.
         With ``attribution``, an event naming a ``recommendation_id`` gets the list's
@@ -117,77 +174,80 @@ class FeedbackStore:
         Raises StoreUnavailable (or StoreFailed, an error answer): then nothing is acknowledged.
         """
         received = time.time()
-        ids = [e.get("event_id") or uuid.uuid4().hex for e in events]
+        ids = [e.event_id or os.urandom(16).hex() for e in events]  # 32 hex digits, as a uuid4
         keys = self.keys
-        by_shard: dict[int, tuple[list[int], list[str], list[Any]]] = {}
+        calls: dict[int, _Call] = {}
         for p, event in enumerate(events):
-            user = event["user_id"]
+            user = event.user_id
             shard = keys.shard(user)
-            if shard not in by_shard:
-                by_shard[shard] = ([], [keys.events_stream(shard)], [])
-            positions, call_keys, values = by_shard[shard]
-            positions.append(p)
-            call_keys += [keys.seen_event(user, ids[p]), keys.recent(user)]
-            kind, group = 0, ""
-            rid = event.get("recommendation_id")
+            call = calls.get(shard)
+            if call is None:
+                call = calls[shard] = _Call(keys.events_stream(shard))
+            call.positions.append(p)
+            kind, group, at = (
+                0,
+                "",
+                [call.key(keys.seen_event(user, ids[p])), call.key(keys.recent(user)), 0, 0, 0],
+            )
+            rid = event.recommendation_id
             if rid and attribution is not None:
-                kind = 1
-                call_keys.append(keys.recommendation(user, rid))
+                kind, at[2] = 1, call.key(keys.recommendation(user, rid))
                 if attribution.experiment_id:
                     kind, group = 2, attribution.group_of(user)
                     exp = attribution.experiment_id
-                    call_keys += [keys.experiment_user(exp, user), keys.experiment_totals(exp, group, shard)]
-            values += [kind, group, *self._values(event, ids[p], received, model_version)]
+                    at[3] = call.key(keys.experiment_user(exp, user))
+                    at[4] = call.key(keys.experiment_totals(exp, group, shard))
+            recent, *values = self._values(event, ids[p], received, model_version)
+            call.events.append([kind, group, recent, *at, *values])
         ttl = attribution.ttl_s if attribution is not None else 0
         experiment = attribution.experiment_id if attribution is not None else ""
-        fixed = [
+        fixed: list[str | int] = [
             self.idempotency_ttl_s,
             self.recent_cap,
             self.recent_ttl_s,
-            len(STREAM_FIELDS),
             ttl,
             experiment,
+            _NAMES,
         ]
-        calls = [(k, [*fixed, *STREAM_FIELDS, *v]) for _, k, v in by_shard.values()]
+        scripts = [(c.keys, [*fixed, json.dumps(c.events)]) for c in calls.values()]
         with failures("feedback not stored"):
             if is_cluster(self.client):
                 # Each call writes one slot; a cluster cannot pipeline scripts, so run them at once.
-                replies = await asyncio.gather(*(self._append(keys=k, args=a) for k, a in calls))
+                replies = await asyncio.gather(*(self._append(keys=k, args=a) for k, a in scripts))
             else:
                 async with self.client.pipeline(transaction=False) as pipe:
-                    for k, a in calls:
+                    for k, a in scripts:
                         await self._append(keys=k, args=a, client=pipe)  # type: ignore[arg-type]
                     replies = await pipe.execute()
         stored = [False] * len(events)
-        for (positions, _, _), reply in zip(by_shard.values(), replies, strict=True):
-            for p, flag in zip(positions, reply, strict=True):
+        for call, reply in zip(calls.values(), replies, strict=True):
+            for p, flag in zip(call.positions, reply, strict=True):
                 stored[p] = bool(flag)
         return list(zip(ids, stored, strict=True))
 
     @staticmethod
-    def _values(event: dict[str, Any], event_id: str, received: float, model_version: str) -> list[Any]:
-        """The event's recent-list entry, then its stream values in STREAM_FIELDS order
-        (the attributed fields empty: the script fills them from the list's record)."""
-        timestamp = event.get("timestamp") or received
-        value = event.get("value")
-        position = event.get("position")
-        recent = json.dumps([event["item_id"], event["event"], value, timestamp])
-        record = {
-            "event_id": event_id,
-            "user_id": event["user_id"],
-            "item_id": event["item_id"],
-            "event": event["event"],
-            "value": "" if value is None else repr(float(value)),
-            "timestamp": repr(float(timestamp)),
-            "received_at": repr(received),
-            "model_version": model_version,
-            "recommendation_id": event.get("recommendation_id") or "",
-            "position": "" if position is None else str(position),
-            "experiment_id": "",
-            "variant": "",
-            "list_version": "",
-        }
-        return [recent, *(record[name] for name in STREAM_FIELDS)]
+    def _values(event: Feedback, event_id: str, received: float, model_version: str) -> list[Any]:
+        """The event's recent-list entry (the script encodes it), then its stream values in
+        STREAM_FIELDS order (the attributed fields empty: the script fills them from the
+        list's record). A list literal: this runs once per event of every batch."""
+        timestamp = event.timestamp or received
+        value, position, item = event.value, event.position, event.item_id
+        return [
+            [item, event.event, value, timestamp],
+            event_id,
+            event.user_id,
+            item,
+            event.event,
+            "" if value is None else repr(float(value)),
+            repr(float(timestamp)),
+            repr(received),
+            model_version,
+            event.recommendation_id or "",
+            "" if position is None else str(position),
+            "",
+            "",
+            "",
+        ]
 
     async def read_events(
         self, after: dict[str, str] | None = None, *, chunk: int = 10_000

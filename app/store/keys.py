@@ -14,12 +14,14 @@ import zlib
 class Keys:
     def __init__(self, prefix: str, shards: int = 16) -> None:
         self.prefix, self.shards = prefix, shards
+        # Built once: feedback batches name several keys per event.
+        self._tags = [f"{prefix}:{{s{shard:03d}}}" for shard in range(shards)]
 
     def shard(self, user_id: str) -> int:
         return zlib.crc32(user_id.encode()) % self.shards
 
     def _tagged(self, shard: int) -> str:
-        return f"{self.prefix}:{{s{shard:03d}}}"
+        return self._tags[shard]
 
     def events_stream(self, shard: int) -> str:
         """Append-only record of accepted events of one shard (the retraining input)."""
