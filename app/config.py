@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     experiment_min_users: int = Field(100, ge=2, description="users per group before significance is claimed")
     experiment_min_events: int = Field(20, ge=1, description="outcome events per group, likewise")
 
+    @field_validator("experiments_file", mode="before")
+    @classmethod
+    def _no_file(cls, value: object) -> object:
+        return None if value == "" else value  # SHOPREC_EXPERIMENTS_FILE= (as in .env.example)
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:

@@ -4,12 +4,15 @@ assignment, attributed feedback, the counters behind the results, the admin life
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from collections import Counter
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
+from app.config import Settings
 from app.experiments import stats
 from app.experiments.definition import HOLDOUT, Experiment, assign, bucket
 from tests.conftest import app_client
@@ -294,3 +297,27 @@ async def test_counters_survive_restarts_of_the_api_and_of_redis(settings_factor
         final = {g["name"]: g for g in (await http.get("/v1/admin/experiments/durable")).json()["groups"]}
         old = {g["name"]: g for g in before["groups"]}
         assert final[answer["variant"]]["clicks"] == old[answer["variant"]]["clicks"] + 1
+
+
+async def test_experiments_defined_by_configuration(settings_factory, redis_client, tmp_path, monkeypatch):
+    configured = [
+        {"id": "from-file", "status": "running", **TWO},
+        {"id": "later", "variants": {"control": {"share": 1}, "b": {"share": 1, "strategy": "popular"}}},
+    ]
+    path = tmp_path / "experiments.json"
+    path.write_text(json.dumps(configured))
+    async with app_client(settings_factory(experiments_file=path)) as http:
+        listed = {e["id"]: e["status"] for e in (await http.get("/v1/admin/experiments")).json()}
+        assert listed == {"from-file": "running", "later": "draft"}
+        assert (await http.get("/v1/users/u1/recommendations")).json()["experiment_id"] == "from-file"
+        assert (await http.post("/v1/admin/experiments/from-file/stop")).status_code == 200
+    # What Redis holds wins over the file at the next start: the stopped one stays stopped.
+    async with app_client(settings_factory(experiments_file=path)) as http:
+        listed = {e["id"]: e["status"] for e in (await http.get("/v1/admin/experiments")).json()}
+        assert listed == {"from-file": "stopped", "later": "draft"}
+    monkeypatch.setenv("SHOPREC_EXPERIMENTS_FILE", "")
+    assert Settings().experiments_file is None
+    path.write_text('[{"id": "bad", "variants": {}}]')
+    with pytest.raises(ValidationError):  # a broken file fails start-up
+        async with app_client(settings_factory(experiments_file=path)):
+            pass
