@@ -55,6 +55,19 @@ EXCLUDE_HISTORY = (
 )
 EXCLUDE = "item ids never to recommend, besides the history policy (unknown ids are ignored)"
 EXPLAIN = "per item, the history items that led to it (personalized lists only)"
+DIVERSITY = (
+    "0 (default): the most relevant items; up to 1: each next item trades relevance for being "
+    "unlike the items above it (maximal marginal relevance over the collaborative item "
+    "embeddings, among the 5k best items that pass the filters)"
+)
+BOOST = (
+    "business rules, applied after relevance: attribute (category or brand) -> value -> factor. "
+    "Relevance is rescaled to [0.01, 1] over the 5k best items and multiplied by the factors of "
+    "the values an item has, so a factor > 1 can only move an item up and < 1 only down "
+    "(0 puts it last), whatever the sign of the scores"
+)
+Factor = Annotated[float, Field(strict=True, ge=0, le=100, allow_inf_nan=False)]
+Boosts = dict[Literal["category", "brand"], Annotated[dict[Id, Factor], Field(max_length=100)]]
 
 
 class RecommendationRequest(Input):
@@ -74,12 +87,15 @@ class RecommendationRequest(Input):
     exclude: list[Id] = Field(default_factory=list, max_length=1000, description=EXCLUDE)
     filters: Filters | None = None
     explain: Flag = Field(False, description=EXPLAIN)
+    diversity: Number = Field(0.0, ge=0, le=1, description=DIVERSITY)
+    boost: Boosts = Field(default_factory=dict, description=BOOST, examples=[{"brand": {"acme": 1.2}}])
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
             "examples": [
-                {"items": ["P00001", "P00042"], "items_event": "view", "k": 10, "exclude_history": "seen"}
+                {"items": ["P00001", "P00042"], "items_event": "view", "k": 10, "exclude_history": "seen"},
+                {"user_id": "17850", "k": 10, "diversity": 0.3, "boost": {"category": {"mugs": 1.5}}},
             ]
         },
     )
@@ -88,10 +104,11 @@ class RecommendationRequest(Input):
 class RecommendedItem(BaseModel):
     item_id: str
     score: float = Field(
-        description="higher is better; its meaning depends on the answer's strategy: personalized, "
-        "the blend of the models' scores, each standardised over the catalog for this request "
-        "(a weighted sum of z-scores, comparable within one answer only); popular, the number of "
-        "training shoppers who interacted with the item (0 for items added since)"
+        description="the item's relevance, higher is better; its meaning depends on the answer's "
+        "strategy: personalized, the blend of the models' scores, each standardised over the "
+        "catalog for this request (a weighted sum of z-scores, comparable within one answer only); "
+        "popular, the number of training shoppers who interacted with the item (0 for items added "
+        "since). With diversity or boost the list is in re-ranked order, so scores need not fall"
     )
     title: str | None = None
     category: str | None = None

@@ -6,12 +6,15 @@ from collections.abc import Iterable
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
+from pydantic import Field
 
 from app.api import limits
 from app.auth import READER
 from app.deps import RecommenderDep, State, StateDep
 from app.errors import BODY_ERRORS, InvalidRequest, StoreUnavailable, responses
 from app.schemas import (
+    BOOST,
+    DIVERSITY,
     EXCLUDE,
     EXCLUDE_HISTORY,
     EXPLAIN,
@@ -23,11 +26,14 @@ from app.schemas import (
 )
 from app.scoring import history
 from app.scoring.history import ExcludeHistory, History
-from app.scoring.recommender import Filters, Recommendation, Recommender
+from app.scoring.recommender import Filters, Recommendation, Recommender, Rerank
 from app.store.feedback import RecentEvent
 
 router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[READER])
 ERRORS = responses(401, 403, 503, *BODY_ERRORS)
+# GET's boost rules: ATTRIBUTE:VALUE:FACTOR.
+BOOST_PATTERN = r"^(category|brand):[^\x00-\x1f\x7f]+:[0-9]+(\.[0-9]+)?$"
+BoostRule = Annotated[str, Field(max_length=300, pattern=BOOST_PATTERN)]
 
 
 @router.post("/recommendations", response_model=RecommendationResponse, responses=ERRORS)
@@ -50,6 +56,7 @@ async def recommend(body: RecommendationRequest, state: StateDep, recommender: R
         filters=filters,
         explain=body.explain,
         user_vector=built.user_vector,
+        rerank=Rerank(body.diversity, {str(a): t for a, t in body.boost.items()}),
     )
     return _response(state, recommender, result, built.unknown, live_read)
 
@@ -71,6 +78,14 @@ async def user_recommendations(
     brand: Annotated[list[Id] | None, Query(max_length=100)] = None,
     min_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
     max_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
+    diversity: Annotated[float, Query(ge=0, le=1, allow_inf_nan=False, description=DIVERSITY)] = 0.0,
+    boost: Annotated[
+        list[BoostRule] | None,
+        Query(
+            max_length=100,
+            description=f"ATTRIBUTE:VALUE:FACTOR, repeated (e.g. brand:acme:1.2): {BOOST}",
+        ),
+    ] = None,
 ) -> Response:
     """A known user's training history plus every feedback event since, read at request time."""
     excluded_ids = exclude or []
@@ -86,8 +101,21 @@ async def user_recommendations(
         filters=Filters.of(category, brand, min_price, max_price),
         explain=explain,
         user_vector=built.user_vector,
+        rerank=Rerank(diversity, _boosts(boost or [])),
     )
     return _response(state, recommender, result, [], live_read)
+
+
+def _boosts(rules: list[str]) -> dict[str, dict[str, float]]:
+    """``ATTRIBUTE:VALUE:FACTOR`` query values (the pattern has checked their shape)."""
+    out: dict[str, dict[str, float]] = {}
+    for rule in rules:
+        attribute_value, factor = rule.rsplit(":", 1)
+        attribute, value = attribute_value.split(":", 1)
+        if not 0 <= float(factor) <= 100:
+            raise InvalidRequest(f"boost {rule!r}: the factor must be between 0 and 100")
+        out.setdefault(attribute, {})[value] = float(factor)
+    return out
 
 
 async def _live_events(state: State, user_id: str | None) -> tuple[list[RecentEvent], bool]:

@@ -29,10 +29,12 @@ from app.scoring.components.content import Content
 from app.scoring.components.ease import ItemItem
 from app.scoring.components.vae import VAE
 from app.scoring.features import FeatureSpace
+from app.scoring.rerank import Rerank, factors, pool_size, relevance_scale
+from app.scoring.rerank import order as rerank_order
 from app.scoring.retrieval import Pools, candidates, popular_passing
 from app.scoring.scorer import Scorer, histories_matrix, top_k
 
-__all__ = ["Filters", "Recommendation", "Recommender", "SimilarBy", "Strategy"]
+__all__ = ["Filters", "Recommendation", "Recommender", "Rerank", "SimilarBy", "Strategy"]
 
 T = TypeVar("T")
 
@@ -162,18 +164,25 @@ class Recommender:
         explain: bool = False,
         user_vector: np.ndarray | None = None,
         weights: Mapping[str, float] | None = None,
+        rerank: Rerank | None = None,
     ) -> Recommendation:
         """Top-k for a history {item_idx: weight}, never an item of ``exclude`` (the caller's
         whole exclusion set: app.scoring.history says which history items it holds).
 
         Weight-0 items carry no signal; no positive weight -> popularity. ``user_vector``:
         the stored (hidden,) fold-in of exactly this history, saving the encoder pass.
-        ``weights``: blend weights other than the artifact's (offline, per component)."""
+        ``weights``: blend weights other than the artifact's (offline, per component).
+        ``rerank``: diversity and business rules over the best items (app.scoring.rerank);
+        the scores stay each item's relevance."""
         excluded = set(exclude)
         positive = {i: w for i, w in history.items() if w > 0}
+        final_k = k
+        if rerank is not None and rerank.active:
+            k = pool_size(k)
         if not positive:
             ranked = popular_passing(self.catalog, self.popular_order, k, filters, excluded)
             scores = np.array([self.popularity(int(i)) for i in ranked], dtype=np.float32)
+            ranked, scores = self._rerank(ranked, scores, final_k, rerank)
             return Recommendation(ranked, scores, Strategy.popular)
         idx = np.fromiter(positive.keys(), dtype=np.int32, count=len(positive))
         values = np.fromiter(positive.values(), dtype=np.float32, count=len(positive))
@@ -201,6 +210,7 @@ class Recommender:
                 ranked, scores = pool[order], blended[order]
             else:  # nothing passes the filter
                 ranked, scores = pool, np.zeros(0, np.float32)
+        ranked, scores = self._rerank(ranked, scores, final_k, rerank)
         result = Recommendation(ranked, scores, Strategy.personalized)
         if explain:
             result.because = self.explain(ranked, positive)
@@ -223,6 +233,29 @@ class Recommender:
         ranked = top_k(scores, k, exclude=mask[None, :])[0]
         ranked = ranked[ranked >= 0]
         return ranked, scores[0, ranked]
+
+    def _rerank(
+        self, ranked: np.ndarray, scores: np.ndarray, k: int, rerank: Rerank | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The k items the re-ranking chooses from the relevance ranking (best first)."""
+        if rerank is None or not rerank.active or not len(ranked):
+            return ranked[:k], scores[:k]
+        relevance = relevance_scale(scores)
+        boosts = {a: t for a, t in rerank.boosts.items() if t}
+        if boosts:
+            relevance *= factors({a: self.catalog.values(ranked, a) for a in boosts}, boosts)
+        vectors = self.item_vectors(ranked) if rerank.diversity > 0 else None
+        chosen = rerank_order(relevance, k, diversity=rerank.diversity, vectors=vectors)
+        return ranked[chosen], scores[chosen]
+
+    def item_vectors(self, items: np.ndarray) -> np.ndarray | None:
+        """(len(items), d) vectors diversity compares: the decoder's item embeddings (items
+        shoppers take together are close), else the content embeddings; None without both."""
+        if self._vae is not None:
+            return self._vae.item_vectors(np.asarray(items))
+        if self._content is not None:
+            return self._content.unit.take(np.asarray(items))
+        return None
 
     def explain(self, ranked: np.ndarray, history: dict[int, float], top: int = 3) -> list[list[str]]:
         """Per recommended item, the history items with the largest item-item contribution
