@@ -19,6 +19,7 @@ from app.observability import Metrics, RequestMiddleware
 from app.ratelimit import RateLimitMiddleware, TokenBuckets
 from app.store.catalog import CatalogStore
 from app.store.connect import connect, connect_for_pubsub
+from app.store.exposure import ExposureStore
 from app.store.feedback import FeedbackStore
 from app.store.keys import Keys
 
@@ -54,6 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         state = State(settings=settings, store=store, metrics=metrics)
         state.catalog = CatalogStore(client, keys)
+        state.exposure = ExposureStore(
+            client, keys, cap=settings.explore_exposure_cap, refresh_s=settings.explore_refresh_s
+        )
         state.publisher = client
         await registry.reload(state, reason="startup")
         app.state.shoprec = state

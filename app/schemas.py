@@ -66,6 +66,12 @@ BOOST = (
     "the values an item has, so a factor > 1 can only move an item up and < 1 only down "
     "(0 puts it last), whatever the sign of the scores"
 )
+EXPLORATION = (
+    "share (0-1) of the k slots for items with little exposure (new catalog items, items few "
+    "shoppers had in training) that have not been shown often yet, the best for this shopper by "
+    "the collaborative score (new items: from their attributes); marked `explored`. Default: "
+    "the server's SHOPREC_EXPLORATION (0 unless configured)"
+)
 Factor = Annotated[float, Field(strict=True, ge=0, le=100, allow_inf_nan=False)]
 Boosts = dict[Literal["category", "brand"], Annotated[dict[Id, Factor], Field(max_length=100)]]
 
@@ -89,6 +95,7 @@ class RecommendationRequest(Input):
     explain: Flag = Field(False, description=EXPLAIN)
     diversity: Number = Field(0.0, ge=0, le=1, description=DIVERSITY)
     boost: Boosts = Field(default_factory=dict, description=BOOST, examples=[{"brand": {"acme": 1.2}}])
+    exploration: Number | None = Field(None, ge=0, le=1, description=EXPLORATION)
 
     model_config = ConfigDict(
         extra="forbid",
@@ -115,6 +122,7 @@ class RecommendedItem(BaseModel):
     brand: str | None = None
     price: float | None = None
     because: list[str] | None = Field(None, description="with explain: the history items behind it")
+    explored: bool = Field(False, description="shown in an exploration slot (see `exploration`)")
 
 
 class RecommendationResponse(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Annotated
 
+import numpy as np
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import Field
 
@@ -18,6 +19,7 @@ from app.schemas import (
     EXCLUDE,
     EXCLUDE_HISTORY,
     EXPLAIN,
+    EXPLORATION,
     ID_PATTERN,
     Id,
     RecommendationRequest,
@@ -26,7 +28,7 @@ from app.schemas import (
 )
 from app.scoring import history
 from app.scoring.history import ExcludeHistory, History
-from app.scoring.recommender import Filters, Recommendation, Recommender, Rerank
+from app.scoring.recommender import Explore, Filters, Recommendation, Recommender, Rerank
 from app.store.feedback import RecentEvent
 
 router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[READER])
@@ -57,7 +59,9 @@ async def recommend(body: RecommendationRequest, state: StateDep, recommender: R
         explain=body.explain,
         user_vector=built.user_vector,
         rerank=Rerank(body.diversity, {str(a): t for a, t in body.boost.items()}),
+        explore=await _explore(state, recommender, body.exploration),
     )
+    await _count_exposure(state, recommender, result)
     return _response(state, recommender, result, built.unknown, live_read)
 
 
@@ -86,6 +90,9 @@ async def user_recommendations(
             description=f"ATTRIBUTE:VALUE:FACTOR, repeated (e.g. brand:acme:1.2): {BOOST}",
         ),
     ] = None,
+    exploration: Annotated[
+        float | None, Query(ge=0, le=1, allow_inf_nan=False, description=EXPLORATION)
+    ] = None,
 ) -> Response:
     """A known user's training history plus every feedback event since, read at request time."""
     excluded_ids = exclude or []
@@ -102,7 +109,9 @@ async def user_recommendations(
         explain=explain,
         user_vector=built.user_vector,
         rerank=Rerank(diversity, _boosts(boost or [])),
+        explore=await _explore(state, recommender, exploration),
     )
+    await _count_exposure(state, recommender, result)
     return _response(state, recommender, result, [], live_read)
 
 
@@ -129,6 +138,33 @@ async def _live_events(state: State, user_id: str | None) -> tuple[list[RecentEv
         return [], False
 
 
+async def _explore(state: State, recommender: Recommender, share: float | None) -> Explore | None:
+    """The request's exploration slots (its share, else the server's), without the items
+    already shown the exposure cap's number of times (the last known set if Redis fails)."""
+    settings = state.settings
+    share = settings.exploration if share is None else share
+    if share <= 0:
+        return None
+    try:
+        saturated = await state.exposure.saturated()
+    except StoreUnavailable as exc:
+        state.metrics.store_error(exc, "exposure of a recommendation")
+        saturated = state.exposure.last_saturated
+    found = recommender.known_ids(sorted(saturated)).tolist() if saturated else []
+    return Explore(share, settings.explore_max_popularity, frozenset(i for i in found if i >= 0))
+
+
+async def _count_exposure(state: State, recommender: Recommender, result: Recommendation) -> None:
+    """One exposure more for each item served in an exploration slot (best effort)."""
+    if result.explored is None or not result.explored.any():
+        return
+    shown = [recommender.item_id(int(i)) for i in result.item_idx[result.explored]]
+    try:
+        await state.exposure.shown(shown)
+    except StoreUnavailable as exc:
+        state.metrics.store_error(exc, "exposure count of a recommendation")
+
+
 def _excluded(
     recommender: Recommender, built: History, policy: ExcludeHistory, item_ids: Iterable[str]
 ) -> set[int]:
@@ -142,10 +178,12 @@ def _response(
 ) -> Response:
     state.metrics.recommendations.labels(result.strategy.value).inc()
     items = []
+    explored = result.explored if result.explored is not None else np.zeros(len(result.item_idx), bool)
     for rank, (idx, score) in enumerate(zip(result.item_idx, result.scores, strict=True)):
         view = recommender.item_view(int(idx))
         because = result.because[rank] if result.because is not None else None
-        items.append(RecommendedItem(**view, score=float(score), because=because))
+        item = RecommendedItem(**view, score=float(score), because=because, explored=bool(explored[rank]))
+        items.append(item)
     body = RecommendationResponse(
         items=items,
         model_version=recommender.version,
