@@ -100,3 +100,21 @@ async def test_an_item_shown_the_cap_times_is_not_explored_again(settings_factor
 )
 def test_slots_round_the_share_of_k(share, k, slots):
     assert Explore(share).slots(k) == slots
+
+
+def test_the_sample_is_drawn_from_old_and_new_low_exposure_items(trained):
+    """A large pool is sampled in O(sample): every drawn item is low-exposure, none twice, and a
+    new catalog item (an index past the artifact's) can be drawn."""
+    _, out = trained
+    recommender = Recommender(load(out / "current"))
+    recommender.apply_changes({"NEW-BOARD": {"item_id": "NEW-BOARD", **NEW_ITEM}})
+    bound = _low_popularity(trained)
+    pool = set(recommender.low_exposure(bound).tolist())
+    new = recommender.index_of("NEW-BOARD")
+    assert new in pool
+    drawn_new = False
+    for seed in range(200):
+        sample = recommender._sample_low_exposure(Explore(0.1, bound, sample=10, seed=seed))
+        assert len(set(sample.tolist())) == len(sample) and set(sample.tolist()) <= pool
+        drawn_new |= new in sample
+    assert drawn_new

@@ -274,11 +274,27 @@ class Recommender:
 
     def low_exposure(self, max_popularity: float) -> np.ndarray:
         """Items with at most ``max_popularity`` training shoppers, and every item added since."""
+        new = np.arange(self.catalog.n_base, self.n_items)
+        return np.concatenate([self._low_popularity(max_popularity), new])
+
+    def _low_popularity(self, max_popularity: float) -> np.ndarray:
         base = self._low_exposure.get(max_popularity)
         if base is None:
             base = np.flatnonzero(np.asarray(self._popularity) <= max_popularity)
             self._low_exposure[max_popularity] = base
-        return np.concatenate([base, np.arange(self.catalog.n_base, self.n_items)])
+        return base
+
+    def _sample_low_exposure(self, explore: Explore) -> np.ndarray:
+        """Up to ``explore.sample`` distinct low-exposure items drawn at random, in O(sample)
+        (the pool can be half of a million-item catalog)."""
+        base = self._low_popularity(explore.max_popularity)
+        n_new = self.n_items - self.catalog.n_base
+        total = len(base) + n_new
+        if total <= explore.sample:
+            return self.low_exposure(explore.max_popularity)
+        drawn = np.unique(np.random.default_rng(explore.seed).integers(0, total, explore.sample))
+        old = drawn < len(base)
+        return np.concatenate([base[drawn[old]], self.catalog.n_base + drawn[~old] - len(base)])
 
     def _explore(
         self,
@@ -294,9 +310,7 @@ class Recommender:
         slots = explore.slots(k) if explore is not None else 0
         if explore is None or not slots:
             return result
-        pool = self.low_exposure(explore.max_popularity)
-        if len(pool) > explore.sample:
-            pool = np.random.default_rng(explore.seed).choice(pool, explore.sample, replace=False)
+        pool = self._sample_low_exposure(explore)
         taken = np.fromiter(excluded | explore.saturated, dtype=np.int64, count=-1)
         pool = pool[~np.isin(pool, taken) & ~np.isin(pool, result.item_idx)]
         pool = pool[self.catalog.passes(pool, filters)]
