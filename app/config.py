@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     # API keys: {"key": "reader" | "writer" | "admin"} as JSON. Empty = no auth (development).
     api_keys: dict[str, Role] = Field(default_factory=dict, repr=False)
     read_requires_key: bool = Field(False, description="reads need a reader key too")
+    # Exploration: slots for items with little exposure (app.scoring.recommender.Explore).
+    exploration: float = Field(0.0, ge=0, le=1, description="share of the slots when a request does not say")
+    explore_max_popularity: int = Field(2, ge=0, description="at most this many training shoppers: explored")
+    explore_exposure_cap: int = Field(1000, ge=1, description="shown this often: not explored again")
+    explore_refresh_s: float = Field(5.0, ge=0, le=3600, description="how often the cap set is reread")
     demo: bool = Field(False, description="serve the demo storefront at /demo (make demo turns it on)")
     # Attribution and experiments (docs/experiments.md).
     attribution: bool = Field(True, description="record each answered list; attribute feedback to it")

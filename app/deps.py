@@ -31,6 +31,7 @@ class State:
     reload_error: str | None = None  # the last refused version, for GET /v1/model
     publisher: Any = None  # redis client used to notify other processes of a new version
     catalog: Any = None  # app.store.catalog.CatalogStore
+    exposure: Any = None  # app.store.exposure.ExposureStore
     base_artifact: Any = None  # the loaded artifact before catalog changes
     catalog_revision: int | None = None  # the catalog changes ``recommender`` holds (None: none)
     # Held while a serving model is built from Redis state and swapped in, so a rebuild

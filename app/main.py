@@ -22,6 +22,7 @@ from app.store.attribution import AttributionStore
 from app.store.catalog import CatalogStore
 from app.store.connect import connect, connect_for_pubsub
 from app.store.experiments import ExperimentStore
+from app.store.exposure import ExposureStore
 from app.store.feedback import FeedbackStore
 from app.store.keys import Keys
 
@@ -67,6 +68,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings=settings, store=store, metrics=metrics, attribution=attribution, experiments=book
         )
         state.catalog = CatalogStore(client, keys)
+        state.exposure = ExposureStore(
+            client, keys, cap=settings.explore_exposure_cap, refresh_s=settings.explore_refresh_s
+        )
         state.publisher = client
         await registry.reload(state, reason="startup")
         await seed_experiments(book, settings.experiments_file)

@@ -55,6 +55,25 @@ EXCLUDE_HISTORY = (
 )
 EXCLUDE = "item ids never to recommend, besides the history policy (unknown ids are ignored)"
 EXPLAIN = "per item, the history items that led to it (personalized lists only)"
+DIVERSITY = (
+    "0 (default): the most relevant items; up to 1: each next item trades relevance for being "
+    "unlike the items above it (maximal marginal relevance over the collaborative item "
+    "embeddings, among the 5k best items that pass the filters)"
+)
+BOOST = (
+    "business rules, applied after relevance: attribute (category or brand) -> value -> factor. "
+    "Relevance is rescaled to [0.01, 1] over the 5k best items and multiplied by the factors of "
+    "the values an item has, so a factor > 1 can only move an item up and < 1 only down "
+    "(0 puts it last), whatever the sign of the scores"
+)
+EXPLORATION = (
+    "share (0-1) of the k slots for items with little exposure (new catalog items, items few "
+    "shoppers had in training) that have not been shown often yet, the best for this shopper by "
+    "the collaborative score (new items: from their attributes); marked `explored`. Default: "
+    "the server's SHOPREC_EXPLORATION (0 unless configured)"
+)
+Factor = Annotated[float, Field(strict=True, ge=0, le=100, allow_inf_nan=False)]
+Boosts = dict[Literal["category", "brand"], Annotated[dict[Id, Factor], Field(max_length=100)]]
 
 
 class RecommendationRequest(Input):
@@ -74,6 +93,9 @@ class RecommendationRequest(Input):
     exclude: list[Id] = Field(default_factory=list, max_length=1000, description=EXCLUDE)
     filters: Filters | None = None
     explain: Flag = Field(False, description=EXPLAIN)
+    diversity: Number = Field(0.0, ge=0, le=1, description=DIVERSITY)
+    boost: Boosts = Field(default_factory=dict, description=BOOST, examples=[{"brand": {"acme": 1.2}}])
+    exploration: Number | None = Field(None, ge=0, le=1, description=EXPLORATION)
     session_id: Id | None = Field(
         None,
         description="an anonymous visitor's session: assigns them to an experiment's variant (when "
@@ -90,7 +112,8 @@ class RecommendationRequest(Input):
                     "k": 10,
                     "exclude_history": "seen",
                     "session_id": "s-8f2c",
-                }
+                },
+                {"user_id": "17850", "k": 10, "diversity": 0.3, "boost": {"category": {"mugs": 1.5}}},
             ]
         },
     )
@@ -99,16 +122,18 @@ class RecommendationRequest(Input):
 class RecommendedItem(BaseModel):
     item_id: str
     score: float = Field(
-        description="higher is better; its meaning depends on the answer's strategy: personalized, "
-        "the blend of the models' scores, each standardised over the catalog for this request "
-        "(a weighted sum of z-scores, comparable within one answer only); popular, the number of "
-        "training shoppers who interacted with the item (0 for items added since)"
+        description="the item's relevance, higher is better; its meaning depends on the answer's "
+        "strategy: personalized, the blend of the models' scores, each standardised over the "
+        "catalog for this request (a weighted sum of z-scores, comparable within one answer only); "
+        "popular, the number of training shoppers who interacted with the item (0 for items added "
+        "since). With diversity or boost the list is in re-ranked order, so scores need not fall"
     )
     title: str | None = None
     category: str | None = None
     brand: str | None = None
     price: float | None = None
     because: list[str] | None = Field(None, description="with explain: the history items behind it")
+    explored: bool = Field(False, description="shown in an exploration slot (see `exploration`)")
 
 
 class RecommendationResponse(BaseModel):

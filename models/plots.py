@@ -137,3 +137,30 @@ def latency_distribution(
     fig.savefig(out, dpi=100)
     plt.close(fig)
     return drawn
+
+
+def diversity_curves(curves: Mapping[str, Sequence[Mapping[str, float]]], out: Path) -> None:
+    """Per dataset, NDCG@10 against intra-list diversity at each ``diversity`` setting."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name, rows in curves.items():
+        ild = [r["ild@10"] for r in rows]
+        ndcg = [r["ndcg@10"] / rows[0]["ndcg@10"] if rows[0]["ndcg@10"] else 0.0 for r in rows]
+        (line,) = axes[0].plot(ild, ndcg, marker="o", label=name)
+        for r, x, y in zip(rows, ild, ndcg, strict=True):
+            label = f"{r['diversity']:g}"
+            axes[0].annotate(label, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        settings, coverage = [r["diversity"] for r in rows], [r["coverage@10"] for r in rows]
+        axes[1].plot(settings, coverage, marker="o", color=line.get_color(), label=name)
+    axes[0].set(
+        xlabel="intra-list diversity of the top 10 (mean 1 - cosine)",
+        ylabel="NDCG@10 relative to diversity 0",
+        title="accuracy against diversity (labels: setting)",
+    )
+    axes[1].set(xlabel="diversity setting", ylabel="catalog coverage@10", title="catalog coverage")
+    for ax in axes:
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)

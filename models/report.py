@@ -253,6 +253,9 @@ def evaluate_dataset(
             from models import retrieval_eval  # it builds on this module
 
             out["retrieval"] = retrieval_eval.compare(result.version_dir, heldout, log=log)
+            from models import diversity_eval  # it builds on this module
+
+            out["diversity"] = diversity_eval.curve(result.version_dir, heldout, log=log)
             if references:
                 out["references"] = reference_metrics(result, heldout, log)
             if rare_items:

@@ -91,6 +91,8 @@ def _dataset_section(name: str, res: dict[str, Any]) -> list[str]:
         lines += _rare_section(res["rare_items"], c, main["metrics"]["blend"]["ndcg@100"])
     if "cold_start" in res:
         lines += _cold_section(res["cold_start"])
+    if "diversity" in res:
+        lines += _diversity_section(res["diversity"])
     lines += [
         "Time and peak memory per stage (served model, with attributes):",
         "",
@@ -156,6 +158,23 @@ def _cold_section(cs: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _diversity_section(rows: list[dict[str, Any]]) -> list[str]:
+    lines = [
+        "Diversity (`diversity` on a request: maximal marginal relevance over the collaborative item "
+        "vectors among the 50 best items; `models/diversity_eval.py`), one request per test user "
+        "on the served artifact; plotted in `diversity.png`:",
+        "",
+        "| diversity | ndcg@10 | recall@10 | intra-list diversity | categories in top 10 | coverage@10 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['diversity']:.1f} | {row['ndcg@10']:.4f} | {row['recall@10']:.4f} | "
+            f"{row['ild@10']:.3f} | {row['categories@10']:.2f} | {row['coverage@10']:.3f} |"
+        )
+    return [*lines, ""]
+
+
 def _fmt(values: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
     return ", ".join(
         f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items() if k not in skip
@@ -182,3 +201,6 @@ def _plots(results: dict[str, dict[str, Any]], out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out.with_name("metrics.png"), dpi=110)
     plt.close(fig)
+    curves = {name: res["diversity"] for name, res in results.items() if res.get("diversity")}
+    if curves:
+        plots.diversity_curves(curves, out.with_name("diversity.png"))

@@ -273,6 +273,28 @@ def test_filters_and_k(chromium, demo):
         assert len(shown(page)) == 4  # the last good list stays
 
 
+def test_diversity_and_slots_for_new_items(chromium, demo):
+    """The diversity slider re-ranks the list; the exploration slider gives slots to items with
+    little exposure, marked on their cards."""
+    with offline_page(chromium, demo) as page:
+        open_storefront(page, demo)
+        refreshed(page, lambda: page.select_option("#shopper", known_shopper(page, 3)))
+        page.fill("#k", "8")
+        refreshed(page, lambda: page.click("#apply"))
+        plain = shown(page)
+        assert page.locator("#grid .card.explored").count() == 0
+        page.locator("#diversity").fill("0.9")
+        assert page.locator("#diversity-value").inner_text() == "0.9"
+        refreshed(page, lambda: page.click("#apply"))
+        assert shown(page) != plain and shown(page)[0] == plain[0]  # MMR keeps the best item first
+        page.locator("#diversity").fill("0")
+        page.locator("#exploration").fill("0.2")
+        assert page.locator("#exploration-value").inner_text() == "20%"
+        refreshed(page, lambda: page.click("#apply"))
+        explored = page.locator("#grid .card.explored")
+        assert explored.count() >= 1 and "new to the shop" in explored.first.inner_text()
+
+
 def test_errors_are_messages_not_a_broken_page(chromium, artifacts_dir, tmp_path):
     from tools.server import start_redis
 

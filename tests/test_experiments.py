@@ -321,3 +321,21 @@ async def test_experiments_defined_by_configuration(settings_factory, redis_clie
     with pytest.raises(ValidationError):  # a broken file fails start-up
         async with app_client(settings_factory(experiments_file=path)):
             pass
+
+
+async def test_a_variants_diversity_replaces_the_requests(client, trained):
+    result, _ = trained
+    user = result.data.user_ids[result.data.train_users[1]]
+
+    async def ids(**body):
+        answer = (await client.post("/v1/recommendations", json={"user_id": user, "k": 10, **body})).json()
+        return [i["item_id"] for i in answer["items"]], answer["variant"]
+
+    plain, _ = await ids()
+    diverse, _ = await ids(diversity=1.0)
+    assert diverse != plain  # diversity changes this list (main's re-ranking)
+    body = {"variants": {"control": {"share": 0.001}, "diverse": {"share": 0.999, "diversity": 1.0}}}
+    await define_and_start(client, "div", body)
+    served, variant = await ids()
+    assert variant == "diverse" and served == diverse
+    assert (await ids(diversity=0.0))[0] == diverse  # the experiment decides, not the request

@@ -63,6 +63,9 @@ def test_evaluation_end_to_end(tmp_path):
     retrieval = res["retrieval"]  # two-stage against exhaustive, with category filters
     assert retrieval["no filter"]["overlap@10"] > 0.9 and len(retrieval) >= 4
     assert all(row["full lists"] == 1.0 for name, row in retrieval.items() if name != "pools")
+    curve = {row["diversity"]: row for row in res["diversity"]}  # accuracy against diversity
+    assert curve[0.0]["ndcg@10"] == pytest.approx(served["blend"]["ndcg@10"])  # the served list
+    assert curve[0.9]["ild@10"] > curve[0.0]["ild@10"]
     rare_items = res["rare_items"]
     assert rare_items["before"]["counts"]["items"] < res["attributes"]["counts"]["items"]
     cold = res["cold_start"]  # its real numbers are in docs/evaluation.md: too few items here
@@ -77,6 +80,7 @@ def test_evaluation_end_to_end(tmp_path):
     assert "content->cf map" in text and "minimum counts 5 (before)" in text and "top-10 overlap" in text
     assert (tmp_path / "training_curves.png").stat().st_size > 0
     assert (tmp_path / "metrics.png").stat().st_size > 0
+    assert "| diversity | ndcg@10 |" in text and (tmp_path / "diversity.png").stat().st_size > 0
     assert np.isfinite(served["blend"]["ndcg@100"])
 
 

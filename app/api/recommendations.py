@@ -8,6 +8,7 @@ from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, Path, Query, Response
+from pydantic import Field
 
 from app.api import limits
 from app.auth import READER
@@ -15,9 +16,12 @@ from app.deps import RecommenderDep, State, StateDep
 from app.errors import BODY_ERRORS, InvalidRequest, StoreUnavailable, responses
 from app.experiments.definition import Assignment, Variant
 from app.schemas import (
+    BOOST,
+    DIVERSITY,
     EXCLUDE,
     EXCLUDE_HISTORY,
     EXPLAIN,
+    EXPLORATION,
     ID_PATTERN,
     Id,
     RecommendationRequest,
@@ -26,12 +30,15 @@ from app.schemas import (
 )
 from app.scoring import history
 from app.scoring.history import ExcludeHistory, History
-from app.scoring.recommender import Filters, Recommendation, Recommender, Strategy
+from app.scoring.recommender import Explore, Filters, Recommendation, Recommender, Rerank, Strategy
 from app.store.attribution import Served
 from app.store.feedback import RecentEvent
 
 router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[READER])
 ERRORS = responses(401, 403, 503, *BODY_ERRORS)
+# GET's boost rules: ATTRIBUTE:VALUE:FACTOR.
+BOOST_PATTERN = r"^(category|brand):[^\x00-\x1f\x7f]+:[0-9]+(\.[0-9]+)?$"
+BoostRule = Annotated[str, Field(max_length=300, pattern=BOOST_PATTERN)]
 
 
 @router.post("/recommendations", response_model=RecommendationResponse, responses=ERRORS)
@@ -46,8 +53,12 @@ async def recommend(body: RecommendationRequest, state: StateDep, recommender: R
     )
     f = body.filters
     filters = Filters.of(f.category, f.brand, f.min_price, f.max_price) if f is not None else None
-    assignment = state.experiments.assignment(body.user_id or body.session_id)
-    scored, user_vector = _history(built, assignment)
+    unit = body.user_id or body.session_id
+    assignment = state.experiments.assignment(unit)
+    variant = _variant(assignment)
+    scored, user_vector = _history(built, variant)
+    diversity = body.diversity if variant.diversity is None else variant.diversity
+    exploration = body.exploration if variant.exploration is None else variant.exploration
     # Scoring is ~1 ms of numpy: run inline (a thread hop costs more than it frees).
     result = recommender.recommend(
         scored,
@@ -56,11 +67,12 @@ async def recommend(body: RecommendationRequest, state: StateDep, recommender: R
         filters=filters,
         explain=body.explain,
         user_vector=user_vector,
-        weights=_variant(assignment).weights,
+        weights=variant.weights,
+        rerank=Rerank(diversity, {str(a): t for a, t in body.boost.items()}),
+        explore=await _explore(state, recommender, exploration),
     )
-    return await _response(
-        state, recommender, result, body.user_id or body.session_id, assignment, built.unknown, live_read
-    )
+    await _count_exposure(state, recommender, result)
+    return await _response(state, recommender, result, unit, assignment, built.unknown, live_read)
 
 
 @router.get(
@@ -80,6 +92,17 @@ async def user_recommendations(
     brand: Annotated[list[Id] | None, Query(max_length=100)] = None,
     min_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
     max_price: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
+    diversity: Annotated[float, Query(ge=0, le=1, allow_inf_nan=False, description=DIVERSITY)] = 0.0,
+    boost: Annotated[
+        list[BoostRule] | None,
+        Query(
+            max_length=100,
+            description=f"ATTRIBUTE:VALUE:FACTOR, repeated (e.g. brand:acme:1.2): {BOOST}",
+        ),
+    ] = None,
+    exploration: Annotated[
+        float | None, Query(ge=0, le=1, allow_inf_nan=False, description=EXPLORATION)
+    ] = None,
 ) -> Response:
     """A known user's training history plus every feedback event since, read at request time."""
     excluded_ids = exclude or []
@@ -89,7 +112,8 @@ async def user_recommendations(
     live, live_read = await _live_events(state, user_id)
     built = history.build(recommender, user_id=user_id, live=live)
     assignment = state.experiments.assignment(user_id)
-    scored, user_vector = _history(built, assignment)
+    variant = _variant(assignment)
+    scored, user_vector = _history(built, variant)
     result = recommender.recommend(
         scored,
         k=k,
@@ -97,8 +121,13 @@ async def user_recommendations(
         filters=Filters.of(category, brand, min_price, max_price),
         explain=explain,
         user_vector=user_vector,
-        weights=_variant(assignment).weights,
+        weights=variant.weights,
+        rerank=Rerank(diversity if variant.diversity is None else variant.diversity, _boosts(boost or [])),
+        explore=await _explore(
+            state, recommender, exploration if variant.exploration is None else variant.exploration
+        ),
     )
+    await _count_exposure(state, recommender, result)
     return await _response(state, recommender, result, user_id, assignment, [], live_read)
 
 
@@ -106,19 +135,31 @@ DEFAULTS = Variant(share=1)
 
 
 def _variant(assignment: Assignment | None) -> Variant:
-    """What the shopper's variant changes (the holdout and everyone outside an experiment:
-    nothing). Diversity and exploration are carried by the variant until the recommender
-    takes them."""
+    """What the shopper's variant changes: its blend weights, strategy, diversity and
+    exploration take precedence over the request's (the experiment decides); what it leaves
+    out, and everything for the holdout and outside an experiment, stays the request's."""
     if assignment is None or assignment.variant is None:
         return DEFAULTS
     return assignment.variant
 
 
-def _history(built: History, assignment: Assignment | None) -> tuple[dict[int, float], np.ndarray | None]:
+def _history(built: History, variant: Variant) -> tuple[dict[int, float], np.ndarray | None]:
     """(history weights, stored user vector) to score: none for a variant serving popularity."""
-    if _variant(assignment).strategy == Strategy.popular:
+    if variant.strategy == Strategy.popular:
         return {}, None
     return built.weights, built.user_vector
+
+
+def _boosts(rules: list[str]) -> dict[str, dict[str, float]]:
+    """``ATTRIBUTE:VALUE:FACTOR`` query values (the pattern has checked their shape)."""
+    out: dict[str, dict[str, float]] = {}
+    for rule in rules:
+        attribute_value, factor = rule.rsplit(":", 1)
+        attribute, value = attribute_value.split(":", 1)
+        if not 0 <= float(factor) <= 100:
+            raise InvalidRequest(f"boost {rule!r}: the factor must be between 0 and 100")
+        out.setdefault(attribute, {})[value] = float(factor)
+    return out
 
 
 async def _live_events(state: State, user_id: str | None) -> tuple[list[RecentEvent], bool]:
@@ -130,6 +171,33 @@ async def _live_events(state: State, user_id: str | None) -> tuple[list[RecentEv
     except StoreUnavailable as exc:
         state.metrics.store_error(exc, "live events of a recommendation")
         return [], False
+
+
+async def _explore(state: State, recommender: Recommender, share: float | None) -> Explore | None:
+    """The request's exploration slots (its share, else the server's), without the items
+    already shown the exposure cap's number of times (the last known set if Redis fails)."""
+    settings = state.settings
+    share = settings.exploration if share is None else share
+    if share <= 0:
+        return None
+    try:
+        saturated = await state.exposure.saturated()
+    except StoreUnavailable as exc:
+        state.metrics.store_error(exc, "exposure of a recommendation")
+        saturated = state.exposure.last_saturated
+    found = recommender.known_ids(sorted(saturated)).tolist() if saturated else []
+    return Explore(share, settings.explore_max_popularity, frozenset(i for i in found if i >= 0))
+
+
+async def _count_exposure(state: State, recommender: Recommender, result: Recommendation) -> None:
+    """One exposure more for each item served in an exploration slot (best effort)."""
+    if result.explored is None or not result.explored.any():
+        return
+    shown = [recommender.item_id(int(i)) for i in result.item_idx[result.explored]]
+    try:
+        await state.exposure.shown(shown)
+    except StoreUnavailable as exc:
+        state.metrics.store_error(exc, "exposure count of a recommendation")
 
 
 def _excluded(
@@ -151,10 +219,12 @@ async def _response(
 ) -> Response:
     state.metrics.recommendations.labels(result.strategy.value).inc()
     items = []
+    explored = result.explored if result.explored is not None else np.zeros(len(result.item_idx), bool)
     for rank, (idx, score) in enumerate(zip(result.item_idx, result.scores, strict=True)):
         view = recommender.item_view(int(idx))
         because = result.because[rank] if result.because is not None else None
-        items.append(RecommendedItem(**view, score=float(score), because=because))
+        item = RecommendedItem(**view, score=float(score), because=because, explored=bool(explored[rank]))
+        items.append(item)
     body = RecommendationResponse(
         items=items,
         model_version=recommender.version,

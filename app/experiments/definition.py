@@ -65,9 +65,11 @@ class Variant(BaseModel):
     strategy: Strategy | None = Field(
         None, description="popular: serve the most popular items to everyone in this variant"
     )
-    diversity: Fraction | None = Field(None, description="diversity share 0-1 (the request's when absent)")
+    diversity: Fraction | None = Field(
+        None, description="diversity 0-1: replaces the request's (the request's when absent)"
+    )
     exploration: Fraction | None = Field(
-        None, description="exploration share 0-1 (the request's when absent)"
+        None, description="share of exploration slots 0-1: replaces the request's (the request's when absent)"
     )
 
     @model_validator(mode="after")

@@ -207,6 +207,21 @@ class Catalog:
         record["available"] = bool(self.a["item_available"][idx])
         return dict(record)
 
+    def values(self, idx: np.ndarray, attribute: str) -> list[str | None]:
+        """Each item's ``category`` or ``brand`` (None: it has none)."""
+        vocab = {"category": self.categories, "brand": self.brands}[attribute]
+        codes = self.a[f"item_{attribute}"]
+        out: list[str | None] = []
+        for i in np.asarray(idx, dtype=np.int64).tolist():
+            changed = self.overlay.records.get(i)
+            if changed is not None:
+                value = changed.get(attribute)
+                out.append(None if value is None or value == "" else str(value))
+            else:
+                code = int(codes[i])
+                out.append(vocab[code] if code >= 0 else None)
+        return out
+
     def available(self, idx: np.ndarray) -> np.ndarray:
         """(len(idx),) bool: the items can be recommended (not hidden, not deleted)."""
         idx = np.asarray(idx, dtype=np.int64)

@@ -29,12 +29,15 @@ from app.scoring.components.content import Content
 from app.scoring.components.ease import ItemItem
 from app.scoring.components.vae import VAE
 from app.scoring.features import FeatureSpace
+from app.scoring.rerank import Rerank, factors, pool_size, relevance_scale
+from app.scoring.rerank import order as rerank_order
 from app.scoring.retrieval import Pools, candidates, popular_passing
 from app.scoring.scorer import Scorer, histories_matrix, top_k
 
-__all__ = ["Filters", "Recommendation", "Recommender", "SimilarBy", "Strategy"]
+__all__ = ["Explore", "Filters", "Recommendation", "Recommender", "Rerank", "SimilarBy", "Strategy"]
 
 T = TypeVar("T")
+Personal = tuple[Any, dict[str, Any]]  # a history matrix and the components' prepared state
 
 
 def _of_type(component: object, kind: type[T]) -> T | None:
@@ -60,6 +63,24 @@ class Recommendation:
     strategy: Strategy
     unknown_items: list[str] = field(default_factory=list)
     because: list[list[str]] | None = None
+    explored: np.ndarray | None = None  # (n,) bool: an exploration slot (None: no exploration)
+
+
+@dataclass(frozen=True)
+class Explore:
+    """Exploration slots: ``share`` of the k go to items with little exposure (at most
+    ``max_popularity`` training shoppers, or added to the catalog since training) that have
+    not been shown ``saturated`` enough times, the best of a random ``sample`` of them by the
+    collaborative score (new items have one from their attributes: the content->CF map)."""
+
+    share: float
+    max_popularity: float = 2
+    saturated: frozenset[int] = frozenset()
+    sample: int = 2000
+    seed: int | None = None
+
+    def slots(self, k: int) -> int:
+        return min(k, int(self.share * k + 0.5)) if self.share > 0 else 0
 
 
 class Recommender:
@@ -91,6 +112,7 @@ class Recommender:
         self._user_indptr, self._user_items = a["user_indptr"], a["user_items"]
         self._user_weights = a["user_weights"]
         self.catalog_entries: dict[str, dict[str, Any] | None] = {}  # the changes applied
+        self._low_exposure: dict[float, np.ndarray] = {}
 
     @property
     def n_items(self) -> int:
@@ -162,19 +184,29 @@ class Recommender:
         explain: bool = False,
         user_vector: np.ndarray | None = None,
         weights: Mapping[str, float] | None = None,
+        rerank: Rerank | None = None,
+        explore: Explore | None = None,
     ) -> Recommendation:
         """Top-k for a history {item_idx: weight}, never an item of ``exclude`` (the caller's
         whole exclusion set: app.scoring.history says which history items it holds).
 
         Weight-0 items carry no signal; no positive weight -> popularity. ``user_vector``:
         the stored (hidden,) fold-in of exactly this history, saving the encoder pass.
-        ``weights``: blend weights other than the artifact's (offline, per component)."""
+        ``weights``: blend weights other than the artifact's (offline, per component).
+        ``rerank``: diversity and business rules over the best items (app.scoring.rerank);
+        the scores stay each item's relevance. ``explore``: exploration slots, spread over
+        the list (``Recommendation.explored`` marks them)."""
         excluded = set(exclude)
         positive = {i: w for i, w in history.items() if w > 0}
+        final_k = k
+        if rerank is not None and rerank.active:
+            k = pool_size(k)
         if not positive:
             ranked = popular_passing(self.catalog, self.popular_order, k, filters, excluded)
             scores = np.array([self.popularity(int(i)) for i in ranked], dtype=np.float32)
-            return Recommendation(ranked, scores, Strategy.popular)
+            ranked, scores = self._rerank(ranked, scores, final_k, rerank)
+            result = Recommendation(ranked, scores, Strategy.popular)
+            return self._explore(result, final_k, explore, excluded, filters, None)
         idx = np.fromiter(positive.keys(), dtype=np.int32, count=len(positive))
         values = np.fromiter(positive.values(), dtype=np.float32, count=len(positive))
         matrix = histories_matrix([(idx, values)], self.n_items)
@@ -201,7 +233,9 @@ class Recommender:
                 ranked, scores = pool[order], blended[order]
             else:  # nothing passes the filter
                 ranked, scores = pool, np.zeros(0, np.float32)
+        ranked, scores = self._rerank(ranked, scores, final_k, rerank)
         result = Recommendation(ranked, scores, Strategy.personalized)
+        result = self._explore(result, final_k, explore, excluded, filters, (matrix, prepared))
         if explain:
             result.because = self.explain(ranked, positive)
         return result
@@ -223,6 +257,100 @@ class Recommender:
         ranked = top_k(scores, k, exclude=mask[None, :])[0]
         ranked = ranked[ranked >= 0]
         return ranked, scores[0, ranked]
+
+    def _rerank(
+        self, ranked: np.ndarray, scores: np.ndarray, k: int, rerank: Rerank | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The k items the re-ranking chooses from the relevance ranking (best first)."""
+        if rerank is None or not rerank.active or not len(ranked):
+            return ranked[:k], scores[:k]
+        relevance = relevance_scale(scores)
+        boosts = {a: t for a, t in rerank.boosts.items() if t}
+        if boosts:
+            relevance *= factors({a: self.catalog.values(ranked, a) for a in boosts}, boosts)
+        vectors = self.item_vectors(ranked) if rerank.diversity > 0 else None
+        chosen = rerank_order(relevance, k, diversity=rerank.diversity, vectors=vectors)
+        return ranked[chosen], scores[chosen]
+
+    def low_exposure(self, max_popularity: float) -> np.ndarray:
+        """Items with at most ``max_popularity`` training shoppers, and every item added since."""
+        new = np.arange(self.catalog.n_base, self.n_items)
+        return np.concatenate([self._low_popularity(max_popularity), new])
+
+    def _low_popularity(self, max_popularity: float) -> np.ndarray:
+        base = self._low_exposure.get(max_popularity)
+        if base is None:
+            base = np.flatnonzero(np.asarray(self._popularity) <= max_popularity)
+            self._low_exposure[max_popularity] = base
+        return base
+
+    def _sample_low_exposure(self, explore: Explore) -> np.ndarray:
+        """Up to ``explore.sample`` distinct low-exposure items drawn at random, in O(sample)
+        (the pool can be half of a million-item catalog)."""
+        base = self._low_popularity(explore.max_popularity)
+        n_new = self.n_items - self.catalog.n_base
+        total = len(base) + n_new
+        if total <= explore.sample:
+            return self.low_exposure(explore.max_popularity)
+        drawn = np.unique(np.random.default_rng(explore.seed).integers(0, total, explore.sample))
+        old = drawn < len(base)
+        return np.concatenate([base[drawn[old]], self.catalog.n_base + drawn[~old] - len(base)])
+
+    def _explore(
+        self,
+        result: Recommendation,
+        k: int,
+        explore: Explore | None,
+        excluded: set[int],
+        filters: Filters | None,
+        personal: Personal | None,
+    ) -> Recommendation:
+        """``result`` with its exploration slots filled, spread evenly over the list (an item
+        of the list never repeats; fewer eligible items: fewer slots)."""
+        slots = explore.slots(k) if explore is not None else 0
+        if explore is None or not slots:
+            return result
+        pool = self._sample_low_exposure(explore)
+        taken = np.fromiter(excluded | explore.saturated, dtype=np.int64, count=-1)
+        pool = pool[~np.isin(pool, taken) & ~np.isin(pool, result.item_idx)]
+        pool = pool[self.catalog.passes(pool, filters)]
+        chosen = pool[best(self._exploration_scores(pool, personal), slots)] if len(pool) else pool
+        if personal is not None and len(chosen):
+            matrix, prepared = personal
+            chosen_scores = self.scorer.score_items(matrix, chosen, prepared=prepared)[0]
+        else:
+            chosen_scores = np.array([self.popularity(int(i)) for i in chosen], dtype=np.float32)
+        keep = k - len(chosen)
+        ranked, scores = list(result.item_idx[:keep]), list(result.scores[:keep])
+        explored = [False] * len(ranked)
+        for n, (item, score) in enumerate(zip(chosen, chosen_scores, strict=True)):
+            at = min(len(ranked), (n + 1) * k // (len(chosen) + 1))
+            ranked.insert(at, int(item))
+            scores.insert(at, float(score))
+            explored.insert(at, True)
+        result.item_idx = np.array(ranked, dtype=np.int64)
+        result.scores = np.array(scores, dtype=np.float32)
+        result.explored = np.array(explored, dtype=bool)
+        return result
+
+    def _exploration_scores(self, pool: np.ndarray, personal: Personal | None) -> np.ndarray:
+        """The collaborative score u e_i + b_i of each candidate (no history: the bias b_i, the
+        model's prior); without a VAE, 0 (the random sample decides)."""
+        if self._vae is None:
+            return np.zeros(len(pool), np.float32)
+        if personal is None:
+            return np.asarray(self._vae.bias.take(pool), dtype=np.float32)
+        matrix, prepared = personal
+        return self._vae.score(matrix, prepared.get("vae"), pool)[0]
+
+    def item_vectors(self, items: np.ndarray) -> np.ndarray | None:
+        """(len(items), d) vectors diversity compares: the decoder's item embeddings (items
+        shoppers take together are close), else the content embeddings; None without both."""
+        if self._vae is not None:
+            return self._vae.item_vectors(np.asarray(items))
+        if self._content is not None:
+            return self._content.unit.take(np.asarray(items))
+        return None
 
     def explain(self, ranked: np.ndarray, history: dict[int, float], top: int = 3) -> list[list[str]]:
         """Per recommended item, the history items with the largest item-item contribution

@@ -69,6 +69,14 @@ class Keys:
         """Counter of catalog changes: a process knows which changes its model holds."""
         return f"{self.prefix}:catalog-revision"
 
+    def exposure_counts(self) -> str:
+        """Hash of item_id -> times shown in an exploration slot."""
+        return f"{self.prefix}:{{exposure}}:counts"
+
+    def exposure_saturated(self) -> str:
+        """Set of the items shown the exposure cap's number of times (no longer explored)."""
+        return f"{self.prefix}:{{exposure}}:saturated"
+
     def catalog_channel(self) -> str:
         return f"{self.prefix}:catalog-changes"
 

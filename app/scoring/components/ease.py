@@ -58,15 +58,17 @@ class ItemItem(Component):
         keys, inverse = np.unique(items, return_inverse=True)
         return keys, np.bincount(inverse, weights=weights, minlength=len(keys)).astype(np.float32)
 
-    def prepare(self, histories: Histories) -> tuple[np.ndarray, np.ndarray] | None:
-        """One history's sparse scores (shared by retrieval and re-ranking); None for a batch."""
-        return self.sparse_scores(histories) if histories.shape[0] == 1 else None
+    def prepare(self, histories: Histories) -> SparseRow | None:
+        """One history's sparse scores, computed on first use and then shared by retrieval,
+        re-ranking and the moments (a full scan of the catalog never needs them); None for a
+        batch."""
+        return SparseRow(self, histories) if histories.shape[0] == 1 else None
 
     def score(
         self, histories: Histories, prepared: Any = None, items: np.ndarray | None = None
     ) -> np.ndarray:
         if items is not None and histories.shape[0] == 1:
-            keys, values = self.sparse_scores(histories) if prepared is None else prepared
+            keys, values = self.sparse_scores(histories) if prepared is None else prepared.get()
             pos = np.minimum(np.searchsorted(keys, items), max(len(keys) - 1, 0))
             hit = (keys[pos] == items) if len(keys) else np.zeros(len(items), dtype=bool)
             return np.where(hit, values[pos] if len(keys) else 0.0, 0.0).astype(np.float32)[None, :]
@@ -81,7 +83,7 @@ class ItemItem(Component):
         """Exact: every item off the history's neighbours scores 0, so sums over the nonzero
         scores give the catalog's mean and variance."""
         if prepared is not None:
-            values = prepared[1].astype(np.float64)
+            values = prepared.get()[1].astype(np.float64)
             sums, squares = np.array([values.sum()]), np.array([values @ values])
         else:
             rows, cols, weights = self.neighbours(histories)
@@ -96,8 +98,21 @@ class ItemItem(Component):
         return mean.astype(np.float32)[:, None], std.astype(np.float32)[:, None]
 
     def candidates(self, history: Histories, prepared: Any, n: int, allowed: np.ndarray | None) -> np.ndarray:
-        keys, values = self.sparse_scores(history) if prepared is None else prepared
+        keys, values = self.sparse_scores(history) if prepared is None else prepared.get()
         if allowed is not None:
             keep = np.isin(keys, allowed)
             keys, values = keys[keep], values[keep]
         return keys[best(values, n)]
+
+
+class SparseRow:
+    """One history's item-item scores as (sorted items, scores), computed on first use."""
+
+    def __init__(self, component: ItemItem, history: Histories) -> None:
+        self.component, self.history = component, history
+        self._value: tuple[np.ndarray, np.ndarray] | None = None
+
+    def get(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._value is None:
+            self._value = self.component.sparse_scores(self.history)
+        return self._value

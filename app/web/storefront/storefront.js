@@ -79,6 +79,9 @@ function requestBody() {
   if ($("#min-price").value !== "") filters.min_price = Number($("#min-price").value);
   if ($("#max-price").value !== "") filters.max_price = Number($("#max-price").value);
   if (Object.keys(filters).length) body.filters = filters;
+  const diversity = Number($("#diversity").value), exploration = Number($("#exploration").value);
+  if (diversity > 0) body.diversity = diversity;
+  if (exploration > 0) body.exploration = exploration;
   return body;  // no exclusion flag: the API's default policy applies
 }
 
@@ -148,6 +151,10 @@ function card(item, rank, move) {
   link.href = "#";
   link.addEventListener("click", (event) => { event.preventDefault(); openItem(item.item_id); });
   title.append(link);
+  if (item.explored) {
+    head.append(element("span", "explored", "new to the shop"));
+    li.classList.add("explored");
+  }
   li.append(head, title, element("p", "meta", [item.category, item.brand].filter(Boolean).join(" · ")));
   if (item.price !== null && item.price !== undefined) li.append(element("p", "price", item.price.toFixed(2)));
   if (item.because && item.because.length) li.append(element("p", "because", because(item)));
@@ -271,6 +278,9 @@ async function start() {
     choose(id, infos.get(id) || "an anonymous visitor");
   });
   $("#new-visitor").addEventListener("click", newVisitor);
+  for (const [input, shown] of [["#diversity", (v) => v], ["#exploration", (v) => `${Math.round(v * 100)}%`]]) {
+    $(input).addEventListener("input", () => { $(`${input}-value`).textContent = shown(Number($(input).value)); });
+  }
   $("#filters").addEventListener("submit", (event) => { event.preventDefault(); clearMessages(); refresh(); });
   $("#open-item").addEventListener("submit", (event) => { event.preventDefault(); openItem($("#item-id").value.trim()); });
   $("#close-item").addEventListener("click", () => { $("#item-page").hidden = true; state.openItem = null; });
