@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     attribution: bool = Field(True, description="record each answered list; attribute feedback to it")
     implicit_impressions: bool = Field(False, description="record every answered item as an impression")
     recommendation_ttl_s: int = Field(
-        7 * 86_400, ge=60, description="how long a list's feedback is attributed"
+        2 * 86_400, ge=60, description="how long a list's feedback is attributed"
     )
     experiment_ttl_s: int = Field(
         90 * 86_400, ge=3600, description="experiment counters' TTL since last event"

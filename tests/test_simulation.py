@@ -31,7 +31,9 @@ def test_a_small_experiment_through_the_http_api(artifacts_dir, redis_url, prefi
     loaded = artifact.load(artifacts_dir)
     categories = sorted({str(i["category"]) for i in loaded.items if i.get("category")})
     config = SimulationConfig(shoppers=150, visits=2, k=10, batch=100, shopper=ShopperConfig(true_lift=0.5))
-    env = api_env(artifacts_dir, redis_url=redis_url, prefix=prefix, implicit_impressions=True)
+    env = api_env(
+        artifacts_dir, redis_url=redis_url, prefix=prefix, implicit_impressions=True, redis_timeout_s=5
+    )
     with uvicorn_process(env) as api:
         run = asyncio.run(
             run_http(api.url, user_ids=list(loaded.users), categories=categories, seed=3, config=config,

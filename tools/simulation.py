@@ -158,11 +158,13 @@ async def run_http(
             actions = react(shopper, [i.get("category") for i in items], lift, config.shopper, visit_rng)
             sent[group]["impression"] += len(items)
             users[group].add(shopper.user_id)
+            rid = body["recommendation_id"]
             for position, event in actions:
                 sent[group][event] += 1
+                # An event id makes a retried batch idempotent: counted once however often sent.
                 pending.append(
                     {"user_id": shopper.user_id, "item_id": items[position]["item_id"], "event": event,
-                     "recommendation_id": body["recommendation_id"], "position": position}
+                     "recommendation_id": rid, "position": position, "event_id": f"{rid}-{position}-{event}"}
                 )  # fmt: skip
             if len(pending) >= config.batch:
                 await flush()
@@ -172,7 +174,7 @@ async def run_http(
             pending.clear()
             if batch:
                 async with gate:
-                    (await http.post("/v1/feedback/batch", json={"events": batch})).raise_for_status()
+                    await _post_retrying(http, "/v1/feedback/batch", {"events": batch})
 
         for _ in range(config.visits):
             await asyncio.gather(*(visit(s, random.Random(rng.randrange(2**32))) for s in crowd))
@@ -182,6 +184,20 @@ async def run_http(
     for group, members in users.items():
         sent[group]["users"] = len(members)
     return HttpRun(seed=seed, results=results, sent=sent)
+
+
+async def _post_retrying(
+    http: httpx.AsyncClient, path: str, body: dict[str, Any], attempts: int = 10
+) -> None:
+    """POST, retrying a 503 after its Retry-After (as a storefront's queue would): on a busy
+    machine Redis may miss the service's timeout."""
+    for _ in range(attempts - 1):
+        answer = await http.post(path, json=body)
+        if answer.status_code != 503:
+            answer.raise_for_status()
+            return
+        await asyncio.sleep(min(float(answer.headers.get("retry-after", 1)), 2.0))
+    (await http.post(path, json=body)).raise_for_status()
 
 
 # -- in-process (A/A) ---------------------------------------------------------------------------
@@ -265,7 +281,10 @@ def http_study(study: Study, *, log: Callable[[str], None] = print) -> list[Http
     categories = sorted({str(i["category"]) for i in loaded.items if i.get("category")})
     runs = []
     with tempfile.TemporaryDirectory() as folder, private_redis(Path(folder)) as redis:
-        env = api_env(study.artifacts, redis_url=redis.url, prefix="sim", implicit_impressions=True)
+        # A generous Redis timeout: a list whose record could not be written in time would
+        # lose its impressions and its attribution (the answer itself never fails for it).
+        env = api_env(study.artifacts, redis_url=redis.url, prefix="sim", implicit_impressions=True,
+                      redis_timeout_s=5)  # fmt: skip
         with uvicorn_process(env) as api:
             for seed in range(study.seeds):
                 run = asyncio.run(

@@ -78,21 +78,25 @@ end
 """
 
 # KEYS: the list's record, the unit's stream, then (when counting) the unit's counts and
-# its group's totals. ARGV: record ttl, counters ttl, count (0/1), impressions n, field
-# count F, the record's 7 values, the F field names, then n x F impression values.
+# its group's totals. ARGV: record ttl, counters ttl, count (0/1), the record's 4 values,
+# then the stream field names and the impressions' values (JSON: one argument each, as in
+# app.store.feedback, since redis-py packs every argument in Python). The
+# record is what feedback needs to be attributed, no more (~250 bytes of Redis memory a
+# list): the items are in the feedback (item_id, position) and the implicit impressions.
 _SERVE = (
     COUNT_LUA
     + """
-local rec_ttl, exp_ttl, counting, n, f = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
-redis.call('HSET', KEYS[1], 'experiment', ARGV[6], 'group', ARGV[7], 'model_version', ARGV[8],
-  'strategy', ARGV[9], 'unit', ARGV[10], 'items', ARGV[11], 'created_at', ARGV[12])
+local rec_ttl, exp_ttl, counting = ARGV[1], ARGV[2], ARGV[3]
+redis.call('HSET', KEYS[1], 'experiment', ARGV[4], 'group', ARGV[5], 'model_version', ARGV[6],
+  'strategy', ARGV[7])
 redis.call('EXPIRE', KEYS[1], rec_ttl)
-local names_at, values_at = 13, 13 + f
-for e = 0, n - 1 do
+local names, shown = cjson.decode(ARGV[8]), cjson.decode(ARGV[9])
+local n = #shown
+for e = 1, n do
   local fields = {}
-  for j = 1, f do
-    fields[#fields + 1] = ARGV[names_at + j - 1]
-    fields[#fields + 1] = ARGV[values_at + e * f + j - 1]
+  for j = 1, #names do
+    fields[2 * j - 1] = names[j]
+    fields[2 * j] = shown[e][j]
   end
   redis.call('XADD', KEYS[2], '*', unpack(fields))
 end
@@ -101,6 +105,9 @@ flush(exp_ttl)
 return n
 """
 )
+
+
+_NAMES = json.dumps(STREAM_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -140,18 +147,9 @@ class AttributionStore:
                 keys.experiment_totals(s.experiment_id, s.group, shard),
             ]
         now = time.time()
-        record = [
-            s.experiment_id,
-            s.group,
-            s.model_version,
-            s.strategy,
-            s.unit,
-            json.dumps(list(s.item_ids)),
-            now,
-        ]
-        values: list[Any] = []
-        n = len(s.item_ids) if self.implicit else 0
-        if n:
+        record = [s.experiment_id, s.group, s.model_version, s.strategy]
+        values: list[list[str]] = []
+        if self.implicit:
             stamp = repr(now)
             for position, item in enumerate(s.item_ids):
                 event = {
@@ -169,11 +167,10 @@ class AttributionStore:
                     "variant": s.group,
                     "list_version": s.model_version,
                 }
-                values += [event[name] for name in STREAM_FIELDS]
-        args: list[Any] = [self.record_ttl_s, self.experiment_ttl_s, int(counting), n, len(STREAM_FIELDS)]
-        args += record
+                values.append([event[name] for name in STREAM_FIELDS])
+        args: list[Any] = [self.record_ttl_s, self.experiment_ttl_s, int(counting), *record]
         with failures("recommendation not recorded"):
-            await self._serve(keys=k, args=[*args, *STREAM_FIELDS, *values])
+            await self._serve(keys=k, args=[*args, _NAMES, json.dumps(values)])
 
     async def totals(self, experiment_id: str, groups: Sequence[str]) -> dict[str, dict[str, float]]:
         """Each group's counters summed over the shards. Raises StoreUnavailable (or StoreFailed)."""
