@@ -264,6 +264,7 @@ async def test_attribution_off_records_nothing(settings_factory, redis_client, p
         assert sum(g["clicks"] for g in results["groups"]) == 0
 
 
+@pytest.mark.slow
 async def test_counters_survive_restarts_of_the_api_and_of_redis(settings_factory, private_redis):
     """Counters live in Redis (append-only file, fsync every second): a new API process and
     a Redis killed with SIGKILL and restarted read the same results."""

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from app.scoring import artifact
 from tools.server import AUTH, api_env, uvicorn_process
 from tools.simulation import (
@@ -27,6 +29,7 @@ def test_aa_false_positive_rate_over_200_runs():
     assert power >= 0.9  # and a large true lift is found: the test is not just conservative
 
 
+@pytest.mark.slow
 def test_a_small_experiment_through_the_http_api(artifacts_dir, redis_url, prefix, redis_client):
     loaded = artifact.load(artifacts_dir)
     categories = sorted({str(i["category"]) for i in loaded.items if i.get("category")})

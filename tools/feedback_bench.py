@@ -185,3 +185,72 @@ def report(config: BenchConfig, measurements: list[Measurement], *, machine: str
     failed = sum(m.failed for m in measurements)
     lines += ["", f"Failed batches: {failed}."]
     return "\n".join(lines) + "\n"
+
+
+# -- what attribution costs an answered list ------------------------------------------------------
+@dataclass(frozen=True)
+class ServeCost:
+    mode: str  # off, on, implicit
+    k: int
+    redis_us: float  # Redis time of the attribution script per answered list (INFO commandstats)
+    redis_bytes: float  # Redis memory added per answered list (used_memory)
+
+
+SERVE_MODES = {"off": {"attribution": False}, "on": {}, "implicit": {"implicit_impressions": True}}
+
+
+def serve_cost(artifacts: Path, *, ks: tuple[int, ...] = (10, 50), lists: int = 400) -> list[ServeCost]:
+    """Per answered list, the Redis time and memory attribution adds (off, on, on with
+    implicit impressions), in-process against a private redis-server, an experiment running."""
+    return asyncio.run(_serve_costs(artifacts, ks, lists))
+
+
+async def _serve_costs(artifacts: Path, ks: tuple[int, ...], lists: int) -> list[ServeCost]:
+    from app.config import Settings
+    from app.main import create_app
+
+    out = []
+    with tempfile.TemporaryDirectory() as folder, private_redis(Path(folder)) as redis:
+        client = redis.client()
+        for k in ks:
+            for mode, settings in SERVE_MODES.items():
+                prefix = f"cost-{mode}-{k}"
+                config = Settings(artifacts_dir=artifacts, redis_url=redis.url, redis_prefix=prefix,
+                                  log_requests=False, **settings)  # type: ignore[arg-type]  # fmt: skip
+                app = create_app(config)
+                async with (
+                    app.router.lifespan_context(app),
+                    httpx.AsyncClient(
+                        transport=httpx.ASGITransport(app=app), base_url="http://shoprec"
+                    ) as http,
+                ):
+                    await http.put("/v1/admin/experiments/cost", json=EXPERIMENT)
+                    await http.post("/v1/admin/experiments/cost/start")
+                    client.config_resetstat()
+                    before = client.info("memory")["used_memory"]
+                    for n in range(lists):
+                        answer = await http.get(f"/v1/users/cost-{n}/recommendations", params={"k": k})
+                        answer.raise_for_status()
+                    grown = client.info("memory")["used_memory"] - before
+                    script = client.info("commandstats").get("cmdstat_evalsha", {"usec": 0})
+                    await http.post("/v1/admin/experiments/cost/stop")
+                out.append(ServeCost(mode, k, script["usec"] / lists, grown / lists))
+        client.close()
+    return out
+
+
+def serve_cost_table(costs: list[ServeCost]) -> str:
+    lines = [
+        "Per answered list, what attribution adds in Redis (`scripts/bench_feedback.py --serve-cost`: "
+        "script time from `INFO commandstats`, memory from `used_memory`, an experiment running):",
+        "",
+        "| k | attribution off | on: time, memory | on + implicit impressions: time, memory |",
+        "|---|---|---|---|",
+    ]
+    for k in sorted({c.k for c in costs}):
+        row = {c.mode: c for c in costs if c.k == k}
+        cells = [f"{row[m].redis_us:.0f} µs, {row[m].redis_bytes:,.0f} B" for m in ("on", "implicit")]
+        lines.append(
+            f"| {k} | {row['off'].redis_us:.0f} µs, {row['off'].redis_bytes:,.0f} B | {' | '.join(cells)} |"
+        )
+    return "\n".join(lines) + "\n"
