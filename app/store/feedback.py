@@ -174,7 +174,8 @@ class FeedbackStore:
         Raises StoreUnavailable (or StoreFailed, an error answer): then nothing is acknowledged.
         """
         received = time.time()
-        ids = [e.event_id or os.urandom(16).hex() for e in events]  # 32 hex digits, as a uuid4
+        fresh = os.urandom(16 * len(events)).hex()  # 32 random hex digits per event, as a uuid4
+        ids = [e.event_id or fresh[32 * p : 32 * p + 32] for p, e in enumerate(events)]
         keys = self.keys
         calls: dict[int, _Call] = {}
         for p, event in enumerate(events):
@@ -184,18 +185,15 @@ class FeedbackStore:
             if call is None:
                 call = calls[shard] = _Call(keys.events_stream(shard))
             call.positions.append(p)
-            kind, group, at = (
-                0,
-                "",
-                [call.key(keys.seen_event(user, ids[p])), call.key(keys.recent(user)), 0, 0, 0],
-            )
+            call.keys.append(keys.seen_event(user, ids[p], shard=shard))  # unique: no lookup
+            kind, group, at = 0, "", [len(call.keys), call.key(keys.recent(user, shard=shard)), 0, 0, 0]
             rid = event.recommendation_id
             if rid and attribution is not None:
-                kind, at[2] = 1, call.key(keys.recommendation(user, rid))
+                kind, at[2] = 1, call.key(keys.recommendation(user, rid, shard=shard))
                 if attribution.experiment_id:
                     kind, group = 2, attribution.group_of(user)
                     exp = attribution.experiment_id
-                    at[3] = call.key(keys.experiment_user(exp, user))
+                    at[3] = call.key(keys.experiment_user(exp, user, shard=shard))
                     at[4] = call.key(keys.experiment_totals(exp, group, shard))
             recent, *values = self._values(event, ids[p], received, model_version)
             call.events.append([kind, group, recent, *at, *values])

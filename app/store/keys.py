@@ -30,24 +30,26 @@ class Keys:
     def all_streams(self) -> list[str]:
         return [self.events_stream(s) for s in range(self.shards)]
 
-    def recent(self, user_id: str) -> str:
+    # ``shard``: the user's shard when the caller has it already (a batch names several keys
+    # per event; the hash is the same for all of them).
+    def recent(self, user_id: str, *, shard: int | None = None) -> str:
         """Bounded list of the user's latest events (live personalization)."""
-        return f"{self._tagged(self.shard(user_id))}:recent:{user_id}"
+        return f"{self._tagged(self.shard(user_id) if shard is None else shard)}:recent:{user_id}"
 
-    def seen_event(self, user_id: str, event_id: str) -> str:
+    def seen_event(self, user_id: str, event_id: str, *, shard: int | None = None) -> str:
         """Idempotency marker of one event id of one user (expires)."""
-        return f"{self._tagged(self.shard(user_id))}:seen:{user_id}:{event_id}"
+        return f"{self._tagged(self.shard(user_id) if shard is None else shard)}:seen:{user_id}:{event_id}"
 
     # -- attribution and experiments (app.store.attribution, app.store.experiments) ----------
-    def recommendation(self, unit: str, recommendation_id: str) -> str:
-        """Record of one served list (experiment, variant, model version, items; expires),
-        under the shard of the user or session it was served to: the feedback of that user
-        reads it in the same Lua call that stores the event."""
-        return f"{self._tagged(self.shard(unit))}:rec:{recommendation_id}"
+    def recommendation(self, unit: str, recommendation_id: str, *, shard: int | None = None) -> str:
+        """Record of one served list (experiment, variant, model version; expires), under
+        the shard of the user or session it was served to: the feedback of that user reads
+        it in the same Lua call that stores the event."""
+        return f"{self._tagged(self.shard(unit) if shard is None else shard)}:rec:{recommendation_id}"
 
-    def experiment_user(self, experiment_id: str, unit: str) -> str:
+    def experiment_user(self, experiment_id: str, unit: str, *, shard: int | None = None) -> str:
         """One user's (or session's) counts in one experiment: impressions and outcomes."""
-        return f"{self._tagged(self.shard(unit))}:exp:{experiment_id}:u:{unit}"
+        return f"{self._tagged(self.shard(unit) if shard is None else shard)}:exp:{experiment_id}:u:{unit}"
 
     def experiment_totals(self, experiment_id: str, variant: str, shard: int) -> str:
         """A variant's sums over its users (n, sum x, sum x^2, sum xy) of one shard: kept per
