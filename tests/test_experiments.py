@@ -340,3 +340,20 @@ async def test_a_variants_diversity_replaces_the_requests(client, trained):
     served, variant = await ids()
     assert variant == "diverse" and served == diverse
     assert (await ids(diversity=0.0))[0] == diverse  # the experiment decides, not the request
+
+
+async def test_the_holdout_is_served_the_defaults_and_reported(client):
+    running = await define_and_start(client, "held", {**TWO, "holdout": 0.5})
+    users = [f"h{n}" for n in range(40)]
+    held = [u for u in users if assign(running, u).group == HOLDOUT]
+    assert 5 < len(held) < 35
+    for user in held[:3]:
+        answer = (await client.get(f"/v1/users/{user}/recommendations", params={"k": 3})).json()
+        assert (answer["experiment_id"], answer["variant"]) == ("held", HOLDOUT)
+        click = {"user_id": user, "item_id": answer["items"][0]["item_id"], "event": "click",
+                 "recommendation_id": answer["recommendation_id"], "position": 0}  # fmt: skip
+        assert (await client.post("/v1/feedback", json=click)).status_code == 202
+    groups = {g["name"]: g for g in (await client.get("/v1/admin/experiments/held")).json()["groups"]}
+    assert list(groups) == ["control", "ease", HOLDOUT]
+    assert (groups[HOLDOUT]["users"], groups[HOLDOUT]["clicks"]) == (3, 3)
+    assert groups[HOLDOUT]["vs_control"] is not None
