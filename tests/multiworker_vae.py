@@ -37,7 +37,8 @@ def main(epochs: int) -> None:
     # The kept weights are the best epoch's on every worker: score them again.
     again = validation_ndcg(model, data.val_foldin, data.val_target)
     result = {"workers": place.workers, "chief": place.is_chief, "best_epoch": best_epoch}
-    print("RESULT " + json.dumps(result | {"val_ndcg@100": best, "rescored": again}), flush=True)
+    result |= {"val_ndcg@100": best, "rescored": again, "first_loss": history[0]["loss"]}
+    print("RESULT " + json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

@@ -75,9 +75,46 @@ def test_two_workers_match_one_process():
     assert other["best_epoch"] == chief["best_epoch"]
     assert other["rescored"] == pytest.approx(chief["rescored"], abs=1e-9)
     assert chief["rescored"] == pytest.approx(chief["val_ndcg@100"], abs=1e-9)
+    # The steps are the single process's: its mean loss (twice it if the replicas' shares
+    # were not halved), over the same users, with other reparameterisation noise.
+    assert chief["first_loss"] == pytest.approx(single["first_loss"], rel=0.02)
     # A trained model (popularity scores ~0.19 here), and two workers within 2% of one process.
     assert single["val_ndcg@100"] > 0.3
     assert chief["val_ndcg@100"] == pytest.approx(single["val_ndcg@100"], rel=0.02)
+
+
+@pytest.mark.slow
+def test_the_train_command_runs_per_worker(tmp_path):
+    """scripts/train.py on each worker: the chief publishes, the other exits 0 having written
+    nothing."""
+    config = tmp_path / "fast.json"
+    config.write_text(
+        '{"vae": {"epochs": 3, "hidden": 64, "latent": 16}, "item_ae": {"epochs": 2},'
+        ' "ease": {"lambdas": [100.0], "attribute_weights": [0.0], "dropouts": [0.0]}}'
+    )
+    cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
+    workers = []
+    for i in range(2):
+        command = [sys.executable, str(ROOT / "scripts" / "train.py"), "--synthetic"]
+        command += ["--out", str(tmp_path / f"out{i}"), "--config", str(config)]
+        env = worker_env({"cluster": cluster, "task": {"type": "worker", "index": i}})
+        workers.append(
+            subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        )
+    outputs = []
+    try:
+        for p in workers:
+            out, _ = p.communicate(timeout=150)
+            assert p.returncode == 0, out[-3000:]
+            outputs.append(out)
+    finally:
+        for p in workers:
+            if p.poll() is None:
+                p.kill()
+    assert (tmp_path / "out0" / "current" / "manifest.json").exists()
+    assert not (tmp_path / "out1").exists()
+    assert "vae epoch 3/3" in outputs[0] and "vae epoch" not in outputs[1]
+    assert "worker 1 of 2: trains ['content', 'vae'] with the chief" in outputs[1]
 
 
 def test_the_shares_of_a_batch_are_disjoint_and_cover_it():
