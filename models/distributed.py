@@ -31,6 +31,8 @@ import numpy as np
 import scipy.sparse as sp
 import tensorflow as tf
 
+from models.errors import ConfigError
+
 Log = Callable[[str], None]
 
 
@@ -117,7 +119,8 @@ class MultiWorker:
         logged metrics with an axis-0 reduction that fails for scalars across workers, and
         peeks at a distributed (x, y) batch with a reduction that fails too. The step is
         Keras's own: ``model(x, training=True)``, ``compute_loss``, ``apply_gradients``
-        (which all-reduces the gradients). Logged metrics are this worker's."""
+        (which all-reduces the gradients). The logged loss is the steps' global mean; the
+        model's own metrics (nll, kl) are this worker's, over its shares."""
         with self.strategy.scope():  # variables are created here, not inside a replica
             model(tf.zeros((1, batches.shape[1])))
             model.optimizer.build(model.trainable_variables)
@@ -175,11 +178,14 @@ class MultiWorker:
         if validate is None:
             return None
 
+        @tf.function
+        def total(value: tf.Tensor) -> tf.Tensor:
+            per_replica = self.strategy.run(lambda v: v, args=(value,))
+            return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
         def score(model: Any) -> float:
             mine = validate(model)
-            mine = mine if self.is_chief else 0.0
-            per_replica = self.strategy.run(lambda: tf.constant(mine, tf.float64))
-            return float(self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None))
+            return float(total(tf.constant(mine if self.is_chief else 0.0, tf.float64)))
 
         return score
 
@@ -201,8 +207,13 @@ def placement() -> Placement:
         return Local()
     kind, index = resolver.task_type, int(resolver.task_id or 0)
     if kind not in ("chief", "worker"):
-        raise ValueError(f"TF_CONFIG task type {kind!r}: only chief and worker tasks train")
+        raise ConfigError(f"TF_CONFIG task type {kind!r}: only chief and worker tasks train")
     strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+    if strategy.num_replicas_in_sync != tasks:  # a worker's input is one replica's share
+        raise ConfigError(
+            f"{strategy.num_replicas_in_sync} replicas for {tasks} workers: give each worker one "
+            "device (CUDA_VISIBLE_DEVICES with one GPU, or none)"
+        )
     # Workers are numbered after the chief when there is one.
     rank = index + 1 if kind == "worker" and "chief" in spec else index
     return MultiWorker(strategy, workers=tasks, rank=rank, is_chief=rank == 0)

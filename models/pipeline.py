@@ -90,6 +90,8 @@ def run(
         frame = cleaned.interactions
         log(f"cleaned: {len(frame):,} user-item pairs; removed per rule {cleaned.dropped}")
         data, catalog, space = prepare(cleaned, config, cold_items, log)
+    # follow() (the other workers of a multi-worker run) repeats the Keras trainings of these
+    # loops in this order: keep the two in step.
     components = [TRAINERS[name] for name in config.blend.components]
     shared: dict[str, Any] = {}
     selected: dict[str, Fitted] = {}

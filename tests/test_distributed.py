@@ -123,7 +123,7 @@ def test_the_shares_of_a_batch_are_disjoint_and_cover_it():
     rng = np.random.default_rng(0)
     batch = sp.random(7, 11, density=0.4, format="coo", random_state=rng, dtype=np.float32)
     targets = sp.csr_matrix(batch)
-    shares = [MultiWorker(None, workers=3, rank=r, is_chief=r == 0)._share(batch, targets) for r in range(3)]  # type: ignore[arg-type]
+    shares = [MultiWorker(None, workers=3, rank=r, is_chief=r == 0)._share(batch, targets) for r in range(3)]
     import tensorflow as tf
 
     x = np.vstack([tf.sparse.to_dense(tf.sparse.reorder(s[0])).numpy() for s in shares])
