@@ -2,7 +2,7 @@
 training users, early stopping on validation NDCG@100) as models.components.vae does, and
 prints the best validation NDCG@100 as JSON. With TF_CONFIG, one worker of several.
 
-python -m tests.multiworker_vae EPOCHS
+python -m tests.multiworker_vae EPOCHS [SEED]   (SEED: vae.seed, the config's by default)
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from models.distributed import placement
 
 
-def main(epochs: int) -> None:
+def main(epochs: int, seed: int | None = None) -> None:
     place = placement()  # before TensorFlow's first op
     from models.components.vae import validation_ndcg
     from models.config import TrainConfig
@@ -24,6 +24,8 @@ def main(epochs: int) -> None:
     from tests.conftest import FAST_CONFIG, SHOP
 
     config = TrainConfig.from_dict(FAST_CONFIG)
+    if seed is not None:
+        config.vae.seed = seed
     data, _, _ = prepare(clean(generate(ShopConfig(**SHOP)), config.cleaning), config, frozenset(), print)
     model, history, best_epoch = train_vae(
         data.train / data.max_weight,
@@ -42,4 +44,4 @@ def main(epochs: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    main(int(sys.argv[1]), *(int(a) for a in sys.argv[2:3]))
