@@ -6,11 +6,14 @@ scope the model and optimizer are created in, the input, the validation score th
 early stopping, and the log. :class:`Local` passes everything through unchanged, so
 single-process training is the code it always was.
 
-Under :class:`MultiWorker` every worker draws the same global batch (same order, same input
-noise: the single-process batch, seeded alike) and trains on its own contiguous share of its
-rows; Keras sums the replicas' gradients and each replica's loss is its share
-(:func:`replica_share`), so a step is the single-process step over the same users, and the
-global batch size stays ``batch_size``. Validation is scored on every worker and the chief's
+Under :class:`MultiWorker` every worker draws the same global batch from the single-process
+batch source, seeded alike (so all agree on the users and the input noise of every step),
+and trains on its own contiguous share of its rows; Keras sums the replicas' gradients and
+each replica's loss is its share (:func:`replica_share`), so a step is a single-process step
+over the batch's users, and the global batch size stays ``batch_size``. The draws are not
+the single process's one for one: its ``fit`` over a ``PyDataset`` draws two batches ahead
+to learn their shapes and visits an epoch's batches in shuffled order; here they are drawn
+in order. Validation is scored on every worker and the chief's
 score (task ``chief``, else worker 0) is all-reduced to all, so all of them stop at the same
 epoch and keep the same weights; only the chief logs.
 
