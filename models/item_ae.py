@@ -20,6 +20,7 @@ import tensorflow as tf
 from keras import layers
 
 from models.config import ItemAEConfig
+from models.distributed import placement
 
 
 class NoisyRows(keras.utils.PyDataset):
@@ -29,6 +30,7 @@ class NoisyRows(keras.utils.PyDataset):
     def __init__(self, features: sp.csr_matrix, batch_size: int, noise: float, seed: int):
         super().__init__()
         self.features, self.batch_size, self.noise = features, batch_size, noise
+        self.shape = features.shape
         self.rng = np.random.default_rng(seed)
         self.order = self.rng.permutation(features.shape[0])
 
@@ -36,12 +38,17 @@ class NoisyRows(keras.utils.PyDataset):
         return math.ceil(self.features.shape[0] / self.batch_size)
 
     def __getitem__(self, index: int):
+        x, rows = self.draw(index)
+        indices = np.stack([x.row, x.col], axis=1).astype(np.int64)
+        return tf.SparseTensor(indices, x.data, x.shape), rows.toarray()
+
+    def draw(self, index: int) -> tuple[sp.coo_matrix, sp.csr_matrix]:
+        """(rows with input dropout, (B, feature_dim) float32 COO; the rows, CSR)."""
         rows = self.features[self.order[index * self.batch_size : (index + 1) * self.batch_size]]
         x = rows.tocoo()
         keep = self.rng.random(x.nnz) >= self.noise
         values = (x.data[keep] / (1.0 - self.noise)).astype(np.float32)
-        indices = np.stack([x.row[keep], x.col[keep]], axis=1).astype(np.int64)
-        return tf.SparseTensor(indices, values, x.shape), rows.toarray()
+        return sp.coo_matrix((values, (x.row[keep], x.col[keep])), shape=x.shape), rows
 
     def on_epoch_end(self) -> None:
         self.order = self.rng.permutation(self.features.shape[0])
@@ -70,13 +77,16 @@ def train_item_autoencoder(
     features = sp.csr_matrix(features, dtype=np.float32)
     dim = features.shape[1]
     epochs = plan_epochs(config, features.shape[0])
-    init = keras.initializers.GlorotUniform(seed=config.seed)
-    encoder_hidden = layers.Dense(config.hidden, "relu", kernel_initializer=init)
-    encoder_out = layers.Dense(config.embedding, kernel_initializer=init)
-    decoder_hidden = layers.Dense(config.hidden, "relu", kernel_initializer=init)
-    decoder_out = layers.Dense(dim, "sigmoid", kernel_initializer=init)
-    model = keras.Sequential([encoder_hidden, encoder_out, decoder_hidden, decoder_out])
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="binary_crossentropy")
+    place = placement()  # one process, or this worker's part of several (models/distributed.py)
+    log = place.log(log)
+    with place.scope():
+        init = keras.initializers.GlorotUniform(seed=config.seed)
+        encoder_hidden = layers.Dense(config.hidden, "relu", kernel_initializer=init)
+        encoder_out = layers.Dense(config.embedding, kernel_initializer=init)
+        decoder_hidden = layers.Dense(config.hidden, "relu", kernel_initializer=init)
+        decoder_out = layers.Dense(dim, "sigmoid", kernel_initializer=init)
+        model = keras.Sequential([encoder_hidden, encoder_out, decoder_hidden, decoder_out])
+        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate), loss="binary_crossentropy")
     losses: list[float] = []
     started = time.perf_counter()
     logged = [started]
@@ -92,7 +102,7 @@ def train_item_autoencoder(
                 log(f"item autoencoder epoch {epoch + 1}/{epochs} loss {losses[-1]:.4f} eta {eta:.0f}s")
 
     batches = NoisyRows(features, config.batch_size, config.noise, config.seed)
-    model.fit(batches, epochs=epochs, verbose=0, callbacks=[Progress()])
+    place.fit(model, batches, epochs=epochs, callbacks=[Progress()])
     as32 = lambda v: np.array(keras.ops.convert_to_numpy(v), dtype=np.float32)  # noqa: E731
     arrays = {
         "feat_w1": as32(encoder_hidden.kernel),

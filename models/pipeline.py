@@ -31,8 +31,10 @@ from models import blend
 from models import ease as ease_model
 from models.components import TRAINERS
 from models.components.base import Fitted, TrainData, warm
-from models.config import TrainConfig
+from models.components.vae import sampled
+from models.config import ConfigError, TrainConfig
 from models.data import Dataset, clean
+from models.distributed import placement
 from models.evaluation import evaluate_static
 from models.split import index, validation_split
 
@@ -79,6 +81,8 @@ def run(
     ``cold_items`` are kept out of every training row (cold-start experiments); ``source``
     records where the base data came from (so retraining can read it again); ``consumed``
     the feedback stream cursor whose events are included."""
+    if not placement().is_chief:  # also creates the strategy before TensorFlow's first op
+        raise ConfigError("a worker of a multi-worker training runs pipeline.follow; the chief runs this")
     started = time.perf_counter()
     stages: dict[str, dict[str, float]] = {}
     with stage(stages, "clean and prepare", log):
@@ -86,6 +90,8 @@ def run(
         frame = cleaned.interactions
         log(f"cleaned: {len(frame):,} user-item pairs; removed per rule {cleaned.dropped}")
         data, catalog, space = prepare(cleaned, config, cold_items, log)
+    # follow() (the other workers of a multi-worker run) repeats the Keras trainings of these
+    # loops in this order: keep the two in step.
     components = [TRAINERS[name] for name in config.blend.components]
     shared: dict[str, Any] = {}
     selected: dict[str, Fitted] = {}
@@ -145,6 +151,28 @@ def run(
             artifact.publish(out_dir, version)
             log(f"artifact {result.version_dir} published as {out_dir / artifact.CURRENT}")
     return result
+
+
+def follow(
+    dataset: Dataset, config: TrainConfig, *, cold_items: frozenset[str] = frozenset(), log: Log = print
+) -> None:
+    """A worker's part of :func:`run` when several machines train (``TF_CONFIG``,
+    models/distributed.py): the same cleaning and split, then the Keras trainings in the order
+    ``run`` does them (the item autoencoder, the Mult-VAE's selection, its refit) as a share of
+    each batch. The chief does everything else and writes the artifact; nothing is written here."""
+    place = placement()
+    cleaned = clean(dataset, config.cleaning)
+    data, _, _ = prepare(cleaned, config, cold_items, log)
+    keras_trained = [
+        TRAINERS[name]
+        for name in config.blend.components
+        if name == "content" or (name == "vae" and not sampled(config.vae, data.n_items))
+    ]
+    log(f"worker {place.rank} of {place.workers}: trains {[t.name for t in keras_trained]} with the chief")
+    shared: dict[str, Any] = {}
+    chosen = {t.name: t.select(data, config, shared, log).chosen for t in keras_trained}
+    for trainer in keras_trained:
+        trainer.refit(data, config, chosen[trainer.name], shared, log)
 
 
 def prepare(

@@ -24,6 +24,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from models.config import VAEConfig
+from models.distributed import placement, replica_share
 
 
 @keras.saving.register_keras_serializable(package="shoprec")
@@ -76,7 +77,7 @@ class MultVAE(keras.Model):
         loss = nll
         if self.losses:
             loss = loss + ops.sum(self.losses)
-        return loss
+        return replica_share(loss)
 
     @property
     def metrics(self):
@@ -115,6 +116,7 @@ class RowBatches(keras.utils.PyDataset):
     def __init__(self, matrix: sp.csr_matrix, batch_size: int, dropout: float, seed: int):
         super().__init__()
         self.matrix, self.batch_size, self.dropout = matrix.astype(np.float32), batch_size, dropout
+        self.shape = matrix.shape
         self.rng = np.random.default_rng(seed)
         self.order = self.rng.permutation(matrix.shape[0])
 
@@ -122,12 +124,17 @@ class RowBatches(keras.utils.PyDataset):
         return math.ceil(self.matrix.shape[0] / self.batch_size)
 
     def __getitem__(self, index: int):
+        x, rows = self.draw(index)
+        indices = np.stack([x.row, x.col], axis=1).astype(np.int64)
+        return tf.SparseTensor(indices, x.data, x.shape), rows.toarray()
+
+    def draw(self, index: int) -> tuple[sp.coo_matrix, sp.csr_matrix]:
+        """(normalised rows with input dropout, (B, n_items) float32 COO; the rows, CSR)."""
         rows = self.matrix[self.order[index * self.batch_size : (index + 1) * self.batch_size]]
         x = normalise_rows(rows).tocoo()
         keep = self.rng.random(x.nnz) >= self.dropout
         values = (x.data[keep] / (1.0 - self.dropout)).astype(np.float32)
-        indices = np.stack([x.row[keep], x.col[keep]], axis=1).astype(np.int64)
-        return tf.SparseTensor(indices, values, x.shape), rows.toarray()
+        return sp.coo_matrix((values, (x.row[keep], x.col[keep])), shape=x.shape), rows
 
     def on_epoch_end(self) -> None:
         self.order = self.rng.permutation(self.matrix.shape[0])
@@ -238,23 +245,24 @@ def train_vae(
     refit of the selected epoch count follows the selection run's schedule.
     Returns (model, per-epoch history, best epoch)."""
     keras.utils.set_random_seed(config.seed)
-    model = MultVAE(
-        train.shape[1],
-        hidden=config.hidden,
-        latent=config.latent,
-        variational=config.variational,
-        l2=config.l2,
-        seed=config.seed,
-    )
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    place = placement()  # one process, or this worker's part of several (models/distributed.py)
+    with place.scope():
+        model = MultVAE(
+            train.shape[1],
+            hidden=config.hidden,
+            latent=config.latent,
+            variational=config.variational,
+            l2=config.l2,
+            seed=config.seed,
+        )
+        model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
     batches = RowBatches(train, config.batch_size, config.dropout, config.seed)
-    anneal_steps = int(config.anneal_fraction * (anneal_epochs or epochs) * len(batches))
-    progress = Progress(validate, patience=patience or epochs, epochs=epochs, log=log)
-    model.fit(
-        batches,
-        epochs=epochs,
-        verbose=0,
-        callbacks=[BetaAnnealing(config.beta_max, anneal_steps), progress],
+    anneal_steps = int(config.anneal_fraction * (anneal_epochs or epochs) * place.steps_per_epoch(batches))
+    progress = Progress(
+        place.agreed(validate), patience=patience or epochs, epochs=epochs, log=place.log(log)
+    )
+    place.fit(
+        model, batches, epochs=epochs, callbacks=[BetaAnnealing(config.beta_max, anneal_steps), progress]
     )
     if progress.best_weights is not None:
         model.set_weights(progress.best_weights)

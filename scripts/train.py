@@ -5,8 +5,12 @@ python scripts/train.py --interactions FILE [--items FILE]
 python scripts/train.py --synthetic --out DIR   # the embedded demo shop
     [--curves PNG]   also draw the training curves of every component (docs/training_synthetic.png)
 
-Exit codes: 0 published, 2 bad input (one line naming the file, column and rule, or the
-config key), 1 anything else (a bug: a traceback).
+On several machines, run the same command on each with TF_CONFIG naming them all
+(docs/scaling.md): the Keras models train together, the chief (worker 0) does the rest and
+publishes, the other workers exit 0 without writing.
+
+Exit codes: 0 published (or a worker's share done), 2 bad input (one line naming the file,
+column and rule, or the config key), 1 anything else (a bug: a traceback).
 """
 
 from __future__ import annotations
@@ -48,8 +52,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.epochs:
             config.vae.epochs = args.epochs
         from models import pipeline, synthetic
+        from models.distributed import placement
 
-        log = pipeline.make_log()
+        place = placement()  # from TF_CONFIG, before TensorFlow's first op
+        log = pipeline.make_log("" if place.is_chief else f"worker {place.rank}: ")
         source: dict[str, Any]
         if args.synthetic:
             shop = synthetic.ShopConfig()
@@ -64,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
                 "format": args.format,
             }
         log(f"loaded {len(dataset.interactions):,} interaction rows, {len(dataset.items):,} catalog rows")
+        if not place.is_chief:
+            pipeline.follow(dataset, config, log=log)
+            log("done; the chief writes the artifact")
+            return 0
         result = pipeline.run(dataset, config, out_dir=args.out, log=log, source=source)
         if args.curves:
             from models import plots
