@@ -46,6 +46,26 @@ class Settings(BaseSettings):
     explore_exposure_cap: int = Field(1000, ge=1, description="shown this often: not explored again")
     explore_refresh_s: float = Field(5.0, ge=0, le=3600, description="how often the cap set is reread")
     demo: bool = Field(False, description="serve the demo storefront at /demo (make demo turns it on)")
+    # Attribution and experiments (docs/experiments.md).
+    attribution: bool = Field(True, description="record each answered list; attribute feedback to it")
+    implicit_impressions: bool = Field(False, description="record every answered item as an impression")
+    recommendation_ttl_s: int = Field(
+        2 * 86_400, ge=60, description="how long a list's feedback is attributed"
+    )
+    experiment_ttl_s: int = Field(
+        90 * 86_400, ge=3600, description="experiment counters' TTL since last event"
+    )
+    experiments_refresh_s: float = Field(
+        1.0, gt=0, le=60, description="how often a process re-reads experiments"
+    )
+    experiments_file: Path | None = Field(None, description="JSON list of experiments stored at start-up")
+    experiment_min_users: int = Field(100, ge=2, description="users per group before significance is claimed")
+    experiment_min_events: int = Field(20, ge=1, description="outcome events per group, likewise")
+
+    @field_validator("experiments_file", mode="before")
+    @classmethod
+    def _no_file(cls, value: object) -> object:
+        return None if value == "" else value  # SHOPREC_EXPERIMENTS_FILE= (as in .env.example)
 
     @field_validator("redis_url")
     @classmethod

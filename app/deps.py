@@ -10,8 +10,10 @@ from fastapi import Depends, Request
 
 from app.config import Settings
 from app.errors import ModelNotLoaded
+from app.experiments.book import ExperimentBook
 from app.observability import Metrics
 from app.scoring.recommender import Recommender
+from app.store.attribution import AttributionStore
 from app.store.feedback import FeedbackStore
 
 
@@ -22,6 +24,8 @@ class State:
     settings: Settings
     store: FeedbackStore
     metrics: Metrics
+    attribution: AttributionStore
+    experiments: ExperimentBook
     recommender: Recommender | None = None
     load_error: str | None = None
     reload_error: str | None = None  # the last refused version, for GET /v1/model

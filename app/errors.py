@@ -9,6 +9,8 @@ ShoprecError                  base; never raised itself
 ├── NotFound (404)            a named item/user/version that must exist does not
 │   └── ItemNotFound
 ├── VersionRefused (409)      a model version failed validation; the serving one stays
+├── Conflict (409)            the experiment's state does not allow the change (e.g. one
+│                             is running already, or a started one is redefined)
 ├── StoreUnavailable (503)    Redis did not answer in time; sent with Retry-After
 │   └── StoreFailed           Redis answered with an error (OOM, READONLY, MOVED/TRYAGAIN)
 ├── ArtifactsUnavailable (503) the artifacts directory could not be read
@@ -68,6 +70,10 @@ class VersionRefused(ShoprecError):
     status, code = 409, "version_refused"
 
 
+class Conflict(ShoprecError):
+    status, code = 409, "conflict"
+
+
 class InvalidRequest(ShoprecError):
     status, code = 422, "validation_error"
 
@@ -122,7 +128,8 @@ DESCRIPTIONS = {
     401: "No or unknown API key",
     403: "The key's role is too low",
     404: "Not found",
-    409: "The model version was refused (it failed validation); nothing changed",
+    409: "Refused, nothing changed: the model version failed validation, or the experiment's state "
+    "does not allow the change",
     413: "Body too large",
     415: "Body is not application/json",
     422: "Invalid request",

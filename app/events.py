@@ -50,9 +50,20 @@ TRAINING_EVENTS = tuple(e.value for e, t in EVENT_TYPES.items() if t.training_si
 OWNING_EVENTS = frozenset(e.value for e, t in EVENT_TYPES.items() if t.owns)
 
 # One feedback stream entry (Redis) and one archive row: these fields, in this order.
+# Attribution (empty when the event names no recommendation list, or the list's record had
+# expired): the list's id and the item's 0-based position in it, as the client sent them;
+# the experiment and variant that served the list and the model version that scored it, as
+# the service recorded them when it answered (app.store.attribution).
 STREAM_FIELDS = (
     "event_id", "user_id", "item_id", "event", "value", "timestamp", "received_at", "model_version",
+    "recommendation_id", "position", "experiment_id", "variant", "list_version",
 )  # fmt: skip
+ATTRIBUTED_FIELDS = ("experiment_id", "variant", "list_version")  # filled from the list's record
+
+# What an experiment counts per user, from attributed events: the exposure (shown items) and
+# the outcomes whose rates per shown item it reports (click-through, add-to-cart, conversion).
+EXPOSURE = Event.impression.value
+OUTCOMES = (Event.click.value, Event.add_to_cart.value, Event.purchase.value)
 
 
 def default_weights() -> dict[str, float]:

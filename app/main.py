@@ -12,13 +12,16 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import auth, errors, registry, web
-from app.api import admin, feedback, items, recommendations, system
+from app.api import admin, experiments, feedback, items, recommendations, system
 from app.config import Settings
 from app.deps import State
+from app.experiments.book import ExperimentBook, seed_experiments
 from app.observability import Metrics, RequestMiddleware
 from app.ratelimit import RateLimitMiddleware, TokenBuckets
+from app.store.attribution import AttributionStore
 from app.store.catalog import CatalogStore
 from app.store.connect import connect, connect_for_pubsub
+from app.store.experiments import ExperimentStore
 from app.store.exposure import ExposureStore
 from app.store.feedback import FeedbackStore
 from app.store.keys import Keys
@@ -53,25 +56,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             recent_ttl_s=settings.recent_ttl_s,
             idempotency_ttl_s=settings.idempotency_ttl_s,
         )
-        state = State(settings=settings, store=store, metrics=metrics)
+        attribution = AttributionStore(
+            client,
+            keys,
+            record_ttl_s=settings.recommendation_ttl_s,
+            experiment_ttl_s=settings.experiment_ttl_s,
+            implicit=settings.implicit_impressions,
+        )
+        book = ExperimentBook(ExperimentStore(client, keys), counters_ttl_s=settings.experiment_ttl_s)
+        state = State(
+            settings=settings, store=store, metrics=metrics, attribution=attribution, experiments=book
+        )
         state.catalog = CatalogStore(client, keys)
         state.exposure = ExposureStore(
             client, keys, cap=settings.explore_exposure_cap, refresh_s=settings.explore_refresh_s
         )
         state.publisher = client
         await registry.reload(state, reason="startup")
+        await seed_experiments(book, settings.experiments_file)
         app.state.shoprec = state
         listener_client = connect_for_pubsub(settings.redis_url, connect_timeout_s=settings.redis_timeout_s)
         stop = asyncio.Event()
         listener = asyncio.create_task(registry.listen(state, listener_client, stop))
+        refresher = asyncio.create_task(book.keep_fresh(settings.experiments_refresh_s, stop))
         try:
             yield
         finally:
             stop.set()
             # The listener polls with a timeout, so it sees ``stop`` within a second;
             # cancelling a blocked pub/sub read can hang in redis-py.
-            await asyncio.wait([listener], timeout=5)
+            await asyncio.wait([listener, refresher], timeout=5)
             listener.cancel()
+            refresher.cancel()
             await listener_client.aclose()
             await client.aclose()
 
@@ -84,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     errors.install(app, retry_after_s=settings.retry_after_s, on_store_error=metrics.store_error)
-    for module in (recommendations, items, feedback, system, admin):
+    for module in (recommendations, items, feedback, system, admin, experiments):
         app.include_router(module.router)
     web.install(app, settings)
     auth.document_security(app, settings)

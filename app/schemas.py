@@ -96,12 +96,23 @@ class RecommendationRequest(Input):
     diversity: Number = Field(0.0, ge=0, le=1, description=DIVERSITY)
     boost: Boosts = Field(default_factory=dict, description=BOOST, examples=[{"brand": {"acme": 1.2}}])
     exploration: Number | None = Field(None, ge=0, le=1, description=EXPLORATION)
+    session_id: Id | None = Field(
+        None,
+        description="an anonymous visitor's session: assigns them to an experiment's variant (when "
+        "there is no user_id) and names them in attribution; send it as the user_id of their feedback",
+    )
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
             "examples": [
-                {"items": ["P00001", "P00042"], "items_event": "view", "k": 10, "exclude_history": "seen"},
+                {
+                    "items": ["P00001", "P00042"],
+                    "items_event": "view",
+                    "k": 10,
+                    "exclude_history": "seen",
+                    "session_id": "s-8f2c",
+                },
                 {"user_id": "17850", "k": 10, "diversity": 0.3, "boost": {"category": {"mugs": 1.5}}},
             ]
         },
@@ -133,6 +144,11 @@ class RecommendationResponse(BaseModel):
     )
     unknown_items: list[str] = Field(default_factory=list, description="session items not in the catalog")
     live_feedback: bool = Field(True, description="false when Redis could not be read")
+    recommendation_id: str = Field(
+        description="this list's id: send it, with the item's position, in the feedback on its items"
+    )
+    experiment_id: str | None = Field(None, description="the running experiment the shopper is in")
+    variant: str | None = Field(None, description="their variant in it ('holdout': the defaults, held out)")
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -143,6 +159,9 @@ class RecommendationResponse(BaseModel):
                     "strategy": "personalized",
                     "unknown_items": [],
                     "live_feedback": True,
+                    "recommendation_id": "3f9a0c2e7b1d4e5f8a6b9c0d1e2f3a4b",
+                    "experiment_id": "blend-2026-11",
+                    "variant": "ease-heavy",
                 }
             ]
         }
@@ -252,17 +271,41 @@ class FeedbackEvent(Input):
     value: Number | None = Field(None, description="rating 1-5, or quantity")
     timestamp: Timestamp | None = Field(None, description="ISO-8601 or epoch seconds, years 2000-2099")
     event_id: Id | None = Field(None, description="idempotency key; generated when absent")
+    recommendation_id: Id | None = Field(
+        None, description="the list the item was shown in (its response's recommendation_id): attribution"
+    )
+    position: Count | None = Field(None, ge=0, le=999, description="the item's 0-based position in that list")
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"user_id": "U00001", "item_id": "P00007", "event": "purchase", "event_id": "e-1"}],
-            # The rating rule below, in the schema (JSON Schema if/then, OpenAPI 3.1).
-            "if": {"properties": {"event": {"const": "rating"}}},
-            "then": {
-                "required": ["value"],
-                "properties": {"value": {"type": "number", "minimum": 1, "maximum": 5}},
-            },
+            "examples": [
+                {"user_id": "U00001", "item_id": "P00007", "event": "purchase", "event_id": "e-1"},
+                {
+                    "user_id": "U00001",
+                    "item_id": "P00007",
+                    "event": "click",
+                    "recommendation_id": "3f9a0c2e7b1d4e5f8a6b9c0d1e2f3a4b",
+                    "position": 0,
+                },
+            ],
+            # The rules below, in the schema (JSON Schema if/then, OpenAPI 3.1).
+            "allOf": [
+                {
+                    "if": {"properties": {"event": {"const": "rating"}}},
+                    "then": {
+                        "required": ["value"],
+                        "properties": {"value": {"type": "number", "minimum": 1, "maximum": 5}},
+                    },
+                },
+                {
+                    "if": {"required": ["position"], "properties": {"position": {"type": "integer"}}},
+                    "then": {
+                        "required": ["recommendation_id"],
+                        "properties": {"recommendation_id": {"type": "string"}},
+                    },
+                },
+            ],
         },
     )
 
@@ -270,6 +313,8 @@ class FeedbackEvent(Input):
     def _rating_value(self) -> FeedbackEvent:
         if self.event == Event.rating and (self.value is None or not 1 <= self.value <= 5):
             raise ValueError("a rating event needs value between 1 and 5")
+        if self.position is not None and self.recommendation_id is None:
+            raise ValueError("position needs the recommendation_id of the list it is a position in")
         return self
 
 

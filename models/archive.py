@@ -26,7 +26,7 @@ def write(events: list[dict[str, str]], archive_dir: Path) -> list[Path]:
     if not events:
         return []
     frame = pd.DataFrame(events).reindex(columns=COLUMNS)
-    for column in ("value", "timestamp", "received_at"):
+    for column in ("value", "timestamp", "received_at", "position"):
         frame[column] = pd.to_numeric(frame[column].replace("", None), errors="coerce")
     frame["date"] = [
         datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d") for t in frame["received_at"].fillna(0)
@@ -48,10 +48,11 @@ def write(events: list[dict[str, str]], archive_dir: Path) -> list[Path]:
 
 
 def read(archive_dir: Path) -> pd.DataFrame:
-    """Every archived event once, oldest first (canonical interaction columns included)."""
+    """Every archived event once, oldest first (canonical interaction columns included;
+    files written before a field existed have it empty)."""
     files = sorted(archive_dir.glob("date=*/*.parquet")) if archive_dir.exists() else []
     if not files:
         return pd.DataFrame(columns=COLUMNS)
-    frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True).reindex(columns=COLUMNS)
     frame = frame.drop_duplicates("event_id", keep="first")
     return frame.sort_values(["received_at", "stream_id"], kind="stable").reset_index(drop=True)

@@ -80,13 +80,43 @@ def test_a_users_keys_share_one_slot(cluster):
     keys = Keys("shoprec:v1")
     for user in ("u1", "someone", "ümlaut", "a{b}c"):
         shard = keys.shard(user)
+        attribution = (
+            keys.recommendation(user, "rid"),
+            keys.experiment_user("exp", user),
+            keys.experiment_totals("exp", "control", shard),
+        )
         slots = {
             client.keyslot(k)
-            for k in (keys.recent(user), keys.seen_event(user, "e"), keys.events_stream(shard))
+            for k in (keys.recent(user), keys.seen_event(user, "e"), keys.events_stream(shard), *attribution)
         }
         assert len(slots) == 1
     assert len({client.keyslot(s) for s in keys.all_streams()}) > 1  # streams spread over the cluster
     client.close()
+
+
+async def test_attribution_and_experiment_results_on_a_cluster(cluster, settings_factory):
+    settings = settings_factory(redis_url=cluster, redis_cluster=True, implicit_impressions=True)
+    two = {"variants": {"control": {"share": 1}, "b": {"share": 1}}}
+    async with app_client(settings) as http:
+        assert (await http.put("/v1/admin/experiments/cl", json=two)).status_code == 200
+        assert (await http.post("/v1/admin/experiments/cl/start")).status_code == 200
+        clicks: dict[str, int] = {"control": 0, "b": 0}
+        for n in range(30):
+            user = f"cl-user-{n}"
+            answer = (await http.get(f"/v1/users/{user}/recommendations", params={"k": 4})).json()
+            events = [
+                {"user_id": user, "item_id": answer["items"][p]["item_id"], "event": "click",
+                 "recommendation_id": answer["recommendation_id"], "position": p}
+                for p in range(n % 3)
+            ]  # fmt: skip
+            if events:
+                assert (await http.post("/v1/feedback/batch", json={"events": events})).status_code == 202
+            clicks[answer["variant"]] += len(events)
+        results = (await http.get("/v1/admin/experiments/cl")).json()
+        groups = {g["name"]: g for g in results["groups"]}
+        assert sum(g["users"] for g in groups.values()) == 30
+        assert sum(g["impressions"] for g in groups.values()) == 120  # implicit: 4 per list
+        assert {name: g["clicks"] for name, g in groups.items()} == clicks
 
 
 @pytest.mark.slow

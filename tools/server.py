@@ -39,12 +39,24 @@ def free_port() -> int:
 
 
 # -- Redis ------------------------------------------------------------------------------
-def start_redis(folder: Path, port: int, *options: str) -> subprocess.Popen[bytes]:
+def start_redis(folder: Path, port: int, *options: str, cpus: str | None = None) -> subprocess.Popen[bytes]:
     """redis-server on ``port`` keeping its files in ``folder``, answering PING when this returns.
 
-    options: more redis-server arguments, e.g. ``"--appendonly", "yes"``.
+    options: more redis-server arguments, e.g. ``"--appendonly", "yes"``; cpus: pinned to
+    these cores (``taskset -c``).
     """
-    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder), *options]
+    pin = ["taskset", "-c", cpus] if cpus is not None else []
+    command = [
+        *pin,
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(folder),
+        *options,
+    ]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     client = redis.Redis(port=port)
     try:
@@ -71,14 +83,15 @@ class RedisServer:
     """A private redis-server on a free port, files in ``folder``; restartable on the same port
     (with ``APPEND_ONLY`` it replays its append-only file)."""
 
-    def __init__(self, folder: Path, *options: str) -> None:
+    def __init__(self, folder: Path, *options: str, cpus: str | None = None) -> None:
         self.folder, self.options = folder, options or NO_PERSISTENCE
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
+        self.cpus = cpus
 
     def start(self) -> RedisServer:
-        self.process = start_redis(self.folder, self.port, *self.options)
+        self.process = start_redis(self.folder, self.port, *self.options, cpus=self.cpus)
         return self
 
     def kill(self) -> None:
@@ -92,9 +105,9 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def private_redis(folder: Path, *options: str) -> Iterator[RedisServer]:
+def private_redis(folder: Path, *options: str, cpus: str | None = None) -> Iterator[RedisServer]:
     """A started RedisServer, killed afterwards."""
-    server = RedisServer(folder, *options).start()
+    server = RedisServer(folder, *options, cpus=cpus).start()
     try:
         yield server
     finally:

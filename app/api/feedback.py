@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from app.api import limits
 from app.auth import WRITER
@@ -11,7 +11,7 @@ from app.errors import BODY_ERRORS, StoreUnavailable, responses
 from app.schemas import BatchAccepted, FeedbackAccepted, FeedbackBatch, FeedbackEvent
 
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"], dependencies=[WRITER])
-ID_FIELDS = ("user_id", "item_id", "event_id")
+ID_FIELDS = ("user_id", "item_id", "event_id", "recommendation_id")
 ERRORS = responses(401, 403, 503, *BODY_ERRORS)
 
 
@@ -23,22 +23,25 @@ async def post_feedback(event: FeedbackEvent, state: StateDep) -> FeedbackAccept
 
 
 @router.post("/batch", status_code=202, response_model=BatchAccepted, responses=ERRORS)
-async def post_feedback_batch(batch: FeedbackBatch, state: StateDep) -> BatchAccepted:
+async def post_feedback_batch(batch: FeedbackBatch, state: StateDep) -> Response:
     """Record up to 1,000 events in one round trip; one invalid event rejects the batch."""
     limits.check(state.settings, batch=len(batch.events))
     results = await _store(state, batch.events)
     stored = sum(1 for _, s in results if s)
-    return BatchAccepted(
+    body = BatchAccepted(
         accepted=len(results), duplicates=len(results) - stored, event_ids=[e for e, _ in results]
     )
+    # Serialised once here; returning the model would make FastAPI validate it again.
+    return Response(body.model_dump_json(), status_code=202, media_type="application/json")
 
 
 async def _store(state: State, events: list[FeedbackEvent]) -> list[tuple[str, bool]]:
     limits.check(state.settings, ids=[(f, getattr(e, f) or "") for e in events for f in ID_FIELDS])
     recommender = state.recommender
     version = recommender.version if recommender is not None else "none"
+    attribution = state.experiments.attribution() if state.settings.attribution else None
     try:
-        results = await state.store.append([e.model_dump(mode="json") for e in events], model_version=version)
+        results = await state.store.append(events, model_version=version, attribution=attribution)
     except StoreUnavailable:
         state.metrics.feedback.labels("unavailable").inc(len(events))
         raise

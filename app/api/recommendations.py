@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from app.api import limits
 from app.auth import READER
 from app.deps import RecommenderDep, State, StateDep
 from app.errors import BODY_ERRORS, InvalidRequest, StoreUnavailable, responses
+from app.experiments.definition import Assignment, Variant
 from app.schemas import (
     BOOST,
     DIVERSITY,
@@ -28,7 +30,8 @@ from app.schemas import (
 )
 from app.scoring import history
 from app.scoring.history import ExcludeHistory, History
-from app.scoring.recommender import Explore, Filters, Recommendation, Recommender, Rerank
+from app.scoring.recommender import Explore, Filters, Recommendation, Recommender, Rerank, Strategy
+from app.store.attribution import Served
 from app.store.feedback import RecentEvent
 
 router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[READER])
@@ -50,19 +53,26 @@ async def recommend(body: RecommendationRequest, state: StateDep, recommender: R
     )
     f = body.filters
     filters = Filters.of(f.category, f.brand, f.min_price, f.max_price) if f is not None else None
+    unit = body.user_id or body.session_id
+    assignment = state.experiments.assignment(unit)
+    variant = _variant(assignment)
+    scored, user_vector = _history(built, variant)
+    diversity = body.diversity if variant.diversity is None else variant.diversity
+    exploration = body.exploration if variant.exploration is None else variant.exploration
     # Scoring is ~1 ms of numpy: run inline (a thread hop costs more than it frees).
     result = recommender.recommend(
-        built.weights,
+        scored,
         k=body.k,
         exclude=_excluded(recommender, built, body.exclude_history, body.exclude),
         filters=filters,
         explain=body.explain,
-        user_vector=built.user_vector,
-        rerank=Rerank(body.diversity, {str(a): t for a, t in body.boost.items()}),
-        explore=await _explore(state, recommender, body.exploration),
+        user_vector=user_vector,
+        weights=variant.weights,
+        rerank=Rerank(diversity, {str(a): t for a, t in body.boost.items()}),
+        explore=await _explore(state, recommender, exploration),
     )
     await _count_exposure(state, recommender, result)
-    return _response(state, recommender, result, built.unknown, live_read)
+    return await _response(state, recommender, result, unit, assignment, built.unknown, live_read)
 
 
 @router.get(
@@ -101,18 +111,43 @@ async def user_recommendations(
         raise InvalidRequest("min_price must not exceed max_price")
     live, live_read = await _live_events(state, user_id)
     built = history.build(recommender, user_id=user_id, live=live)
+    assignment = state.experiments.assignment(user_id)
+    variant = _variant(assignment)
+    scored, user_vector = _history(built, variant)
     result = recommender.recommend(
-        built.weights,
+        scored,
         k=k,
         exclude=_excluded(recommender, built, exclude_history, excluded_ids),
         filters=Filters.of(category, brand, min_price, max_price),
         explain=explain,
-        user_vector=built.user_vector,
-        rerank=Rerank(diversity, _boosts(boost or [])),
-        explore=await _explore(state, recommender, exploration),
+        user_vector=user_vector,
+        weights=variant.weights,
+        rerank=Rerank(diversity if variant.diversity is None else variant.diversity, _boosts(boost or [])),
+        explore=await _explore(
+            state, recommender, exploration if variant.exploration is None else variant.exploration
+        ),
     )
     await _count_exposure(state, recommender, result)
-    return _response(state, recommender, result, [], live_read)
+    return await _response(state, recommender, result, user_id, assignment, [], live_read)
+
+
+DEFAULTS = Variant(share=1)
+
+
+def _variant(assignment: Assignment | None) -> Variant:
+    """What the shopper's variant changes: its blend weights, strategy, diversity and
+    exploration take precedence over the request's (the experiment decides); what it leaves
+    out, and everything for the holdout and outside an experiment, stays the request's."""
+    if assignment is None or assignment.variant is None:
+        return DEFAULTS
+    return assignment.variant
+
+
+def _history(built: History, variant: Variant) -> tuple[dict[int, float], np.ndarray | None]:
+    """(history weights, stored user vector) to score: none for a variant serving popularity."""
+    if variant.strategy == Strategy.popular:
+        return {}, None
+    return built.weights, built.user_vector
 
 
 def _boosts(rules: list[str]) -> dict[str, dict[str, float]]:
@@ -173,8 +208,14 @@ def _excluded(
     return built.excluded(policy) | {i for i in named if i >= 0}
 
 
-def _response(
-    state: State, recommender: Recommender, result: Recommendation, unknown: list[str], live: bool
+async def _response(
+    state: State,
+    recommender: Recommender,
+    result: Recommendation,
+    unit: str | None,
+    assignment: Assignment | None,
+    unknown: list[str],
+    live: bool,
 ) -> Response:
     state.metrics.recommendations.labels(result.strategy.value).inc()
     items = []
@@ -190,6 +231,29 @@ def _response(
         strategy=result.strategy,
         unknown_items=unknown,
         live_feedback=live,
+        recommendation_id=uuid.uuid4().hex,
+        experiment_id=assignment.experiment_id if assignment else None,
+        variant=assignment.group if assignment else None,
     )
+    if unit is not None and state.settings.attribution:
+        await _record(state, body, unit)
     # Serialised once here; returning the model would make FastAPI validate it again.
     return Response(body.model_dump_json(), media_type="application/json")
+
+
+async def _record(state: State, body: RecommendationResponse, unit: str) -> None:
+    """The list's attribution record (and implicit impressions); a Redis outage loses them,
+    not the answer."""
+    served = Served(
+        recommendation_id=body.recommendation_id,
+        unit=unit,
+        experiment_id=body.experiment_id or "",
+        group=body.variant or "",
+        model_version=body.model_version,
+        strategy=body.strategy.value,
+        item_ids=[i.item_id for i in body.items],
+    )
+    try:
+        await state.attribution.record(served)
+    except StoreUnavailable as exc:
+        state.metrics.store_error(exc, "attribution record of a recommendation")
