@@ -23,7 +23,8 @@ from app.scoring.recommender import SimilarBy, Strategy
 
 # Ids are 1-128 printable characters (no control characters: they break logs and CSV exports).
 ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
-Id = Annotated[str, Field(min_length=1, max_length=128, pattern=ID_PATTERN, examples=["85123A"])]
+ID_MAX_LENGTH = 128
+Id = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN, examples=["85123A"])]
 # JSON numbers and booleans are taken as they are: "10" is not an int, 0 is not a bool.
 Count = Annotated[int, Field(strict=True)]
 Flag = Annotated[bool, Field(strict=True)]

@@ -8,7 +8,7 @@ from app.api import limits
 from app.auth import WRITER
 from app.deps import State, StateDep
 from app.errors import BODY_ERRORS, StoreUnavailable, responses
-from app.schemas import BatchAccepted, FeedbackAccepted, FeedbackBatch, FeedbackEvent
+from app.schemas import ID_MAX_LENGTH, BatchAccepted, FeedbackAccepted, FeedbackBatch, FeedbackEvent
 
 router = APIRouter(prefix="/v1/feedback", tags=["feedback"], dependencies=[WRITER])
 ID_FIELDS = ("user_id", "item_id", "event_id", "recommendation_id")
@@ -36,7 +36,8 @@ async def post_feedback_batch(batch: FeedbackBatch, state: StateDep) -> Response
 
 
 async def _store(state: State, events: list[FeedbackEvent]) -> list[tuple[str, bool]]:
-    limits.check(state.settings, ids=[(f, getattr(e, f) or "") for e in events for f in ID_FIELDS])
+    if state.settings.max_id_length < ID_MAX_LENGTH:  # else the schema has checked them
+        limits.check(state.settings, ids=[(f, getattr(e, f) or "") for e in events for f in ID_FIELDS])
     recommender = state.recommender
     version = recommender.version if recommender is not None else "none"
     attribution = state.experiments.attribution() if state.settings.attribution else None

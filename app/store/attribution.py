@@ -81,8 +81,8 @@ end
 # its group's totals. ARGV: record ttl, counters ttl, count (0/1), the record's 4 values,
 # then the stream field names and the impressions' values (JSON: one argument each, as in
 # app.store.feedback, since redis-py packs every argument in Python). The
-# record is what feedback needs to be attributed, no more (~250 bytes of Redis memory a
-# list): the items are in the feedback (item_id, position) and the implicit impressions.
+# record is what feedback needs to be attributed, no more (110-250 bytes of Redis memory
+# a list): the items are in the feedback (item_id, position) and the implicit impressions.
 _SERVE = (
     COUNT_LUA
     + """

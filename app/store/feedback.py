@@ -34,7 +34,8 @@ _AT = {name: STREAM_FIELDS.index(name) + 1 for name in ("event", *ATTRIBUTED_FIE
 # of its seen marker, recent list, list record, user counts, group totals (0: none), then its
 # stream values]. Kind 0: plain; 1: attributed (reads the list's record); 2: attributed in
 # the running experiment (also counts, when the record says the list was served in it to
-# this group). Returns 1 per stored event, 0 per duplicate event id.
+# this group). Returns one character per event: 1 stored, 0 a duplicate event id (one
+# string: redis-py parses a reply of n integers line by line, in Python).
 _APPEND = (
     COUNT_LUA
     + f"""
@@ -71,9 +72,9 @@ for e = 1, #events do
     redis.call('XADD', KEYS[1], '*', unpack(fields))
     redis.call('LPUSH', KEYS[ev[5]], cjson.encode(ev[3]))
     lists[ev[5]] = true
-    out[e] = 1
+    out[e] = '1'
   else
-    out[e] = 0
+    out[e] = '0'
   end
 end
 -- Once per list and per counter key, not per event.
@@ -82,7 +83,7 @@ for at in pairs(lists) do
   redis.call('EXPIRE', KEYS[at], recent_ttl)
 end
 flush(exp_ttl)
-return out
+return table.concat(out)
 """
 )
 _NAMES = json.dumps(STREAM_FIELDS)
@@ -220,7 +221,7 @@ class FeedbackStore:
         stored = [False] * len(events)
         for call, reply in zip(calls.values(), replies, strict=True):
             for p, flag in zip(call.positions, reply, strict=True):
-                stored[p] = bool(flag)
+                stored[p] = flag == "1"
         return list(zip(ids, stored, strict=True))
 
     @staticmethod
