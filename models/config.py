@@ -100,6 +100,9 @@ class ItemAEConfig:
     noise: float = 0.2  # input dropout: a denoising autoencoder generalises to sparse features
     title_buckets: int = 2048  # hashed bag of words of the title
     mapping_l2: float = 1.0  # ridge penalty of the content -> CF embedding map
+    # The map trusts an item's decoder row in proportion to its interactions, up to this many
+    # (rows of items seen once or twice are mostly their initialisation and the prior).
+    mapping_full_weight: int = 5
     seed: int = 20261127
 
 

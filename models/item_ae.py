@@ -114,15 +114,22 @@ def train_item_autoencoder(
 
 
 def fit_content_to_cf(
-    content: np.ndarray, item_emb: np.ndarray, item_bias: np.ndarray, *, l2: float
+    content: np.ndarray,
+    item_emb: np.ndarray,
+    item_bias: np.ndarray,
+    *,
+    l2: float,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Ridge regression [content, 1] -> [item_emb, item_bias] on warm items.
+    """Weighted ridge regression [content, 1] -> [item_emb, item_bias] on warm items.
 
-    content: (n_warm, d), item_emb: (n_warm, h), item_bias: (n_warm,).
+    content: (n_warm, d), item_emb: (n_warm, h), item_bias: (n_warm,); weights: (n_warm,) how
+    much each item's row is trusted (an item seen once has a barely trained decoder row).
     Returns (d + 1, h + 1) float32.
     """
     x = np.hstack([content, np.ones((content.shape[0], 1))]).astype(np.float64)
     y = np.hstack([item_emb, item_bias[:, None]]).astype(np.float64)
+    w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64)
     penalty = l2 * np.eye(x.shape[1])
     penalty[-1, -1] = 0.0  # the intercept is not shrunk
-    return np.linalg.solve(x.T @ x + penalty, x.T @ y).astype(np.float32)
+    return np.linalg.solve((x * w[:, None]).T @ x + penalty, (x * w[:, None]).T @ y).astype(np.float32)

@@ -108,8 +108,13 @@ def export_arrays(
     # Encoder rows of items never seen as input hold their random initialisation: zero them.
     arrays["enc_w1"][~seen] = 0.0
     content = shared["content_emb"]
+    counts = np.diff(trained_on.tocsc().indptr)[seen]
     arrays["content_to_cf"] = fit_content_to_cf(
-        content[seen], arrays["item_emb"][seen], arrays["item_bias"][seen], l2=config.item_ae.mapping_l2
+        content[seen],
+        arrays["item_emb"][seen],
+        arrays["item_bias"][seen],
+        l2=config.item_ae.mapping_l2,
+        weights=np.minimum(counts / max(config.item_ae.mapping_full_weight, 1), 1.0),
     )
     emb, bias = content_to_cf(content[~seen], arrays)
     arrays["item_emb"][~seen], arrays["item_bias"][~seen] = emb, bias
