@@ -108,3 +108,23 @@ def test_epoch_budgets_scale_with_the_data():
     assert small == (200, 20)  # 6 batches per epoch: the cap, not cut short
     assert large == (10, 5)  # 2,000 batches per epoch: the floor
     assert plan_epochs(VAEConfig(epochs=7, patience=3), n_users=3_000) == (7, 3)
+
+
+def test_the_content_map_weights_items_by_how_much_their_rows_were_trained():
+    """A row with weight 0 (an item never trained) does not move the content->CF map; with
+    weight 1 it does."""
+    from models.item_ae import fit_content_to_cf
+
+    rng = np.random.default_rng(0)
+    content = rng.standard_normal((50, 4))
+    emb = content @ rng.standard_normal((4, 3))
+    bias = content[:, 0]
+    noisy_emb, noisy_bias = emb.copy(), bias.copy()
+    noisy_emb[0], noisy_bias[0] = 100.0, -100.0  # a barely trained item's wild row
+    clean = fit_content_to_cf(content[1:], emb[1:], bias[1:], l2=1.0)
+    weights = np.ones(50)
+    weights[0] = 0.0
+    ignored = fit_content_to_cf(content, noisy_emb, noisy_bias, l2=1.0, weights=weights)
+    trusted = fit_content_to_cf(content, noisy_emb, noisy_bias, l2=1.0)
+    assert np.allclose(ignored, clean, atol=1e-4)
+    assert not np.allclose(trusted, clean, atol=1e-1)
