@@ -59,7 +59,7 @@ async def recommend(body: RecommendationRequest, state: StateDep, recommender: R
     scored, user_vector = _history(built, variant)
     diversity = body.diversity if variant.diversity is None else variant.diversity
     exploration = body.exploration if variant.exploration is None else variant.exploration
-    # Scoring is ~1 ms of numpy: run inline (a thread hop costs more than it frees).
+    # Scoring is a few ms of numpy: run inline (a thread hop costs more than it frees).
     result = recommender.recommend(
         scored,
         k=body.k,
