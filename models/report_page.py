@@ -167,10 +167,12 @@ def _diversity_section(rows: list[dict[str, Any]]) -> list[str]:
         "| diversity | ndcg@10 | recall@10 | intra-list diversity | categories in top 10 | coverage@10 |",
         "|---|---|---|---|---|---|",
     ]
+    categorised = any(row["categories@10"] for row in rows)  # Amazon's files name none
     for row in rows:
+        categories = f"{row['categories@10']:.2f}" if categorised else "no categories"
         lines.append(
             f"| {row['diversity']:.1f} | {row['ndcg@10']:.4f} | {row['recall@10']:.4f} | "
-            f"{row['ild@10']:.3f} | {row['categories@10']:.2f} | {row['coverage@10']:.3f} |"
+            f"{row['ild@10']:.3f} | {categories} | {row['coverage@10']:.3f} |"
         )
     return [*lines, ""]
 
