@@ -20,7 +20,7 @@ from app.scoring.recommender import Recommender, Rerank
 from app.scoring.rerank import intra_list_diversity
 from models.blend import Log
 from models.metrics import coverage_at_k, ndcg_at_k, recall_at_k
-from models.report import Heldout, map_heldout
+from models.report import Heldout, map_heldout, recommender_lists
 
 SETTINGS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
 K = 10
@@ -33,17 +33,12 @@ def curve(
     metrics are: one whose fold-in the artifact does not know gets popular items)."""
     recommender = Recommender(artifact.load(version_dir))
     mapped = map_heldout(heldout, [bytes(i).decode() for i in recommender.artifact.arrays["item_ids"]])
-    users = range(mapped.foldin.shape[0])
     rows = []
     for d in settings:
-        ranked = np.full((len(users), K), -1, dtype=np.int64)
+        ranked = recommender_lists(recommender, mapped, k=K, rerank=Rerank(d))
         diversity, categories = [], []
-        for n, u in enumerate(users):
-            start, end = mapped.foldin.indptr[u], mapped.foldin.indptr[u + 1]
-            items = mapped.foldin.indices[start:end].tolist()
-            history = dict(zip(items, mapped.foldin.data[start:end].tolist(), strict=True))
-            found = recommender.recommend(history, k=K, exclude=items, rerank=Rerank(d)).item_idx
-            ranked[n, : len(found)] = found
+        for found in ranked:
+            found = found[found >= 0]
             vectors = recommender.item_vectors(found)
             diversity.append(intra_list_diversity(vectors) if vectors is not None else 0.0)
             named = recommender.catalog.values(found, "category")

@@ -20,7 +20,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from app.scoring import artifact
-from app.scoring.recommender import Filters, Recommender
+from app.scoring.recommender import Filters, Recommender, Rerank
 from app.scoring.scorer import top_k
 from models.config import TrainConfig
 from models.data import Dataset, clean, load
@@ -152,6 +152,7 @@ def recommender_lists(
     weights: dict[str, float] | None = None,
     filters: Filters | None = None,
     k: int = K,
+    rerank: Rerank | None = None,
 ) -> np.ndarray:
     """Top-k (n_users, k) of each user through ``Recommender.recommend`` (-1: fewer), the
     fold-in excluded: the serving path, one request per user."""
@@ -160,7 +161,9 @@ def recommender_lists(
         start, end = mapped.foldin.indptr[u], mapped.foldin.indptr[u + 1]
         items, values = mapped.foldin.indices[start:end].tolist(), mapped.foldin.data[start:end].tolist()
         history = dict(zip(items, values, strict=True))
-        found = recommender.recommend(history, k=k, exclude=items, filters=filters, weights=weights).item_idx
+        found = recommender.recommend(
+            history, k=k, exclude=items, filters=filters, weights=weights, rerank=rerank
+        ).item_idx
         out[u, : len(found)] = found
     return out
 
