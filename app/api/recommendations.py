@@ -185,8 +185,7 @@ async def _explore(state: State, recommender: Recommender, share: float | None) 
     except StoreUnavailable as exc:
         state.metrics.store_error(exc, "exposure of a recommendation")
         saturated = state.exposure.last_saturated
-    found = recommender.known_ids(sorted(saturated)).tolist() if saturated else []
-    return Explore(share, settings.explore_max_popularity, frozenset(i for i in found if i >= 0))
+    return Explore(share, settings.explore_max_popularity, recommender.indices_of(saturated))
 
 
 async def _count_exposure(state: State, recommender: Recommender, result: Recommendation) -> None:

@@ -113,6 +113,7 @@ class Recommender:
         self._user_weights = a["user_weights"]
         self.catalog_entries: dict[str, dict[str, Any] | None] = {}  # the changes applied
         self._low_exposure: dict[float, np.ndarray] = {}
+        self._indices_of: tuple[frozenset[str], int, frozenset[int]] | None = None
 
     @property
     def n_items(self) -> int:
@@ -403,6 +404,15 @@ class Recommender:
     def item_view(self, idx: int) -> dict[str, Any]:
         item = self.catalog.record(idx)
         return {f: item.get(f) for f in ("item_id", "title", "category", "brand", "price")}
+
+    def indices_of(self, item_ids: frozenset[str]) -> frozenset[int]:
+        """The known items of a set of ids, remembered for the last set asked (the exposure
+        store hands out the same set object until it rereads Redis)."""
+        cached = self._indices_of
+        if cached is None or cached[0] is not item_ids or cached[1] != self.n_items:
+            found = self.known_ids(sorted(item_ids)).tolist() if item_ids else []
+            cached = self._indices_of = (item_ids, self.n_items, frozenset(i for i in found if i >= 0))
+        return cached[2]
 
     def known_ids(self, item_ids: Sequence[str]) -> np.ndarray:
         """Item index of each id (-1: unknown; a deleted item keeps its index)."""
