@@ -49,7 +49,7 @@ def build(
         "popularity": popularity,
         "popular_order": np.argsort(-popularity, kind="stable").astype(np.int64),
     }
-    arrays |= _vae(rng, theme, popularity, n_users=n_users, hidden=hidden, content_dim=64)
+    arrays |= _vae(rng, theme, popularity, n_users=n_users, hidden=hidden, feature_dim=space.dim)
     arrays |= _content(rng, theme, feature_dim=space.dim, content_dim=64)
     arrays |= _item_item(rng, theme, neighbours=50)
     arrays |= _users(rng, n_users, n_items)
@@ -101,7 +101,7 @@ def _vae(
     *,
     n_users: int,
     hidden: int,
-    content_dim: int,
+    feature_dim: int,
 ) -> dict[str, np.ndarray]:
     n_items, latent = len(theme), 64
     emb = _clustered(rng, theme, hidden, 0.5) * np.float32(0.1)
@@ -119,7 +119,7 @@ def _vae(
         "item_emb": emb,
         "item_bias": np.log1p(popularity).astype(np.float32),
         "item_norm": np.linalg.norm(emb, axis=1).astype(np.float32),
-        "content_to_cf": small(content_dim + 1, hidden + 1),
+        "content_to_cf": small(feature_dim + 1, hidden + 1),
         "user_emb": np.tanh(small(n_users, hidden) * 20),
     }
 

@@ -2,9 +2,11 @@
 
 A denoising autoencoder [F -> hidden -> d -> hidden -> F] (ReLU, sigmoid output, binary
 cross-entropy: the features are multi-hot or in [0, 1]) gives each item a content embedding
-from its category, brand, attributes, title words and price. A ridge regression from that
-embedding to the VAE's item embedding and bias, fitted on items with interactions, gives a
-collaborative embedding to an item nobody has interacted with yet (cold start).
+from its category, brand, attributes, title words and price. A ridge regression from the item's
+features to the VAE's item embedding and bias, fitted on items with interactions, gives a
+collaborative embedding to an item nobody has interacted with yet (cold start). The map reads
+the sparse features themselves, not the 64-d embedding: on Online Retail's cold-start split
+that ranked unseen items at NDCG@10 0.136 instead of 0.060 (docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable
 
 import keras
 import numpy as np
+import scipy.linalg
 import scipy.sparse as sp
 import tensorflow as tf
 from keras import layers
@@ -114,22 +117,35 @@ def train_item_autoencoder(
 
 
 def fit_content_to_cf(
-    content: np.ndarray,
+    features: np.ndarray | sp.spmatrix,
     item_emb: np.ndarray,
     item_bias: np.ndarray,
     *,
     l2: float,
     weights: np.ndarray | None = None,
+    max_columns: int = 16_384,
 ) -> np.ndarray:
-    """Weighted ridge regression [content, 1] -> [item_emb, item_bias] on warm items.
+    """Weighted ridge regression [features, 1] -> [item_emb, item_bias] on warm items.
 
-    content: (n_warm, d), item_emb: (n_warm, h), item_bias: (n_warm,); weights: (n_warm,) how
-    much each item's row is trusted (an item seen once has a barely trained decoder row).
+    features: (n_warm, d) dense or sparse, item_emb: (n_warm, h), item_bias: (n_warm,);
+    weights: (n_warm,) how much each item's row is trusted (an item seen once has a barely
+    trained decoder row). The normal equations are d x d: past ``max_columns`` feature columns
+    only the most frequent ones are fitted (the others' rows stay 0).
     Returns (d + 1, h + 1) float32.
     """
-    x = np.hstack([content, np.ones((content.shape[0], 1))]).astype(np.float64)
+    x = sp.csr_matrix(features, dtype=np.float64)
+    d = x.shape[1]
+    w = np.ones(x.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+    columns = np.arange(d)
+    if d > max_columns:
+        frequency = np.asarray((x != 0).sum(axis=0)).ravel()
+        columns = np.sort(np.argsort(-frequency, kind="stable")[:max_columns])
+    x = sp.hstack([x[:, columns], np.ones((x.shape[0], 1))], format="csr")
     y = np.hstack([item_emb, item_bias[:, None]]).astype(np.float64)
-    w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64)
-    penalty = l2 * np.eye(x.shape[1])
-    penalty[-1, -1] = 0.0  # the intercept is not shrunk
-    return np.linalg.solve((x * w[:, None]).T @ x + penalty, (x * w[:, None]).T @ y).astype(np.float32)
+    xtw = (x.T @ sp.diags(w)).tocsr()
+    gram = np.asarray((xtw @ x).todense())
+    gram[np.diag_indices(len(columns))] += l2  # the intercept (last) is not shrunk
+    solved = scipy.linalg.solve(gram, np.asarray(xtw @ y), assume_a="pos")
+    out = np.zeros((d + 1, y.shape[1]), np.float32)
+    out[columns], out[-1] = solved[:-1], solved[-1]
+    return out

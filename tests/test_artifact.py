@@ -25,7 +25,7 @@ def test_round_trip(trained, artifacts_dir):
     result, _ = trained
     loaded = artifact.load(artifacts_dir)
     manifest = loaded.manifest
-    assert manifest.schema_version == artifact.SCHEMA_VERSION == 2
+    assert manifest.schema_version == artifact.SCHEMA_VERSION == 3
     assert loaded.users == result.data.user_ids
     assert [i["item_id"] for i in loaded.items] == result.data.item_ids
     assert set(loaded.arrays) == set(artifact.array_specs(manifest.components))
@@ -79,7 +79,7 @@ def test_an_older_schema_version_is_refused_with_the_fix(copy):
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["schema_version"] = 1
     (copy / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ArtifactError, match=r"schema_version 1, this server reads 2: train a new version"):
+    with pytest.raises(ArtifactError, match=r"schema_version 1, this server reads 3: train a new version"):
         artifact.load(copy)
 
 

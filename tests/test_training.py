@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from app.scoring.scorer import top_k
 from models.vae import vae_logits
@@ -42,7 +43,7 @@ def test_keras_and_numpy_agree(trained):
 def test_cold_items_get_embeddings_from_the_content_map(trained):
     result, _ = trained
     assert result.arrays["content_to_cf"].shape == (
-        result.arrays["content_emb"].shape[1] + 1,
+        result.data.features.shape[1] + 1,
         result.arrays["item_emb"].shape[1] + 1,
     )
 
@@ -128,3 +129,43 @@ def test_the_content_map_weights_items_by_how_much_their_rows_were_trained():
     trusted = fit_content_to_cf(content, noisy_emb, noisy_bias, l2=1.0)
     assert np.allclose(ignored, clean, atol=1e-4)
     assert not np.allclose(trusted, clean, atol=1e-1)
+
+
+def test_a_new_catalog_item_gets_the_row_the_training_map_gives_its_features(trained):
+    """Serving maps a new item's features (encoded from its catalog entry, as training encodes
+    the catalog) through the same ridge map: a warm item's attributes re-added under a new id
+    get ``[features, 1] @ content_to_cf`` of that item, and a different title moves the row."""
+    from app.scoring.artifact import load
+    from app.scoring.features import content_to_cf
+    from app.scoring.recommender import Recommender
+
+    result, out = trained
+    recommender = Recommender(load(out / "current"))
+    i = 0
+    entry = {k: result.catalog[i][k] for k in ("title", "category", "brand", "price")}
+    recommender.apply_changes({"NEW-A": entry, "NEW-B": {**entry, "title": "walnut sideboard"}})
+    a, b = recommender.index_of("NEW-A"), recommender.index_of("NEW-B")
+    assert a is not None and b is not None
+    vae = recommender.scorer.components["vae"]
+    expected_emb, expected_bias = content_to_cf(result.data.features[[i]], result.arrays)
+    assert np.allclose(vae.item_vectors(np.array([a]))[0], expected_emb[0], atol=1e-5)
+    assert np.isclose(float(vae.bias.take(np.array([a]))[0]), float(expected_bias[0]), atol=1e-5)
+    assert not np.allclose(vae.item_vectors(np.array([b]))[0], expected_emb[0], atol=1e-3)
+
+
+def test_the_content_map_fits_sparse_features_and_caps_their_columns():
+    """A map linear in the features is recovered from sparse rows; past ``max_columns`` only
+    the most frequent columns get weights (the others' rows are 0)."""
+    from models.item_ae import fit_content_to_cf
+
+    rng = np.random.default_rng(1)
+    features = sp.random(400, 30, density=0.2, random_state=2, format="csr", dtype=np.float64)
+    features.data[:] = 1.0
+    truth = rng.standard_normal((30, 5))
+    target = np.asarray(features @ truth) + 0.5
+    fitted = fit_content_to_cf(features, target[:, :4], target[:, 4], l2=1e-6)
+    assert np.allclose(fitted[:-1], truth, atol=1e-3) and np.allclose(fitted[-1], 0.5, atol=1e-3)
+    frequency = np.asarray((features != 0).sum(axis=0)).ravel()
+    capped = fit_content_to_cf(features, target[:, :4], target[:, 4], l2=1.0, max_columns=10)
+    kept = np.flatnonzero(np.abs(capped[:-1]).sum(axis=1) > 0)
+    assert len(kept) == 10 and set(kept) == set(np.argsort(-frequency, kind="stable")[:10])

@@ -110,10 +110,13 @@ def encode_content(features: np.ndarray | sp.csr_matrix, arrays: Mapping[str, np
     return (hidden @ arrays["feat_w2"] + arrays["feat_b2"]).astype(np.float32)
 
 
-def content_to_cf(content: np.ndarray, arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Map content embeddings to collaborative (item_emb, item_bias) for cold items."""
-    with_bias = np.hstack([content, np.ones((content.shape[0], 1), dtype=np.float32)])
-    mapped = (with_bias @ arrays["content_to_cf"]).astype(np.float32)
+def content_to_cf(
+    features: np.ndarray | sp.csr_matrix, arrays: Mapping[str, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Map item feature rows (n, feature_dim), dense or CSR, to collaborative (item_emb,
+    item_bias) for cold items: ``[features, 1] @ content_to_cf``."""
+    weights = np.asarray(arrays["content_to_cf"])
+    mapped = (np.asarray(features @ weights[:-1]) + weights[-1]).astype(np.float32)
     return mapped[:, :-1], mapped[:, -1]
 
 

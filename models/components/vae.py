@@ -1,8 +1,9 @@
 """Mult-VAE: selection trains with early stopping on validation NDCG@100 and keeps the best
 epoch; refit trains that many epochs on every user, with the same KL annealing schedule.
 
-Items without training interactions get their decoder row from the content -> CF map (fitted
-on the items that have some), so they can be recommended; their encoder rows are zero.
+Items without training interactions get their decoder row from the content -> CF map (a ridge
+regression from item features, fitted on the items that have some), so they can be
+recommended; their encoder rows are zero.
 """
 
 from __future__ import annotations
@@ -107,16 +108,16 @@ def export_arrays(
     seen = warm(trained_on)
     # Encoder rows of items never seen as input hold their random initialisation: zero them.
     arrays["enc_w1"][~seen] = 0.0
-    content = shared["content_emb"]
+    features = data.features
     counts = np.diff(trained_on.tocsc().indptr)[seen]
     arrays["content_to_cf"] = fit_content_to_cf(
-        content[seen],
+        features[seen],
         arrays["item_emb"][seen],
         arrays["item_bias"][seen],
         l2=config.item_ae.mapping_l2,
         weights=np.minimum(counts / max(config.item_ae.mapping_full_weight, 1), 1.0),
     )
-    emb, bias = content_to_cf(content[~seen], arrays)
+    emb, bias = content_to_cf(features[~seen], arrays)
     arrays["item_emb"][~seen], arrays["item_bias"][~seen] = emb, bias
     arrays["item_norm"] = np.linalg.norm(arrays["item_emb"], axis=1).astype(np.float32)
     arrays["user_emb"] = np.zeros((0, arrays["item_emb"].shape[1]), np.float32)

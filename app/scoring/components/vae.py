@@ -3,7 +3,7 @@ mean (never a sample), score items with the multinomial decoder, logits = u e_i 
 
 Retrieval searches the decoder rows [e_i | b_i] with the query [u | 1] (maximum inner
 product). A new catalog item gets a decoder row (embedding and bias) from the ridge map of its
-content embedding (the cold-start path) and no encoder row: it can be recommended at once, and
+item features (the cold-start path) and no encoder row: it can be recommended at once, and
 counts in a history after the next training.
 """
 
@@ -48,8 +48,8 @@ class VAE(Component):
         "item_emb": ("float32", ("n_items", "hidden")),
         "item_bias": ("float32", ("n_items",)),
         "item_norm": ("float32", ("n_items",)),  # |e_i|, for cosine similarity of items
-        # Ridge map [content embedding, 1] -> [item_emb, item_bias] (cold start).
-        "content_to_cf": ("float32", ("content_dim_bias", "hidden_bias")),
+        # Ridge map [item features, 1] -> [item_emb, item_bias] (cold start).
+        "content_to_cf": ("float32", ("feature_dim_bias", "hidden_bias")),
         # Known users' user vectors, precomputed from their training histories.
         "user_emb": ("float32", ("n_users", "hidden")),
     }
@@ -135,8 +135,7 @@ class VAE(Component):
     ) -> None:
         super().apply_changes(changed=changed, new=new, features=features, components=components)
         if len(new):
-            content = components["content"].unit.take(new)  # type: ignore[attr-defined]
-            emb, bias = content_to_cf(content, self.a)
+            emb, bias = content_to_cf(features[np.searchsorted(changed, new)], self.a)
             for idx, e, b in zip(new, emb, bias, strict=True):
                 self.emb.set(int(idx), e)
                 self.bias.set(int(idx), b)
