@@ -111,6 +111,7 @@ class EASEConfig:
     """The item-item component: EASE (Steck, WWW 2019) and the variants of models/ease.py,
     chosen on validation by coordinate search (lambda, then dropout, attributes, users)."""
 
+    # Walked from the middle towards the better neighbour until one is worse (unimodal).
     lambdas: list[float] = field(default_factory=lambda: [30.0, 100.0, 300.0, 1000.0])
     # EDLAE's emphasised dropout p (0 = EASE).
     dropouts: list[float] = field(default_factory=lambda: [0.0, 0.5])

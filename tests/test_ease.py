@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from models import ease
@@ -34,3 +35,32 @@ def test_sparsify_keeps_the_largest_magnitudes_including_negative_ones():
     np.testing.assert_array_equal(kept[0], [0, 5, -9, 0])
     np.testing.assert_array_equal(kept[1], [2, 0, 0, 3])
     assert not kept[2].any()
+
+
+@pytest.mark.parametrize(
+    ("curve", "fits"),
+    [
+        ({30: 0.30, 100: 0.35, 300: 0.33, 1000: 0.30}, 3),  # Beauty's shape: 1000 is never fitted
+        ({30: 0.36, 100: 0.35, 300: 0.33, 1000: 0.30}, 3),  # the best at the low edge
+        ({30: 0.20, 100: 0.25, 300: 0.33, 1000: 0.40}, 3),  # the best at the high edge
+        ({100: 0.3}, 1),
+    ],
+)
+def test_the_lambda_walk_finds_the_grids_best_in_fewer_fits(curve, fits):
+    """On a unimodal validation curve the walk from the grid's middle ends at the grid's best
+    lambda, fitting fewer lambdas than the grid has when the best is not two steps away."""
+    from models.components.ease import Search
+    from models.config import EASEConfig
+
+    search = Search.__new__(Search)  # no data: the fits are replaced by the curve
+    search.config = EASEConfig(lambdas=list(reversed(curve)), popularity_exponents=[0.0])
+    search.tried = []
+
+    def fit(params):
+        search.tried.append({**params, "beta": 0.0, "ndcg@100": curve[params["lam"]]})
+
+    search._try = fit
+    search._lambda_search({"lam": 0.0, "dropout": 0.0, "alpha": 0.0, "a": 0.0})
+    best = max(search.tried, key=lambda row: row["ndcg@100"])
+    assert best["lam"] == max(curve, key=curve.get)
+    assert len(search.tried) == fits
