@@ -64,3 +64,19 @@ def test_the_lambda_walk_finds_the_grids_best_in_fewer_fits(curve, fits):
     best = max(search.tried, key=lambda row: row["ndcg@100"])
     assert best["lam"] == max(curve, key=curve.get)
     assert len(search.tried) == fits
+
+
+def test_the_sparse_models_validation_is_scored_in_blocks_of_users():
+    """Blocks of users (no users x items array at a large catalog) give the same NDCG as one
+    block, for every popularity exponent."""
+    from models.components.ease import batched_ndcg
+
+    rng = np.random.default_rng(3)
+    foldin = sp.random(60, 40, density=0.1, random_state=4, format="csr", dtype=np.float32)
+    target = sp.random(60, 40, density=0.05, random_state=5, format="csr", dtype=np.float32)
+    target.data[:] = 1.0
+    b = sp.random(40, 40, density=0.2, random_state=6, format="csr", dtype=np.float32)
+    popularity = rng.integers(0, 50, 40).astype(np.float32)
+    whole = batched_ndcg(foldin, target, b, popularity, [0.0, 0.3])
+    blocks = batched_ndcg(foldin, target, b, popularity, [0.0, 0.3], budget=7 * 40)
+    assert np.allclose(whole, blocks) and whole[0] != whole[1]

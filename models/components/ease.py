@@ -73,10 +73,8 @@ def select_sparse(data: TrainData, config: EASEConfig, log: Log, started: float)
     for lam in config.sparse_lambdas:
         params = {"sparse": True, "lam": lam, "dropout": config.dropouts[-1], "alpha": 0.0, "a": 0.0}
         b = fit_sparse(data.train, {**params, "beta": 0.0}, config, log)
-        scores = np.asarray((foldin @ b).todense(), dtype=np.float32)
-        for beta in config.popularity_exponents:
-            weighted = scores * (popularity + 1.0) ** np.float32(-beta)
-            ndcg = float(ndcg_at_k(rank(weighted, foldin), target, 100).mean())
+        ndcgs = batched_ndcg(foldin, target, b, popularity, config.popularity_exponents)
+        for beta, ndcg in zip(config.popularity_exponents, ndcgs, strict=True):
             tried.append({**params, "beta": beta, "ndcg@100": ndcg})
             if ndcg > best["ndcg@100"]:
                 best = tried[-1]
@@ -84,6 +82,29 @@ def select_sparse(data: TrainData, config: EASEConfig, log: Log, started: float)
         log(f"item-item (sparse) lambda {lam:g}: best validation ndcg@100 so far {best['ndcg@100']:.4f}")
     report = {**best, "grid": tried, "seconds": time.perf_counter() - started}
     return Fitted(arrays=export_csr(best_matrix), chosen=best, report=report)
+
+
+def batched_ndcg(
+    foldin: sp.csr_matrix,
+    target: sp.csr_matrix,
+    b: sp.csr_matrix,
+    popularity: np.ndarray,
+    betas: list[float],
+    *,
+    budget: int = 20_000_000,
+) -> list[float]:
+    """Validation NDCG@100 of the sparse model for each popularity exponent, scored in blocks
+    of users of at most ``budget`` dense scores (a 1M-item catalog has no users x items array)."""
+    n_users, n_items = foldin.shape
+    step = max(1, budget // max(n_items, 1))
+    deflation = [(popularity + 1.0) ** np.float32(-beta) for beta in betas]
+    totals = np.zeros(len(betas))
+    for start in range(0, n_users, step):
+        rows = foldin[start : start + step]
+        scores = np.asarray((rows @ b).todense(), dtype=np.float32)
+        for j, factor in enumerate(deflation):
+            totals[j] += ndcg_at_k(rank(scores * factor, rows), target[start : start + step], 100).sum()
+    return [float(t / max(n_users, 1)) for t in totals]
 
 
 def fit_sparse(train: sp.csr_matrix, params: dict[str, Any], config: EASEConfig, log: Log) -> sp.csr_matrix:
