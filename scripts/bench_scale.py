@@ -3,12 +3,17 @@
 
     python scripts/bench_scale.py [--items 1000000] [--users 1000000] [--mean-events 12]
         [--config configs/large.json] [--work build/scale] [--out docs/scaling.md]
+        [--test-users 2000] [--json FILE]
 
 Method: scripts/generate_shop.py writes the shop (skipped when WORK already holds one of the
-same settings); scripts/train.py trains it as a shop would (selection on validation users,
+same settings); 10% of the shoppers (at most TEST_USERS) are held out of its log before
+anything else (as `make eval` does); scripts/train.py trains the rest as a shop would
+(selection on validation users,
 refit on all, export with the indexes of its catalog size) in its own process; the table
 gives each stage's wall time and the process's peak RSS at its end (the training report in
-the manifest), then the artifact is loaded as the server loads it and answers one request.
+the manifest), then the artifact is loaded as the server loads it, answers one request, and
+ranks the held-out shoppers' hidden items (80% of each one's items as history) through the
+serving code: the blend, each component alone and popularity.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -40,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=ROOT / "configs/large.json")
     parser.add_argument("--work", type=Path, default=ROOT / "build/scale")
     parser.add_argument("--out", type=Path, default=ROOT / "docs/scaling.md")
+    parser.add_argument("--test-users", type=int, default=2000, help="held out of training, scored")
+    parser.add_argument("--json", type=Path, help="also write the measurements here")
     args = parser.parse_args(argv)
     shop = args.work / f"shop-{args.items}-{args.users}-{args.mean_events:g}"
     started = time.perf_counter()
@@ -48,13 +56,32 @@ def main(argv: list[str] | None = None) -> int:
              "--users", str(args.users), "--mean-events", str(args.mean_events)])  # fmt: skip
     generated = time.perf_counter() - started
     artifacts = args.work / f"artifacts-{args.items}"
+    train_file, heldout = hold_out(shop, args.work, args.test_users)
     started = time.perf_counter()
-    files = ["--interactions", str(shop / "interactions.parquet"), "--items", str(shop / "items.parquet")]
+    files = ["--interactions", str(train_file), "--items", str(shop / "items.parquet")]
     run([sys.executable, "scripts/train.py", *files, "--out", str(artifacts), "--config", str(args.config)])
     trained = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    write_report(args, shop, artifacts, generated, trained, peak)
+    write_report(args, shop, artifacts, generated, trained, peak, heldout)
     return 0
+
+
+def hold_out(shop: Path, work: Path, test_users: int) -> tuple[Path, Any]:
+    """(the training file without ``test_users`` shoppers, their fold-in and targets)."""
+    import dataclasses
+
+    from models import report
+    from models.config import SplitConfig, TrainConfig
+    from models.data import load
+
+    dataset = load(shop / "interactions.parquet", shop / "items.parquet")
+    split = SplitConfig(max_heldout_users=test_users)  # 10% of the shoppers, at most this many
+    config = dataclasses.replace(TrainConfig(), split=split)
+    train, heldout = report.hold_out(dataset, config)
+    path = work / f"train-{shop.name}-{test_users}.parquet"
+    train.interactions.to_parquet(path, index=False)
+    print(f"{len(heldout.user_ids):,} shoppers held out of training for the quality check", flush=True)
+    return path, heldout
 
 
 def run(command: list[str]) -> None:
@@ -76,15 +103,25 @@ def serve_once(artifacts: Path) -> tuple[float, float, int]:
 
 
 def write_report(
-    args: argparse.Namespace, shop: Path, artifacts: Path, generated: float, trained: float, peak: float
+    args: argparse.Namespace,
+    shop: Path,
+    artifacts: Path,
+    generated: float,
+    trained: float,
+    peak: float,
+    heldout: Any,
 ) -> None:
     from app.scoring import artifact
+    from models.report import served_metrics
 
     manifest = artifact.read_manifest(artifact.resolve(artifacts))
     config = args.config.relative_to(ROOT) if args.config.is_relative_to(ROOT) else args.config
     counts = manifest.counts
     stages = manifest.training.get("stages", {})
     loaded, answered, n = serve_once(artifacts)
+    started = time.perf_counter()
+    quality, _ = served_metrics(artifact.resolve(artifacts), heldout)
+    scored = time.perf_counter() - started
     size = sum(f.stat().st_size for f in artifact.resolve(artifacts).iterdir())
     settings = {
         k: int(v) if float(v).is_integer() else v
@@ -115,10 +152,24 @@ def write_report(
         f"| reading the files, export (arrays, indexes, checksums), the rest | "
         f"{trained - sum(s['seconds'] for s in stages.values()):.1f} | {peak:,.0f} |",
         "",
+        f"Quality on {len(heldout.user_ids):,} held-out shoppers, scored as served "
+        f"({manifest.retrieval.mode}; {scored:.0f} s):",
+        "",
+        "| ranking | ndcg@100 | recall@20 | x popularity |",
+        "|---|---|---|---|",
+        *[
+            f"| {name} | {row['ndcg@100']:.4f} | {row['recall@20']:.4f} | "
+            f"{row['ndcg@100'] / max(quality['popular']['ndcg@100'], 1e-12):.2f} |"
+            for name, row in quality.items()
+        ],
+        "",
     ]
     text = "\n".join(lines)
     replace_section(args.out, "scale", text)
     print(text)
+    if args.json:
+        measured = {"trained_seconds": trained, "peak_rss_mb": peak, "stages": stages, "quality": quality}
+        args.json.write_text(json.dumps(measured, indent=1))
 
 
 if __name__ == "__main__":
