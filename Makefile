@@ -80,8 +80,8 @@ fuzz: install
 	test -e $(ARTIFACTS)/current || $(PYTHON) scripts/train.py --synthetic --out $(ARTIFACTS)
 	$(PYTHON) scripts/fuzz.py --artifacts $(ARTIFACTS) --max-examples 300
 
-## Each dataset's own run (Sports with fewer epochs and a smaller EASE grid: it is the
-## largest), then one report of all three: docs/evaluation.md.
+## Each dataset's own run (Sports with a smaller EASE grid: its 18k-item inverses are the
+## slowest step), then one report of all three: docs/evaluation.md.
 eval: install
 	$(PYTHON) scripts/evaluate.py --datasets amazon-beauty
 	$(PYTHON) scripts/evaluate.py --datasets online-retail --cold-start online-retail --rare-items online-retail
