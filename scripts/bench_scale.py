@@ -28,12 +28,15 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tools.markdown import replace_section  # noqa: E402
+
+if TYPE_CHECKING:
+    from models.report import Heldout
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,18 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def hold_out(shop: Path, work: Path, test_users: int) -> tuple[Path, Any]:
+def hold_out(shop: Path, work: Path, test_users: int) -> tuple[Path, Heldout]:
     """(the training file without ``test_users`` shoppers, their fold-in and targets)."""
-    import dataclasses
-
     from models import report
     from models.config import SplitConfig, TrainConfig
     from models.data import load
 
     dataset = load(shop / "interactions.parquet", shop / "items.parquet")
-    split = SplitConfig(max_heldout_users=test_users)  # 10% of the shoppers, at most this many
-    config = dataclasses.replace(TrainConfig(), split=split)
-    train, heldout = report.hold_out(dataset, config)
+    # 10% of the shoppers, at most ``test_users``.
+    train, heldout = report.hold_out(dataset, TrainConfig(split=SplitConfig(max_heldout_users=test_users)))
     path = work / f"train-{shop.name}-{test_users}.parquet"
     train.interactions.to_parquet(path, index=False)
     print(f"{len(heldout.user_ids):,} shoppers held out of training for the quality check", flush=True)
@@ -109,7 +109,7 @@ def write_report(
     generated: float,
     trained: float,
     peak: float,
-    heldout: Any,
+    heldout: Heldout,
 ) -> None:
     from app.scoring import artifact
     from models.report import served_metrics

@@ -58,6 +58,7 @@ def test_the_lambda_walk_finds_the_grids_best_in_fewer_fits(curve, fits):
 
     def fit(params):
         search.tried.append({**params, "beta": 0.0, "ndcg@100": curve[params["lam"]]})
+        return curve[params["lam"]]
 
     search._try = fit
     search._lambda_search({"lam": 0.0, "dropout": 0.0, "alpha": 0.0, "a": 0.0})

@@ -158,16 +158,6 @@ class Search:
         self.tried: list[dict[str, float]] = []
         self.best: dict[str, Any] = {"ndcg@100": -1.0}
         self.best_matrix = np.zeros((0, 0), np.float32)
-        # The Gram matrix of the last (alpha, a): lambda and dropout change only its diagonal,
-        # and the search tries them one after another (Beauty: 4 Grams instead of 8).
-        self._gram: tuple[tuple[float, float], np.ndarray] | None = None
-
-    def gram(self, alpha: float, a: float) -> np.ndarray:
-        if self._gram is None or self._gram[0] != (alpha, a):
-            self._gram = None  # free the old one first: 0.6 GB at 12k items
-            gram = ease_model.gram(self.train, self.data.attributes, alpha, user_exponent=a)
-            self._gram = ((alpha, a), gram)
-        return self._gram[1]
 
     def run(self) -> dict[str, Any]:
         c = self.config
@@ -183,7 +173,6 @@ class Search:
                 if not any(self._same(candidate, row) for row in self.tried):
                     self._try(candidate)
             current = {k: self.best[k] for k in current}
-        self._gram = None
         return {k: v for k, v in self.best.items() if k != "ndcg@100"} | {"ndcg@100": self.best["ndcg@100"]}
 
     def _lambda_search(self, current: dict[str, Any]) -> None:
@@ -195,8 +184,7 @@ class Search:
 
         def score(i: int) -> float:
             if i not in found:
-                self._try({**current, "lam": grid[i]})
-                found[i] = max(r["ndcg@100"] for r in self.tried[-len(self.config.popularity_exponents) :])
+                found[i] = self._try({**current, "lam": grid[i]})
             return found[i]
 
         i = len(grid) // 2
@@ -209,9 +197,11 @@ class Search:
     def _same(candidate: dict[str, Any], row: dict[str, float]) -> bool:
         return all(row[k] == v for k, v in candidate.items())
 
-    def _try(self, params: dict[str, Any]) -> None:
-        g = self.gram(params["alpha"], params["a"])
+    def _try(self, params: dict[str, Any]) -> float:
+        """Fit one setting, score it with every popularity exponent; its best validation NDCG."""
+        g = ease_model.gram(self.train, self.data.attributes, params["alpha"], user_exponent=params["a"])
         b = ease_model.fit_ease(g, params["lam"], dropout=params["dropout"], warm=warm(self.train))
+        del g
         scores = np.asarray(self.foldin @ b, dtype=np.float32)
         for beta in self.config.popularity_exponents:
             deflated = scores * (self.popularity + 1.0) ** np.float32(-beta) if beta else scores.copy()
@@ -221,8 +211,9 @@ class Search:
             if ndcg > self.best["ndcg@100"]:
                 self.best = row
                 self.best_matrix = ease_model.deflate(b, self.popularity, beta)
+        ndcg = max(r["ndcg@100"] for r in self.tried[-len(self.config.popularity_exponents) :])
         self.log(
-            f"item-item {describe({**params, 'beta': 0})}: validation ndcg@100 "
-            f"{max(r['ndcg@100'] for r in self.tried[-len(self.config.popularity_exponents) :]):.4f} "
+            f"item-item {describe({**params, 'beta': 0})}: validation ndcg@100 {ndcg:.4f} "
             f"(best {self.best['ndcg@100']:.4f}: {describe(self.best)})"
         )
+        return ndcg
