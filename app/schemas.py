@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
@@ -25,8 +26,18 @@ from app.scoring.recommender import SimilarBy, Strategy
 ID_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 ID_MAX_LENGTH = 128
 Id = Annotated[str, Field(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN, examples=["85123A"])]
-# JSON numbers and booleans are taken as they are: "10" is not an int, 0 is not a bool.
-Count = Annotated[int, Field(strict=True)]
+
+
+def _integral(value: Any) -> Any:
+    """60.0 is an integer to JSON Schema (what the OpenAPI document promises), so it is one here."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# JSON numbers and booleans are taken as they are: "10" is not an int, 0 is not a bool, 10.5
+# is not a count (10.0 is: JSON Schema's integer).
+Count = Annotated[int, Field(strict=True), BeforeValidator(_integral)]
+# A count's bounds inside ``X | None`` go on the type itself, or the schema loses them.
+Position = Annotated[int, Field(strict=True, ge=0, le=999), BeforeValidator(_integral)]
 Flag = Annotated[bool, Field(strict=True)]
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
@@ -275,7 +286,7 @@ class FeedbackEvent(Input):
     recommendation_id: Id | None = Field(
         None, description="the list the item was shown in (its response's recommendation_id): attribution"
     )
-    position: Count | None = Field(None, ge=0, le=999, description="the item's 0-based position in that list")
+    position: Position | None = Field(None, description="the item's 0-based position in that list")
 
     model_config = ConfigDict(
         extra="forbid",

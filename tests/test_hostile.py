@@ -81,6 +81,17 @@ async def test_types_are_not_coerced(client):
         assert (await client.post("/v1/recommendations", json=body)).status_code == 422, body
 
 
+async def test_integral_numbers_are_counts_as_json_schema_says(client):
+    """JSON Schema's integer includes 10.0 (schemathesis sends such bodies): accepted as 10."""
+    answer = await client.post("/v1/recommendations", json={"k": 3.0})
+    assert answer.status_code == 200 and len(answer.json()["items"]) == 3
+    event = {"user_id": "u", "item_id": "P00001", "event": "click", "recommendation_id": "r"}
+    event["position"] = 60.0
+    assert (await client.post("/v1/feedback/batch", json={"events": [event]})).status_code == 202
+    for k in (True, 3.5, "3"):
+        assert (await client.post("/v1/recommendations", json={"k": k})).status_code == 422, k
+
+
 async def test_405_lists_every_method_of_the_path(client):
     response = await client.post("/v1/items/P00001")
     assert response.status_code == 405
