@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retrain", action="store_true", help="train even if a model exists")
     args = parser.parse_args(argv)
 
-    if args.retrain or not (args.artifacts / "current").exists():
+    if args.retrain or not _servable(args.artifacts):
         print("training on the embedded synthetic shop (about a minute)...", flush=True)
         # A separate process: the serving process never imports TensorFlow.
         done = subprocess.run(
@@ -78,6 +78,21 @@ def main(argv: list[str] | None = None) -> int:
         if embedded is not None:
             embedded.shutdown()
     return 0
+
+
+def _servable(artifacts: Path) -> bool:
+    """A model this release can serve is there (an older release's, e.g. of another artifact
+    schema, is trained again rather than refused by the server)."""
+    from app.scoring import artifact
+
+    if not (artifacts / artifact.CURRENT).exists():
+        return False
+    try:
+        artifact.read_manifest(artifact.resolve(artifacts))
+    except artifact.ArtifactError as exc:
+        print(f"the model in {artifacts} cannot be served by this release ({exc})", flush=True)
+        return False
+    return True
 
 
 if __name__ == "__main__":

@@ -148,3 +148,20 @@ def test_prefault_maps_every_page_before_the_version_serves(artifacts_dir):
     assert _resident_kb(array) < size_kb // 2  # a fresh mapping: pages not yet touched
     artifact.prefault(loaded)
     assert _resident_kb(array) >= size_kb * 0.9
+
+
+def test_the_demo_trains_again_over_a_model_of_an_older_schema(artifacts_dir, tmp_path):
+    """`make demo` keeps a servable model, and trains again over one this release refuses
+    (rather than starting a server that cannot load it)."""
+    from scripts.demo import _servable
+
+    folder = tmp_path / "artifacts"
+    version = artifact.resolve(artifacts_dir)
+    shutil.copytree(version, folder / version.name)
+    (folder / artifact.CURRENT).symlink_to(version.name)
+    assert _servable(folder)
+    manifest = json.loads((folder / version.name / "manifest.json").read_text())
+    manifest["schema_version"] = 2
+    (folder / version.name / "manifest.json").write_text(json.dumps(manifest))
+    assert not _servable(folder)
+    assert not _servable(tmp_path / "empty")
