@@ -76,7 +76,12 @@ def build(
         "metrics": {"validation": {}},
         "training": {"note": "arrays drawn for serving benchmarks, not trained"},
         "feature_space": space.to_dict(),
-        "retrieval": {"mode": "two_stage", "pools": {}, "ann": config.retrieval.ann(n_items)},
+        "retrieval": {
+            "mode": "two_stage",
+            "pools": {},
+            "ann": config.retrieval.ann(n_items),
+            "lowrank": config.retrieval.lowrank(n_items),
+        },
     }
     version = f"bench-{n_items}"
     out_dir.mkdir(parents=True, exist_ok=True)

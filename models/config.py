@@ -151,8 +151,14 @@ class RetrievalConfig:
     is exhaustive below ``exhaustive_below`` items, where scoring everything is cheap."""
 
     mode: str = "auto"
-    exhaustive_below: int = 50_000
-    per_component: int = 500  # candidates each component proposes
+    # Measured on one core (docs/benchmarks.md): at 12k items two stages with the low-rank
+    # shortlist cost ~half of scoring everything; at a few thousand items the two are even.
+    exhaustive_below: int = 10_000
+    # Candidates each component proposes: per_k per item asked for, within
+    # [min_per_component, per_component] (app.scoring.retrieval.Pools).
+    per_component: int = 500
+    per_k: int = 10
+    min_per_component: int = 100
     popular: int = 100  # popular items that pass the filter, always among the candidates
     exact_limit: int = 20_000  # a filter allowing at most this many items scores them all
     max_oversample: int = 8  # a filter allowing a share s asks each source for 1/s as many
@@ -161,6 +167,11 @@ class RetrievalConfig:
     ann_from_items: int = 200_000
     ann_nprobe: int = 32
     ann_head_share: float = 0.01  # the most popular items, scanned exactly
+    # Below ann_from_items, two-stage artifacts shortlist each exact scan with a projection on
+    # the vectors' top ``lowrank_rank`` singular directions (``lowrank_shortlist`` x n items
+    # scored exactly; app.scoring.ann.LowRankIndex); 0 turns it off.
+    lowrank_rank: int = 64
+    lowrank_shortlist: int = 3
 
     def resolved(self, n_items: int) -> str:
         if self.mode not in ("auto", "exhaustive", "two_stage"):
@@ -175,6 +186,12 @@ class RetrievalConfig:
             return None
         settings = ivf_settings(n_items, head_share=self.ann_head_share, nprobe=self.ann_nprobe)
         return dataclasses.asdict(settings)
+
+    def lowrank(self, n_items: int) -> dict[str, int] | None:
+        """The manifest's ``retrieval.lowrank`` (app.scoring.ann.LowRankSettings), or None."""
+        if self.resolved(n_items) != "two_stage" or self.ann(n_items) is not None or self.lowrank_rank <= 0:
+            return None
+        return {"rank": self.lowrank_rank, "shortlist": self.lowrank_shortlist}
 
 
 @dataclass

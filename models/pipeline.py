@@ -271,7 +271,7 @@ def validation_metrics(
 
 def _pools(config: TrainConfig) -> Pools:
     r = config.retrieval
-    return Pools(r.per_component, r.popular, r.exact_limit, r.max_oversample)
+    return Pools(r.per_component, r.popular, r.exact_limit, r.max_oversample, r.per_k, r.min_per_component)
 
 
 def _counts(data: TrainData) -> dict[str, int]:
@@ -321,6 +321,7 @@ def _retrieval(config: TrainConfig, n_items: int) -> dict[str, Any]:
         "mode": config.retrieval.resolved(n_items),
         "pools": _pools(config).__dict__,
         "ann": config.retrieval.ann(n_items),
+        "lowrank": config.retrieval.lowrank(n_items),
     }
 
 

@@ -16,10 +16,11 @@ from hypothesis import strategies as st
 
 from app.events import Event
 from app.schemas import ItemUpdate
-from app.scoring import artifact, history
+from app.scoring import ann, artifact, history
 from app.scoring.history import ExcludeHistory, History
 from app.scoring.recommender import Filters, Recommendation, Recommender
 from app.scoring.retrieval import Pools
+from app.scoring.rows import histories_matrix
 from app.store.feedback import RecentEvent
 
 PROPERTY = settings(max_examples=100, deadline=None, database=None)
@@ -57,15 +58,25 @@ SMALL_POOLS = Pools(per_component=20, popular=5, exact_limit=30, max_oversample=
         ("catalog_changed", "exhaustive"),
         ("published", "two_stage"),
         ("catalog_changed", "two_stage"),
+        ("catalog_changed", "two_stage_lowrank"),
     ],
     ids=lambda p: "-".join(p),
 )
-def recommender(request, artifacts_dir) -> Recommender:
-    """Built as ``app.registry`` builds it: the loaded artifact plus the stored catalog changes."""
+def recommender(request, artifacts_dir, tmp_path_factory) -> Recommender:
+    """Built as ``app.registry`` builds it: the loaded artifact plus the stored catalog changes
+    (``two_stage_lowrank``: every wide index shortlisted by a rank-8 projection)."""
     state, mode = request.param
     loaded = artifact.load(artifacts_dir)
     updates = {} if state == "published" else _catalog_updates(loaded)
-    recommender = Recommender(loaded, mode=mode, pools=SMALL_POOLS if mode == "two_stage" else None)
+    two_stage = mode.startswith("two_stage")
+    recommender = Recommender(
+        loaded, mode="two_stage" if two_stage else mode, pools=SMALL_POOLS if two_stage else None
+    )
+    if mode == "two_stage_lowrank":
+        folder, settings = tmp_path_factory.mktemp("lowrank"), ann.LowRankSettings(rank=8, shortlist=2)
+        files = ann.build_lowrank(folder, recommender.scorer.components, settings, log=lambda m: None)
+        assert files, "the test model's VAE is wider than 16"
+        ann.attach_lowrank(recommender.scorer.components, folder, settings, files)
     recommender.apply_changes(updates)
     recommender.rows = catalog_rows(recommender)  # type: ignore[attr-defined]
     return recommender
@@ -336,6 +347,12 @@ def test_similar_items(recommender, data):
     assert all(-1.0 - 1e-5 <= s <= 1.0 + 1e-5 for s in scores.tolist()), "cosine similarities"
 
 
+def test_candidate_pools_grow_with_the_list_asked_for():
+    pools = Pools()
+    assert [pools.for_k(k) for k in (1, 10, 30, 50, 100, 1000)] == [100, 100, 300, 500, 500, 500]
+    assert SMALL_POOLS.for_k(1) == SMALL_POOLS.for_k(100) == 20
+
+
 def test_two_stage_gives_each_candidate_its_exhaustive_score(artifacts_dir):
     """Candidates are standardised with each component's moments over the whole catalog, so a
     candidate's blended score is the one exhaustive scoring gives it; with pools that hold
@@ -355,3 +372,23 @@ def test_two_stage_gives_each_candidate_its_exhaustive_score(artifacts_dir):
         assert np.allclose(found.scores, [score_of[i] for i in found.item_idx.tolist()], atol=1e-4)
         same = large.recommend(history, k=10, exclude=history)
         assert same.item_idx.tolist() == full.item_idx[:10].tolist()
+
+
+def test_item_item_sums_the_same_over_a_dense_row_and_sorted_neighbours(artifacts_dir, monkeypatch):
+    """One history's item-item scores: a catalog-long bincount for small catalogs, a sort of
+    the neighbours for large ones; the same items and sums either way."""
+    from app.scoring.components import ease
+
+    component = Recommender(artifact.load(artifacts_dir)).scorer.components["ease"]
+    rng = np.random.default_rng(3)
+    for size in (1, 5, 40):
+        items = np.sort(rng.choice(component.n_base, size, replace=False)).astype(np.int32)
+        history = histories_matrix(
+            [(items, rng.choice([1.0, 4.0], size).astype(np.float32))], component.n_items
+        )
+        monkeypatch.setattr(ease, "DENSE_PER_NEIGHBOUR", 10**9)
+        dense = component.sparse_scores(history)
+        monkeypatch.setattr(ease, "DENSE_PER_NEIGHBOUR", 0)
+        by_sort = component.sparse_scores(history)
+        assert np.array_equal(dense[0], by_sort[0]) and np.allclose(dense[1], by_sort[1], atol=1e-6)
+        assert len(dense[0]) > 0

@@ -164,6 +164,10 @@ def write(
     if settings:
         components = {n: REGISTRY[n](arrays) for n in REGISTRY if n in manifest["components"]}
         ann.build_indexes(folder, components, arrays["popular_order"], ann.IVFSettings(**settings), log=log)
+    lowrank = full["retrieval"].get("lowrank")
+    if lowrank:
+        components = {n: REGISTRY[n](arrays) for n in REGISTRY if n in manifest["components"]}
+        ann.build_lowrank(folder, components, ann.LowRankSettings(**lowrank), log=log)
     for path in sorted(folder.iterdir()):
         full["sizes"][path.name] = path.stat().st_size
         full["checksums"][path.name] = sha256(path)
@@ -227,10 +231,16 @@ def read_manifest(folder: Path) -> Manifest:
 
 
 def index_files(manifest: Manifest) -> list[str]:
-    """The approximate-index files of a version (none below ``retrieval.ann_from_items``)."""
-    if manifest.retrieval.ann is None:
-        return []
-    return ann.index_files({n: REGISTRY[n] for n in manifest.components})
+    """The index files of a version: faiss IVF (from ``retrieval.ann_from_items`` items) and
+    low-rank projections (below it; the manifest's file list says which indexes have them)."""
+    files = []
+    if manifest.retrieval.ann is not None:
+        files += ann.index_files({n: REGISTRY[n] for n in manifest.components})
+    if manifest.retrieval.lowrank is not None:
+        for name in manifest.components:
+            for index in REGISTRY[name].index_names:
+                files += [f for f in ann.lowrank_files(name, index) if f in manifest.sizes]
+    return files
 
 
 def load(path: Path, *, checksums: bool = False) -> Artifact:

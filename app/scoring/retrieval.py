@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from app.scoring.ann import distinct
 from app.scoring.catalog import Catalog, Filters
 from app.scoring.rows import Histories
 from app.scoring.scorer import Scorer
@@ -29,12 +30,20 @@ from app.scoring.scorer import Scorer
 
 @dataclass(frozen=True)
 class Pools:
-    """How many candidates each source proposes (before oversampling for filters)."""
+    """How many candidates each source proposes (before oversampling for filters): ``per_k``
+    per item asked for, within [``min_per_component``, ``per_component``] (k=10: 100, k=50
+    and more: 500), so a short list does not pay for the candidates of a long one."""
 
     per_component: int = 500
     popular: int = 100
     exact_limit: int = 20_000  # a filter allowing at most this many items is scored exactly
     max_oversample: int = 8
+    per_k: int = 10
+    min_per_component: int = 100
+
+    def for_k(self, k: int) -> int:
+        """Candidates per component for a list of ``k`` items."""
+        return max(min(self.per_k * k, self.per_component), min(self.min_per_component, self.per_component))
 
 
 def popular_passing(
@@ -90,14 +99,14 @@ def candidates(
     if allowed is not None:  # few items pass: score them all
         return np.setdiff1d(allowed, excluded)
     oversample = min(pools.max_oversample, max(1.0, 1.0 / max(selectivity, 1e-9)))
-    n = int(pools.per_component * oversample) + len(excluded)
+    n = int(pools.for_k(k) * oversample) + len(excluded)
     proposed = [
         component.candidates(history, prepared.get(name), n, None)
         for name, component in scorer.components.items()
         if every_component or scorer.weights.get(name, 0.0) != 0.0
     ]
-    pool = np.unique(np.concatenate([*proposed, np.zeros(0, np.int64)]).astype(np.int64))
+    pool = distinct(*proposed)
     passes = catalog.passes(pool, filters) if catalog is not None else np.ones(len(pool), bool)
     pool = pool[passes & ~np.isin(pool, excluded)]
     fill = popular_passing(catalog, popular_order, max(pools.popular, k), filters, exclude)
-    return np.union1d(pool, fill)
+    return distinct(pool, fill)

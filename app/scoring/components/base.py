@@ -121,7 +121,7 @@ class LinearMoments:
         """(mean, std), each (B, 1) float32, of the scores of queries (B, d)."""
         mean, cov = self.stats()
         q = np.asarray(queries, dtype=np.float64)
-        variance = np.einsum("bi,ij,bj->b", q, cov, q)
+        variance = ((q @ cov) * q).sum(axis=1)  # a BLAS product: einsum's loop is ~8x slower
         std = np.sqrt(np.maximum(variance, 0.0))
         return (q @ mean).astype(np.float32)[:, None], std.astype(np.float32)[:, None]
 

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from app.scoring.ann import ExactIndex, best
+from app.scoring.ann import ExactIndex, best, distinct
 from app.scoring.components.base import ArraySpec, Component, LinearMoments
 from app.scoring.features import encode_content
 from app.scoring.rows import Histories, ItemRows, l2_rows
@@ -83,7 +83,7 @@ class Content(Component):
             extra = extra[np.isin(extra, allowed)]
         if not len(extra):
             return found
-        pool = np.union1d(found, extra)
+        pool = distinct(found, extra)
         return pool[best(self.unit.take(pool) @ vector, n)]
 
     def apply_changes(

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from app.scoring.ann import ExactIndex, best
+from app.scoring.ann import ExactIndex, best, distinct
 from app.scoring.components.base import ArraySpec, Component, LinearMoments
 from app.scoring.features import content_to_cf
 from app.scoring.rows import Histories, ItemRows, l2_rows, rows_times_dense
@@ -106,7 +106,7 @@ class VAE(Component):
             extra = extra[np.isin(extra, allowed)]
         if not len(extra):
             return found
-        pool = np.union1d(found, extra)
+        pool = distinct(found, extra)
         return pool[best(self.emb.take(pool) @ u + self.bias.take(pool), n)]
 
     def similar(self, item_idx: int, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -115,7 +115,7 @@ class VAE(Component):
         query = self.emb.take(np.array([item_idx]))[0]
         query = query / max(float(np.linalg.norm(query)), 1e-12)
         found = self.indexes["cosine"].search(query, n)
-        pool = np.union1d(found, np.array(sorted(self.emb._pos), dtype=np.int64))
+        pool = distinct(found, np.fromiter(self.emb._pos, dtype=np.int64))
         rows = self.emb.take(pool)
         scores = rows @ query / np.maximum(np.linalg.norm(rows, axis=1), 1e-12)
         order = best(scores, n)
