@@ -45,6 +45,12 @@ def test_uvicorn_process_serves_over_http(artifacts_dir, redis_url, prefix, trai
             time.sleep(0.05)
         else:
             raise AssertionError("no access log line for /v1/recommendations")
+        # Having served, the process has mapped neither TensorFlow nor scipy (~15 MB of private
+        # memory per worker that serving does not use).
+        assert httpx.get(f"{base}/v1/items/{items[0]}/similar?by=content").status_code == 200
+        mapped = Path(f"/proc/{api.process.pid}/maps").read_text()
+        assert "site-packages/scipy/" not in mapped and "site-packages/tensorflow/" not in mapped
+        assert "site-packages/numpy/" in mapped
 
 
 @pytest.mark.slow

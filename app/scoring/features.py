@@ -15,10 +15,12 @@ import re
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import scipy.sparse as sp
+
+if TYPE_CHECKING:  # scipy is imported where a sparse matrix is built: serving needs none
+    import scipy.sparse as sp
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -95,6 +97,8 @@ class FeatureSpace:
             columns += row.keys()
             values += row.values()
             indptr.append(len(columns))
+        import scipy.sparse as sp  # training's encoding: a serving process never imports it
+
         out = sp.csr_matrix(
             (np.asarray(values, np.float32), np.asarray(columns, np.int32), np.asarray(indptr, np.int64)),
             shape=(len(items), self.dim),

@@ -11,14 +11,16 @@ column yet: they score 0 here until the next training.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import scipy.sparse as sp
 
 from app.scoring.ann import best
 from app.scoring.components.base import ArraySpec, Component
 from app.scoring.rows import Histories
+
+if TYPE_CHECKING:  # scipy is imported where a sparse matrix is built: serving needs none
+    import scipy.sparse as sp
 
 # Sums per item over a dense catalog-long row when the catalog is at most this many times the
 # history's neighbours (a bincount: ~3 ns an item), else by sorting the neighbours (~20 ns each).
@@ -42,6 +44,8 @@ class ItemItem(Component):
     @property
     def matrix(self) -> sp.csr_matrix:
         """B as a scipy CSR over the artifact's items (explanations, offline use)."""
+        import scipy.sparse as sp  # offline only: serving never imports scipy
+
         return sp.csr_matrix((self.data, self.indices, self.indptr), shape=(self.n_base, self.n_base))
 
     def neighbours(self, histories: Histories) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
