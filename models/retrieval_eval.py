@@ -61,11 +61,14 @@ def compare(version_dir: Path, heldout: Heldout, *, log: Log, pools: Pools | Non
     for name, filters, share in cases:
         ex = recommender_lists(exhaustive, mapped, filters=filters)
         ts = recommender_lists(two_stage, mapped, filters=filters)
+        # A short list gets smaller candidate pools (Pools.for_k): its own overlap, as served.
+        ts10 = recommender_lists(two_stage, mapped, filters=filters, k=10)
         row = {
             "share": share,
             "ndcg@100 exhaustive": float(ndcg_at_k(ex, mapped.target, 100).mean()),
             "ndcg@100 two-stage": float(ndcg_at_k(ts, mapped.target, 100).mean()),
             "overlap@10": overlap_at(ex, ts),
+            "overlap@10, k=10": overlap_at(ex, ts10),
             "full lists": float(
                 np.mean([(t >= 0).sum() == (e >= 0).sum() for t, e in zip(ts, ex, strict=True)])
             ),

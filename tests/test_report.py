@@ -62,6 +62,7 @@ def test_evaluation_end_to_end(tmp_path):
     assert res["attributes"]["counts"]["users"] == train.interactions["user_id"].nunique()
     retrieval = res["retrieval"]  # two-stage against exhaustive, with category filters
     assert retrieval["no filter"]["overlap@10"] > 0.9 and len(retrieval) >= 4
+    assert retrieval["no filter"]["overlap@10, k=10"] > 0.9  # a short list's own (smaller) pools
     assert all(row["full lists"] == 1.0 for name, row in retrieval.items() if name != "pools")
     curve = {row["diversity"]: row for row in res["diversity"]}  # accuracy against diversity
     assert curve[0.0]["ndcg@10"] == pytest.approx(served["blend"]["ndcg@10"])  # the served list
