@@ -3,6 +3,7 @@ at export, checked at load, memory-mapped, and close to the exact scans they rep
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +18,28 @@ from app.scoring.rows import histories_matrix
 N_ITEMS = 30_000
 
 
-@pytest.fixture(scope="module")
-def large(tmp_path_factory):
+def bench_artifact(tmp_path_factory, name: str, **settings) -> Path:
     from models.bench_artifact import build
 
-    out = tmp_path_factory.mktemp("ann")
-    build(out, n_items=N_ITEMS, n_users=2_000, hidden=64, ann=True, log=lambda m: None)
+    out = tmp_path_factory.mktemp(name)
+    build(out, log=lambda m: None, **settings)
     return out
+
+
+def refused_when_truncated(folder: Path, copy: Path, file: str) -> None:
+    """A copy of the version with ``file`` cut short does not load, and the error names it."""
+    import shutil
+
+    shutil.copytree(artifact.resolve(folder), copy)
+    path = copy / file
+    path.write_bytes(path.read_bytes()[:-64])
+    with pytest.raises(artifact.ArtifactError, match=re.escape(file)):
+        artifact.load(copy)
+
+
+@pytest.fixture(scope="module")
+def large(tmp_path_factory):
+    return bench_artifact(tmp_path_factory, "ann", n_items=N_ITEMS, n_users=2_000, hidden=64, ann=True)
 
 
 def test_the_artifact_carries_its_indexes_with_checksums(large):
@@ -42,14 +58,7 @@ def test_the_artifact_carries_its_indexes_with_checksums(large):
 
 
 def test_a_truncated_index_is_refused_at_load(large, tmp_path):
-    import shutil
-
-    copy = tmp_path / "copy"
-    shutil.copytree(artifact.resolve(large), copy)
-    file = copy / "vae.mips.tail.faiss"
-    file.write_bytes(file.read_bytes()[:-100])
-    with pytest.raises(artifact.ArtifactError, match=r"vae\.mips\.tail\.faiss"):
-        artifact.load(copy)
+    refused_when_truncated(large, tmp_path / "copy", "vae.mips.tail.faiss")
 
 
 def test_ivf_finds_what_the_exact_scans_find(large):
@@ -123,11 +132,7 @@ MID_ITEMS = 12_000
 
 @pytest.fixture(scope="module")
 def mid(tmp_path_factory):
-    from models.bench_artifact import build
-
-    out = tmp_path_factory.mktemp("lowrank")
-    build(out, n_items=MID_ITEMS, n_users=500, hidden=200, ann=False, log=lambda m: None)
-    return out
+    return bench_artifact(tmp_path_factory, "lowrank", n_items=MID_ITEMS, n_users=500, hidden=200, ann=False)
 
 
 def test_mid_size_artifacts_carry_low_rank_projections_of_their_wide_indexes(mid):
@@ -147,14 +152,7 @@ def test_mid_size_artifacts_carry_low_rank_projections_of_their_wide_indexes(mid
 
 
 def test_a_truncated_projection_is_refused_at_load(mid, tmp_path):
-    import shutil
-
-    copy = tmp_path / "copy"
-    shutil.copytree(artifact.resolve(mid), copy)
-    file = copy / "vae.mips.lowrank.npy"
-    file.write_bytes(file.read_bytes()[:-64])
-    with pytest.raises(artifact.ArtifactError, match=r"vae\.mips\.lowrank\.npy"):
-        artifact.load(copy)
+    refused_when_truncated(mid, tmp_path / "copy", "vae.mips.lowrank.npy")
 
 
 def test_the_low_rank_shortlist_finds_what_the_exact_scan_finds(mid):
