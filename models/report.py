@@ -238,13 +238,17 @@ def evaluate_dataset(
     cold_start: bool = False,
     rare_items: bool = False,
     references: bool = True,
+    interactions_only: bool = True,
 ) -> dict[str, Any]:
-    """Hold test users out, train (with and without item attributes), score the artifacts,
-    the references and the optional experiments."""
+    """Hold test users out, train (with and, unless ``interactions_only`` is false, without
+    item attributes), score the artifacts, the references and the optional experiments."""
     train, heldout = hold_out(dataset, config)
     log(f"test users held out before cleaning: {len(heldout.user_ids):,}")
     out: dict[str, Any] = {"test_users": len(heldout.user_ids)}
-    for variant, data in (("attributes", train), ("interactions only", _without_attributes(train))):
+    variants = [("attributes", train)]
+    if interactions_only:
+        variants.append(("interactions only", _without_attributes(train)))
+    for variant, data in variants:
         started = time.perf_counter()
         result = run(data, config, out_dir=work_dir / variant.replace(" ", "-"), log=log)
         seconds = time.perf_counter() - started

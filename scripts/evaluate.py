@@ -2,7 +2,7 @@
 
     python scripts/evaluate.py --datasets online-retail amazon-beauty amazon-sports \\
         [--data-dir ../shared/datasets] [--report docs/evaluation.md] [--config FILE] \\
-        [--cold-start NAME ...] [--rare-items NAME ...] [--no-references]
+        [--cold-start NAME ...] [--rare-items NAME ...] [--no-references] [--no-interactions-only]
         per dataset: hold test users out of the data before cleaning, train with the same
         command as scripts/train.py (with and without item attributes), score the exported
         artifacts and the references on the test users, and write the comparison report
@@ -48,6 +48,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cold-start", nargs="*", default=[], metavar="NAME")
     parser.add_argument("--rare-items", nargs="*", default=[], metavar="NAME")
     parser.add_argument("--no-references", action="store_true", help="skip the reference models")
+    parser.add_argument(
+        "--no-interactions-only",
+        action="store_true",
+        help="train only the served model with attributes (not the one without them)",
+    )
     args = parser.parse_args(argv)
     if not (args.artifacts and args.interactions) and not args.datasets:
         parser.error("give --artifacts DIR --interactions FILE, or --datasets NAME ...")
@@ -90,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                 cold_start=name in args.cold_start,
                 rare_items=name in args.rare_items,
                 references=not args.no_references,
+                interactions_only=not args.no_interactions_only,
             )
             results[name]["command"] = command
             args.work_dir.mkdir(parents=True, exist_ok=True)

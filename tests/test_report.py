@@ -85,6 +85,20 @@ def test_evaluation_end_to_end(tmp_path):
     assert np.isfinite(served["blend"]["ndcg@100"])
 
 
+@pytest.mark.slow
+def test_a_quick_evaluation_trains_only_the_served_model(tmp_path):
+    """No references, no interactions-only training: one training, and a report without them."""
+    shop = generate(ShopConfig(n_users=300, n_items=80, seed=4))
+    config = TrainConfig.from_dict({**FAST_CONFIG, "vae": {**FAST_CONFIG["vae"], "epochs": 2}})
+    work, quiet = tmp_path / "work", lambda m: None
+    res = evaluate_dataset(shop, config, work_dir=work, log=quiet, references=False, interactions_only=False)
+    assert "interactions only" not in res and not (work / "interactions-only").exists()
+    assert res["attributes"]["metrics"]["blend"]["ndcg@100"] > 0 and "retrieval" in res
+    out = tmp_path / "evaluation.md"
+    write_report({"synthetic": res}, out, command="test", machine="test")
+    assert "| **served blend** |" in out.read_text() and "interactions only" not in out.read_text()
+
+
 def test_report_sections_are_replaced_in_place(tmp_path):
     from tools.markdown import replace_section
 
