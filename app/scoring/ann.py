@@ -201,9 +201,6 @@ class LowRankSettings:
     shortlist: int  # items scored exactly per item asked for
 
 
-LOWRANK_PARTS = ("lowrank", "basis")
-
-
 def lowrank_files(component: str, index: str) -> tuple[str, str]:
     """(projected rows (n, rank), basis (d, rank)) file names of one index."""
     return f"{component}.{index}.lowrank.npy", f"{component}.{index}.basis.npy"

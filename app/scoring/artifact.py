@@ -160,14 +160,14 @@ def write(
         array = arrays[name] if dtype == "S" else np.ascontiguousarray(arrays[name], dtype=dtype)
         np.save(path, array)
     (folder / CATALOG_JSON).write_text(json.dumps(vocab, ensure_ascii=False))
-    settings = full["retrieval"].get("ann")
-    if settings:
+    settings, lowrank = full["retrieval"].get("ann"), full["retrieval"].get("lowrank")
+    if settings or lowrank:
         components = {n: REGISTRY[n](arrays) for n in REGISTRY if n in manifest["components"]}
-        ann.build_indexes(folder, components, arrays["popular_order"], ann.IVFSettings(**settings), log=log)
-    lowrank = full["retrieval"].get("lowrank")
-    if lowrank:
-        components = {n: REGISTRY[n](arrays) for n in REGISTRY if n in manifest["components"]}
-        ann.build_lowrank(folder, components, ann.LowRankSettings(**lowrank), log=log)
+        if settings:
+            ivf = ann.IVFSettings(**settings)
+            ann.build_indexes(folder, components, arrays["popular_order"], ivf, log=log)
+        if lowrank:
+            ann.build_lowrank(folder, components, ann.LowRankSettings(**lowrank), log=log)
     for path in sorted(folder.iterdir()):
         full["sizes"][path.name] = path.stat().st_size
         full["checksums"][path.name] = sha256(path)

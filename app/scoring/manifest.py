@@ -37,7 +37,7 @@ class AnnIndex(BaseModel):
     head: int = Field(ge=0, description="most popular items, kept out of the IVF and scanned exactly")
 
 
-class LowRankIndex(BaseModel):
+class LowRankShortlist(BaseModel):
     """Shortlisting projections in the version folder (app.scoring.ann.LowRankIndex)."""
 
     rank: int = Field(gt=0, description="dimensions of the projection")
@@ -50,7 +50,7 @@ class Retrieval(BaseModel):
     mode: Literal["exhaustive", "two_stage"]
     pools: dict[str, int] = Field(default_factory=dict, description="app.scoring.retrieval.Pools")
     ann: AnnIndex | None = Field(default=None, description="None: candidates by exact scans")
-    lowrank: LowRankIndex | None = Field(
+    lowrank: LowRankShortlist | None = Field(
         default=None, description="exact scans shortlisted by a low-rank projection (below the IVF's range)"
     )
 
