@@ -25,7 +25,8 @@ ENV SHOPREC_ARTIFACTS_DIR=/data/artifacts
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"]
-CMD ["uvicorn", "app.main:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--no-access-log"]
+# One worker per core: WEB_CONCURRENCY (default 1); app.serve forks them (shared memory).
+CMD ["python", "-m", "app.serve", "--host", "0.0.0.0", "--port", "8000", "--no-access-log"]
 
 FROM base AS train
 # The train extra on top of the serving dependencies.

@@ -50,9 +50,7 @@ def test_ports_agree():
 
 def test_named_modules_and_scripts_exist():
     serve = stage_cmd("serve")
-    module, factory = serve[1].split(":")
-    assert "--factory" in serve
-    assert (ROOT / (module.replace(".", "/") + ".py")).exists() and factory == "create_app"
+    assert serve[:3] == ["python", "-m", "app.serve"] and (ROOT / "app/serve.py").exists()
     commands = [stage_cmd("train")] + [s["command"] for s in COMPOSE["services"].values() if "command" in s]
     scripts = {word for cmd in commands for word in shlex.split(" ".join(cmd)) if word.startswith("scripts/")}
     assert scripts and all((ROOT / script).exists() for script in scripts), scripts
@@ -116,8 +114,9 @@ def test_serving_command_and_healthcheck_run(artifacts_dir, redis_url, prefix):
         "{port}" if word == "8000" else "127.0.0.1" if word == "0.0.0.0" else word
         for word in stage_cmd("serve")
     ]
+    assert command[:2] == ["python", "-m"], command  # spawn_api runs `python -m` itself
     env = server_env(artifacts_dir, redis_url, prefix)
-    with uvicorn_process(env, command=command) as api:
+    with uvicorn_process(env, command=command[2:]) as api:
         port = api.port
         check = [
             sys.executable if w == "python" else w.replace(":8000/", f":{port}/") for w in healthcheck_cmd()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -11,7 +13,7 @@ import httpx
 import pytest
 
 from app.scoring import artifact
-from tools.server import server_env, uvicorn_process
+from tools.server import free_port, server_env, uvicorn_process, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,3 +82,66 @@ def test_two_processes_share_feedback_and_reloads(artifacts_dir, redis_url, pref
             time.sleep(0.05)
         else:
             raise AssertionError("the second process did not reload")
+
+
+def forked_anonymous_shared_kb(pid: int) -> int:
+    """Dirty anonymous memory (heap, arenas) this process shares with another: pages it got
+    from its parent by fork and has not written since. A spawned interpreter has none."""
+    shared, anonymous = 0, False
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        fields = line.split()
+        if "-" in fields[0] and ":" not in fields[0]:  # a mapping's header: address range, ..., path
+            anonymous = len(fields) < 6 or fields[5] in ("[heap]", "[anon]")
+        elif anonymous and fields[0] == "Shared_Dirty:":
+            shared += int(fields[1])
+    return shared
+
+
+def workers_of(pid: int) -> set[int]:
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return {int(p) for p in children}
+
+
+@pytest.mark.slow
+def test_app_serve_forks_workers_that_share_the_imported_app(artifacts_dir, redis_url, prefix, trained):
+    result, _ = trained
+    env = server_env(artifacts_dir, redis_url, prefix)
+    command = ("app.serve", "--port", "{port}", "--workers", "2", "--log-level", "warning")
+    with uvicorn_process(env, command=command) as api:
+        supervisor = api.process.pid
+        workers = workers_of(supervisor)
+        assert len(workers) == 2
+        body = {"items": result.data.item_ids[:3], "k": 10}
+        for _ in range(20):  # both workers accept on the one socket; every request is answered
+            assert httpx.post(f"{api.url}/v1/recommendations", json=body).status_code == 200
+        # The workers were forked after the app's modules were imported: their heaps are still
+        # shared with the supervisor (a uvicorn --workers child, a new interpreter, shares none).
+        for pid in workers:
+            assert forked_anonymous_shared_kb(pid) > 10_000, pid
+
+        died = min(workers)
+        os.kill(died, signal.SIGKILL)  # the supervisor replaces a worker that dies
+        for _ in range(200):
+            now = workers_of(supervisor)
+            if len(now) == 2 and died not in now:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"no worker replaced {died}: {workers_of(supervisor)}")
+        wait_ready(api.url)
+        assert httpx.post(f"{api.url}/v1/recommendations", json=body).status_code == 200
+
+        api.process.terminate()  # SIGTERM: every worker shuts down gracefully, then the supervisor
+        assert api.process.wait(timeout=20) == 0
+        assert not any(Path(f"/proc/{pid}").exists() for pid in now)
+
+
+def test_app_serve_stops_when_its_workers_cannot_start(tmp_path):
+    env = {**os.environ, "SHOPREC_REDIS_URL": "not-a-url", "SHOPREC_ARTIFACTS_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "app.serve", "--workers", "2", "--port", str(free_port())],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr  # not a restart loop
+    assert "SHOPREC_REDIS_URL must start with redis://" in done.stderr
+    assert "could not start; stopping" in done.stderr
