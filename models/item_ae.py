@@ -24,6 +24,7 @@ from keras import layers
 
 from models.config import ItemAEConfig
 from models.distributed import placement
+from models.progress import StepProgress
 
 
 class NoisyRows(keras.utils.PyDataset):
@@ -94,7 +95,16 @@ def train_item_autoencoder(
     started = time.perf_counter()
     logged = [started]
 
+    batches = NoisyRows(features, config.batch_size, config.noise, config.seed)
+    steps = StepProgress("item autoencoder", epochs=epochs, steps=len(batches), log=log)
+
     class Progress(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch + 1
+
+        def on_train_batch_end(self, batch, logs=None):
+            steps.tick(self.epoch, batch + 1)
+
         def on_epoch_end(self, epoch, logs=None):
             losses.append(float((logs or {})["loss"]))
             now = time.perf_counter()
@@ -104,7 +114,6 @@ def train_item_autoencoder(
                 eta = elapsed / (epoch + 1) * (epochs - epoch - 1)
                 log(f"item autoencoder epoch {epoch + 1}/{epochs} loss {losses[-1]:.4f} eta {eta:.0f}s")
 
-    batches = NoisyRows(features, config.batch_size, config.noise, config.seed)
     place.fit(model, batches, epochs=epochs, callbacks=[Progress()])
     as32 = lambda v: np.array(keras.ops.convert_to_numpy(v), dtype=np.float32)  # noqa: E731
     arrays = {

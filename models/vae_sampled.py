@@ -26,6 +26,7 @@ import scipy.sparse as sp
 import tensorflow as tf
 
 from models.config import VAEConfig
+from models.progress import StepProgress
 
 Log = Callable[[str], None]
 
@@ -239,6 +240,7 @@ def train_sampled_vae(
     history: list[dict[str, float]] = []
     best, best_epoch, best_arrays = -1.0, epochs, None
     started, step = time.perf_counter(), 0
+    progress = StepProgress("vae (sampled softmax)", epochs=epochs, steps=n_batches, log=log)
     for epoch in range(1, epochs + 1):
         order = rng.permutation(train.shape[0])
         nll_sum = kl_sum = 0.0
@@ -253,6 +255,7 @@ def train_sampled_vae(
                 seed=tf.constant(seed),
             )
             nll_sum, kl_sum, step = nll_sum + float(nll), kl_sum + float(kl), step + 1
+            progress.tick(epoch, b + 1)
         elapsed = time.perf_counter() - started
         row = {
             "epoch": epoch,

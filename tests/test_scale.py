@@ -105,3 +105,43 @@ def test_the_sparse_product_is_blocked_by_its_size_not_by_rows():
     whole.eliminate_zeros()
     expected = top_per_row(whole, 20).toarray()
     assert np.allclose(_product_top(w1, w2, 20, budget=budget).toarray(), expected)
+
+
+def test_long_epochs_report_progress_with_an_eta():
+    from models.progress import StepProgress
+
+    now = [0.0]
+    lines: list[str] = []
+    progress = StepProgress("vae", epochs=2, steps=100, log=lines.append, every_s=60, clock=lambda: now[0])
+    for step in range(1, 101):  # epoch 1: a step a second; a line a minute, none for the last step
+        now[0] += 1.0
+        progress.tick(1, step)
+    assert lines == ["vae epoch 1/2 step 60/100 1.0 steps/s eta 140s"]
+
+
+def test_the_item_autoencoder_and_sampled_vae_log_inside_their_epochs(trained, monkeypatch):
+    import scipy.sparse as sp
+
+    import models.progress
+    from models.config import ItemAEConfig
+    from models.item_ae import train_item_autoencoder
+    from models.vae_sampled import SampledSettings, train_sampled_vae
+
+    monkeypatch.setattr(models.progress, "EVERY_S", 0.0)
+    result, _ = trained
+    data = result.data
+    lines: list[str] = []
+    features = sp.random(300, 40, density=0.1, format="csr", dtype=np.float32, random_state=1)
+    train_item_autoencoder(features, ItemAEConfig(epochs=1, batch_size=64), log=lines.append)
+    config = VAEConfig(hidden=32, latent=8, batch_size=200)
+    train_sampled_vae(
+        data.train / data.max_weight,
+        config,
+        epochs=1,
+        settings=SampledSettings(negatives=50),
+        log=lines.append,
+    )
+    assert any(line.startswith("item autoencoder epoch 1/1 step 1/") and "eta" in line for line in lines), (
+        lines
+    )
+    assert any(line.startswith("vae (sampled softmax) epoch 1/1 step 1/") for line in lines), lines
