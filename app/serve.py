@@ -9,12 +9,13 @@ would otherwise write to every object's header and copy its page into each worke
 the socket and forks. Each worker then builds its own app (``create_app``: its own Redis
 pool and metrics; its lifespan loads the model, whose arrays are memory-mapped and so shared
 anyway). The supervisor replaces a worker that dies, stops everything when a worker cannot
-start (exit 3, so a broken deployment does not
-restart in a loop), and on SIGTERM or SIGINT lets every worker finish its requests in flight
-(uvicorn's graceful shutdown), then exits 0. A worker dies with its supervisor (Linux's
-parent-death signal), so killing the supervisor never leaves workers behind.
+start (exit 3, so a broken deployment does not restart in a loop), and on SIGTERM or SIGINT
+lets every worker finish its requests in flight (uvicorn's graceful shutdown), then exits 0.
+A worker dies with its supervisor (Linux's parent-death signal), so killing the supervisor
+never leaves workers behind.
 
-With ``--workers 1`` (the default) the process serves itself: no supervisor, no fork.
+With ``--workers 1`` (the default without ``WEB_CONCURRENCY``) the process serves itself: no
+supervisor, no fork.
 """
 
 from __future__ import annotations

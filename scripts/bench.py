@@ -51,7 +51,7 @@ from app.scoring import artifact, history  # noqa: E402
 from app.scoring.recommender import Recommender  # noqa: E402
 from tools.load import Request, Stats, run_load  # noqa: E402
 from tools.markdown import replace_section  # noqa: E402
-from tools.server import AUTH, api_env, free_port, private_redis, spawn_api, stop, wait_ready  # noqa: E402
+from tools.server import AUTH, api_env, children, free_port, private_redis, spawn_api, stop, wait_ready  # noqa: E402
 
 # Redis: a private server pinned to the load core (SHOPREC_BENCH_REDIS_URL: yours instead), so
 # the API's core does only the API's work (each answered list writes its attribution record).
@@ -341,11 +341,8 @@ def workers_pss(
     try:
         url = f"http://127.0.0.1:{port}"
         asyncio.run(run_load(url, lambda r: r.choice(requests), seconds=5, connections=8, headers=AUTH))
-        children = subprocess.run(
-            ["pgrep", "-P", str(server.pid)], capture_output=True, text=True
-        ).stdout.split()
-        pids = [int(p) for p in children]
-        pids = [p for p in pids if b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()]
+        tracker = lambda p: b"resource_tracker" in Path(f"/proc/{p}/cmdline").read_bytes()  # noqa: E731
+        pids = [p for p in children(server.pid) if not tracker(p)]
         worker_pss = sum(pss_mb(p) for p in pids or [server.pid])
         return worker_pss, worker_pss + (pss_mb(server.pid) if pids else 0.0)
     finally:

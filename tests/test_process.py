@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from app.scoring import artifact
-from tools.server import free_port, server_env, uvicorn_process, wait_ready
+from tools.server import children, free_port, server_env, uvicorn_process, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,8 +98,7 @@ def forked_anonymous_shared_kb(pid: int) -> int:
 
 
 def workers_of(pid: int) -> set[int]:
-    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    return {int(p) for p in children}
+    return set(children(pid))
 
 
 @pytest.mark.slow

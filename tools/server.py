@@ -164,6 +164,12 @@ def wait_ready(base_url: str, *, seconds: float = 60.0, process: subprocess.Pope
     raise RuntimeError(f"{base_url} did not become ready in {seconds:g} s")
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (a supervisor's workers)."""
+    found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in found]
+
+
 def stop(process: subprocess.Popen[str]) -> None:
     if process.poll() is None:
         process.terminate()
