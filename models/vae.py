@@ -216,12 +216,13 @@ class Progress(keras.callbacks.Callback):
 
 
 def plan_epochs(config: VAEConfig, *, n_users: int) -> tuple[int, int]:
-    """(epoch cap, patience) for ``n_users`` training rows: a budget of optimizer steps, so
-    small data is not cut short and large data does not run for hours. ``config.epochs`` and
+    """(epoch cap, patience) for ``n_users`` training rows: a budget of optimizer steps (and a
+    cap on them), so small data is not cut short and large data does not run for hours. ``config.epochs`` and
     ``config.patience``, when set, win."""
     batches = max(1, math.ceil(n_users / config.batch_size))
-    epochs = config.epochs or int(
-        np.clip(math.ceil(config.step_budget / batches), config.min_epochs, config.max_epochs)
+    epochs = config.epochs or min(
+        int(np.clip(math.ceil(config.step_budget / batches), config.min_epochs, config.max_epochs)),
+        max(1, config.max_steps // batches),
     )
     patience = config.patience or max(config.min_patience, epochs // 10)
     return epochs, patience

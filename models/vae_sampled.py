@@ -185,8 +185,12 @@ def _batch_tensors(
     popularity_q: np.ndarray,
     settings: SampledSettings,
     rng: np.random.Generator,
+    q_cdf: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """The sparse inputs, candidates and targets of one batch of users (CSR rows)."""
+    """The sparse inputs, candidates and targets of one batch of users (CSR rows); ``q_cdf``
+    is ``popularity_q``'s cumulative sum (computed here when not given)."""
+    if q_cdf is None:
+        q_cdf = np.cumsum(popularity_q)
     norms = np.sqrt(np.asarray(rows.multiply(rows).sum(axis=1)).ravel())
     coo = rows.tocoo()
     values = (coo.data / np.maximum(norms[coo.row], 1e-12)).astype(np.float32)
@@ -194,7 +198,8 @@ def _batch_tensors(
     in_rows, in_cols, in_values = coo.row[keep], coo.col[keep], values[keep] / (1.0 - dropout)
     input_items, in_pos = np.unique(in_cols, return_inverse=True)
     positives = np.unique(coo.col)
-    drawn = rng.choice(len(popularity_q), size=settings.negatives, p=popularity_q)
+    # Inverse-CDF draws: rng.choice(p=q) rebuilds q's CDF per call, O(catalog) each batch.
+    drawn = np.minimum(np.searchsorted(q_cdf, rng.random(settings.negatives) * q_cdf[-1]), len(q_cdf) - 1)
     sampled = np.setdiff1d(np.unique(drawn), positives)
     candidates = np.concatenate([positives, sampled])
     log_q = np.concatenate(
@@ -235,6 +240,7 @@ def train_sampled_vae(
     counts = np.asarray((train != 0).sum(axis=0)).ravel().astype(np.float64)
     q = (counts + 1.0) ** settings.proposal_power
     q /= q.sum()
+    q_cdf = np.cumsum(q)
     n_batches = math.ceil(train.shape[0] / config.batch_size)
     anneal_steps = max(1, int(config.anneal_fraction * (anneal_epochs or epochs) * n_batches))
     history: list[dict[str, float]] = []
@@ -246,7 +252,9 @@ def train_sampled_vae(
         nll_sum = kl_sum = 0.0
         for b in range(n_batches):
             rows = train[order[b * config.batch_size : (b + 1) * config.batch_size]]
-            tensors = _batch_tensors(rows, dropout=config.dropout, popularity_q=q, settings=settings, rng=rng)
+            tensors = _batch_tensors(
+                rows, dropout=config.dropout, popularity_q=q, settings=settings, rng=rng, q_cdf=q_cdf
+            )
             beta = config.beta_max * min(1.0, step / anneal_steps)
             seed = rng.integers(0, 2**31 - 1, size=2).astype(np.int32)
             nll, kl = model.train_step(

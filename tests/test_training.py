@@ -107,7 +107,8 @@ def test_epoch_budgets_scale_with_the_data():
     config = VAEConfig()
     small, large = plan_epochs(config, n_users=3_000), plan_epochs(config, n_users=1_000_000)
     assert small == (200, 20)  # 6 batches per epoch: the cap, not cut short
-    assert large == (10, 5)  # 2,000 batches per epoch: the floor
+    assert large == (5, 5)  # 2,000 batches per epoch: max_steps (10,000) under the floor of 10
+    assert plan_epochs(config, n_users=100_000) == (10, 5)  # 200 batches: the floor
     assert plan_epochs(VAEConfig(epochs=7, patience=3), n_users=3_000) == (7, 3)
 
 

@@ -117,6 +117,7 @@ def fit_sparse(train: sp.csr_matrix, params: dict[str, Any], config: EASEConfig,
         cap=config.history_cap,
         neighbors=config.neighbors or 500,
         log=log,
+        min_count=config.min_cooccurrence,
     )
     if params.get("beta"):
         b = sp.csr_matrix(b @ sp.diags((ease_model.popularity(train) + 1.0) ** np.float32(-params["beta"])))

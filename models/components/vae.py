@@ -30,13 +30,14 @@ class VAETrainer:
         started = time.perf_counter()
         train = data.train
         epochs, patience = plan_epochs(config.vae, n_users=train.shape[0])
+        foldin, target = epoch_validation(data, config.vae, log)
         if sampled(config.vae, data.n_items):
             weights, history, best_epoch = train_sampled_vae(
                 train / data.max_weight,
                 config.vae,
                 epochs=epochs,
                 patience=patience,
-                validate=lambda arrays: arrays_ndcg(arrays, data.val_foldin, data.val_target),
+                validate=lambda arrays: arrays_ndcg(arrays, foldin, target),
                 settings=SampledSettings(negatives=config.vae.negatives),
                 log=log,
             )
@@ -47,7 +48,7 @@ class VAETrainer:
                 config.vae,
                 epochs=epochs,
                 patience=patience,
-                validate=lambda m: validation_ndcg(m, data.val_foldin, data.val_target),
+                validate=lambda m: validation_ndcg(m, foldin, target),
                 log=log,
             )
             shared["vae_model"] = model  # the Keras/numpy parity test reads it
@@ -82,6 +83,17 @@ class VAETrainer:
             log=log,
         )
         return export(model, data, data.full, shared, config)
+
+
+def epoch_validation(data: TrainData, config: VAEConfig, log: Log) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """The validation users early stopping scores each epoch: all of them, or a seeded sample
+    of ``validation_scores / n_items`` (at least 1,000) when scoring all would cost more."""
+    rows = np.flatnonzero(np.diff(data.val_target.indptr) > 0)
+    keep = max(1000, config.validation_scores // max(data.n_items, 1))
+    if len(rows) > keep:
+        rows = np.sort(np.random.default_rng(config.seed).choice(rows, size=keep, replace=False))
+        log(f"vae: early stopping on {keep:,} of the validation users (vae.validation_scores)")
+    return data.val_foldin[rows], data.val_target[rows]
 
 
 def sampled(config: VAEConfig, n_items: int) -> bool:
