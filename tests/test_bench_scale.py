@@ -30,6 +30,7 @@ def test_bench_scale_trains_a_generated_shop_and_reports_each_stage(tmp_path):
         assert f"| {stage} |" in text, stage
     assert "| reading the files, export (arrays, indexes, checksums), the rest |" in text
     assert "3,000 items" in text and "a first recommendation in" in text and "(10 items)" in text
+    assert "this benchmark's process tree, summed and sampled every second:" in text
 
 
 # Few epochs, one lambda, a short blend search, 1,000 validation users: what CI can afford.
@@ -57,6 +58,7 @@ def test_a_100k_item_shop_trains_end_to_end_and_beats_popularity(tmp_path):
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(measured.read_text())
+    assert 0 < result["tree_peak_rss_mb"] and 0 < result["peak_rss_mb"]
     assert {"select vae", "select ease", "refit vae", "refit ease"} <= set(result["stages"])
     quality = result["quality"]
     assert quality["blend"]["ndcg@100"] > quality["popular"]["ndcg@100"], quality
