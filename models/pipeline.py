@@ -9,6 +9,7 @@ which have not seen the validation users.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import math
 import subprocess
@@ -221,6 +222,10 @@ class stage:
         self.log(f"{self.name}: started")
 
     def __exit__(self, *exc: object) -> None:
+        # A stage's garbage goes before the next stage starts: a Keras or tf.Module model is a
+        # reference cycle (its traced functions hold it), freed by the collector, not by
+        # reference counts, and at 1M items it holds gigabytes.
+        gc.collect()
         seconds = time.perf_counter() - self.started
         self.stages[self.name] = {"seconds": seconds, "peak_rss_mb": _peak_rss_mb()}
         self.log(f"{self.name}: {seconds:.1f}s, peak RSS so far {_peak_rss_mb():,.0f} MB")
