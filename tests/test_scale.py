@@ -214,3 +214,21 @@ def test_the_sparse_item_item_validation_ranks_sparse_scores_as_a_dense_ranking_
         expected = ndcg_at_k(rank(scores, foldin), target, 100).mean()
         assert abs(value - expected) < 1e-6, (beta, value, expected)
     assert got[0] != got[1]
+
+
+def test_popularity_is_evaluated_without_a_users_by_items_array():
+    """evaluate_static ranks the shared score vector once and skips each user's fold-in: the
+    same lists as ranking a tiled users x items array (distinct scores, so no ties)."""
+    import scipy.sparse as sp
+
+    from models.evaluation import evaluate_static, rank
+    from models.metrics import summarize
+
+    rng = np.random.default_rng(8)
+    n_users, n_items = 50, 300
+    scores = rng.permutation(n_items).astype(np.float32)
+    foldin = sp.random(n_users, n_items, density=0.05, format="csr", random_state=9, dtype=np.float32)
+    target = sp.random(n_users, n_items, density=0.03, format="csr", random_state=10, dtype=np.float32)
+    rows = np.flatnonzero(np.diff(target.indptr) > 0)
+    dense = rank(np.tile(scores, (len(rows), 1)), foldin[rows])
+    assert evaluate_static(scores, foldin, target) == summarize(dense, target[rows], n_items)
