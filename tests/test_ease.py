@@ -79,5 +79,5 @@ def test_the_sparse_models_validation_is_scored_in_blocks_of_users():
     b = sp.random(40, 40, density=0.2, random_state=6, format="csr", dtype=np.float32)
     popularity = rng.integers(0, 50, 40).astype(np.float32)
     whole = batched_ndcg(foldin, target, b, popularity, [0.0, 0.3])
-    blocks = batched_ndcg(foldin, target, b, popularity, [0.0, 0.3], budget=7 * 40)
+    blocks = batched_ndcg(foldin, target, b, popularity, [0.0, 0.3], block=7)
     assert np.allclose(whole, blocks) and whole[0] != whole[1]
