@@ -14,6 +14,7 @@ weights, computed row by row in compiled code.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -179,7 +180,7 @@ def product_top(
     progress = StepProgress("item-item product", epochs=1, steps=steps, log=log) if log else None
     for b, start in enumerate(range(0, n_rows, block)):
         end = min(start + block, n_rows)
-        _product_rows(
+        _compiled()(
             start, end, w1.indptr, w1.indices, w1.data, w2.indptr, w2.indices, w2.data,
             neighbors, indptr, indices, data, *scratch,
         )  # fmt: skip
@@ -204,19 +205,12 @@ def cap_rows(matrix: sp.csr_matrix, cap: int) -> sp.csr_matrix:
     return sp.csr_matrix((matrix.data[keep], matrix.indices[keep], indptr), shape=matrix.shape)
 
 
-def _product_rows(*args: object) -> None:
-    _compiled()(*args)
-
-
-_KERNEL: list[Callable[..., None]] = []
-
-
+@functools.cache
 def _compiled() -> Callable[..., None]:
-    if not _KERNEL:
-        import numba
+    """The row kernel compiled once per process (numba is imported only when it is needed)."""
+    import numba
 
-        _KERNEL.append(numba.njit(cache=False, nogil=True)(_rows_kernel))
-    return _KERNEL[0]
+    return numba.njit(nogil=True)(_rows_kernel)
 
 
 def _rows_kernel(
