@@ -47,15 +47,26 @@ class DenseParts:
 class CandidateParts:
     """Per user: the two-stage candidates (every component's and the popular items, the
     fold-in excluded) and each component's z-scores of them (moments over the catalog, as
-    serving standardises them)."""
+    serving standardises them). Components that search a batch faster than one history at a
+    time (an exact scan of 1M decoder rows: ~100 ms a user, ~5 ms in a batch) propose for
+    ``batch`` users at once."""
 
     def __init__(
-        self, scorer: Scorer, foldin: sp.csr_matrix, popular_order: np.ndarray, pools: Pools
+        self,
+        scorer: Scorer,
+        foldin: sp.csr_matrix,
+        popular_order: np.ndarray,
+        pools: Pools,
+        *,
+        batch: int = 256,
     ) -> None:
         self.names = list(scorer.components)
         self.pools: list[np.ndarray] = []
         self.z: list[np.ndarray] = []  # (n_components, len(pool)) per user
+        proposed: dict[str, list[np.ndarray]] = {}
         for u in range(foldin.shape[0]):
+            if u % batch == 0:
+                proposed = self._propose(scorer, foldin[u : u + batch], pools)
             start, end = foldin.indptr[u], foldin.indptr[u + 1]
             items, values = foldin.indices[start:end], foldin.data[start:end]
             row = histories_matrix([(items, values)], scorer.n_items)
@@ -63,10 +74,22 @@ class CandidateParts:
             pool = candidates(
                 scorer, None, popular_order, row, prepared=prepared, k=K, exclude=set(items.tolist()),
                 filters=None, pools=pools, every_component=True,
+                proposed={name: found[u % batch] for name, found in proposed.items()},
             )  # fmt: skip
             z = scorer.standardised_items(row, pool, prepared=prepared)
             self.pools.append(pool)
             self.z.append(np.vstack([z[n][0] for n in self.names]))
+
+    @staticmethod
+    def _propose(scorer: Scorer, rows: sp.csr_matrix, pools: Pools) -> dict[str, list[np.ndarray]]:
+        """The batched components' candidates for ``rows``: as many as the longest history
+        needs (retrieval asks for per-k candidates plus the excluded history)."""
+        n = pools.for_k(K) + int(np.diff(rows.indptr).max(initial=0))
+        prepared = scorer.prepare(rows)
+        found = {
+            name: c.candidates_many(rows, prepared.get(name), n) for name, c in scorer.components.items()
+        }
+        return {name: lists for name, lists in found.items() if lists is not None}
 
     def ranked(self, weights: Mapping[str, float]) -> np.ndarray:
         w = np.array([weights.get(n, 0.0) for n in self.names], dtype=np.float32)

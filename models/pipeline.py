@@ -116,6 +116,7 @@ def run(
         )
         selection = Scorer(selection_arrays, weights)
         metrics = validation_metrics(parts, target, selection, data)
+        del parts  # the validation users' candidates: not needed by the refit
     for name, row in metrics.items():
         log(f"validation {name:8s} " + " ".join(f"{k} {v:.4f}" for k, v in row.items()))
     refitted: list[dict[str, np.ndarray]] = []

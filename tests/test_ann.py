@@ -188,3 +188,48 @@ def test_distinct_is_the_union_of_its_arrays():
         arrays = [rng.integers(0, 500, size) for size in sizes]
         union = np.unique(np.concatenate([np.zeros(0, np.int64), *arrays])).astype(np.int64)
         assert np.array_equal(distinct(*arrays), union)
+
+
+def test_batched_exact_scans_find_what_one_query_at_a_time_finds(monkeypatch):
+    import app.scoring.ann as ann
+
+    monkeypatch.setattr(ann, "SCAN_BUDGET", 3 * 700)  # blocks of 3 queries over 700 vectors
+    rng = np.random.default_rng(4)
+    vectors, norms = (
+        rng.normal(size=(700, 16)).astype(np.float32),
+        rng.uniform(0.5, 2, 700).astype(np.float32),
+    )
+    bias = rng.normal(size=700).astype(np.float32)
+    queries = rng.normal(size=(10, 16)).astype(np.float32)
+    biased = np.hstack([queries, np.ones((10, 1), np.float32)])
+    for index, qs in (
+        (ExactIndex(vectors), queries),
+        (ExactIndex(vectors, norms), queries),
+        (BiasedExact(vectors, bias), biased),
+    ):
+        found = index.search_many(qs, 40)
+        assert found.shape == (10, 40)
+        assert all(np.array_equal(found[i], index.search(q, 40)) for i, q in enumerate(qs))
+
+
+def test_the_blend_proposes_candidates_in_batches_as_retrieval_does_per_history(trained):
+    """The blend's candidate sets (batched exact scans) are the ones two-stage retrieval
+    builds for each validation user alone."""
+    from app.scoring.retrieval import Pools, candidates
+    from models.blend import CandidateParts, K
+
+    result, _ = trained
+    scorer, foldin = result.selection, result.data.val_foldin[:40]
+    order = scorer.arrays["popular_order"]
+    pools = Pools(per_component=60, popular=20, min_per_component=60)
+    parts = CandidateParts(scorer, foldin, order, pools, batch=16)
+    assert {"vae", "content"} <= {
+        n for n, c in scorer.components.items() if c.candidates_many(foldin[:2], None, 5)
+    }
+    for u, pool in enumerate(parts.pools):
+        row = foldin[u]
+        alone = candidates(
+            scorer, None, order, row, prepared=scorer.prepare(row), k=K, exclude=set(row.indices.tolist()),
+            filters=None, pools=pools, every_component=True,
+        )  # fmt: skip
+        assert np.array_equal(pool, alone), u

@@ -35,6 +35,30 @@ def best(scores: np.ndarray, n: int) -> np.ndarray:
     return part[np.argsort(-scores[part], kind="stable")]
 
 
+def best_rows(scores: np.ndarray, n: int) -> np.ndarray:
+    """:func:`best` of each row of ``scores`` (B, m): (B, min(n, m)) positions, best first."""
+    n = min(n, scores.shape[1])
+    if n <= 0:
+        return np.zeros((len(scores), 0), dtype=np.int64)
+    part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+    return np.take_along_axis(part, order, axis=1).astype(np.int64)
+
+
+SCAN_BUDGET = 1 << 25  # scores held at once by a batched exact scan: 128 MB of float32
+
+
+def scan_many(
+    scores_of: Callable[[np.ndarray], np.ndarray], queries: np.ndarray, n: int, size: int
+) -> np.ndarray:
+    """(B, n) best-first indices of each query's ``n`` highest scores among ``size`` vectors,
+    ``scores_of(block)`` giving a block of queries' (b, size) scores: one matrix product per
+    block instead of one matrix-vector product (and one read of every vector) per query."""
+    block = max(1, SCAN_BUDGET // max(size, 1))
+    found = [best_rows(scores_of(queries[i : i + block]), n) for i in range(0, len(queries), block)]
+    return np.vstack(found) if found else np.zeros((0, min(n, size)), dtype=np.int64)
+
+
 def distinct(*arrays: np.ndarray) -> np.ndarray:
     """The sorted distinct int64 values of the arrays together: ``np.union1d`` of any number
     of arrays, by one sort (numpy's ``unique`` costs ~10x more on the few thousand candidate
@@ -69,6 +93,17 @@ class ExactIndex:
         if allowed is not None:
             return allowed[best(self._scores(allowed, query), n)]
         return best(self._scores(None, query), n).astype(np.int64)
+
+    def search_many(self, queries: np.ndarray, n: int) -> np.ndarray:
+        """(B, n): :meth:`search` of each row of ``queries`` (no ``allowed``)."""
+        vectors = np.asarray(self.vectors)
+        norms = None if self.norms is None else np.maximum(np.asarray(self.norms), np.float32(1e-12))
+
+        def scores(block: np.ndarray) -> np.ndarray:
+            out = block @ vectors.T
+            return out if norms is None else out / norms
+
+        return scan_many(scores, queries, n, len(vectors))
 
 
 # -- approximate: faiss IVF over the long tail, the head scanned exactly ---------------------

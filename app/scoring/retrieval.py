@@ -16,7 +16,7 @@ Stage two (exact re-ranking of the candidates with the blend) is
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,12 +86,15 @@ def candidates(
     filters: Filters | None,
     pools: Pools,
     every_component: bool = False,
+    proposed: Mapping[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Sorted, distinct item indices to score exactly for one history: eligible (available,
     passing the filter, not excluded), at least ``k`` of them whenever k items are eligible.
 
     ``catalog`` None: offline, every item available and no filter; ``every_component``: every
-    component proposes candidates, whatever its blend weight (a blend search)."""
+    component proposes candidates, whatever its blend weight (a blend search); ``proposed``:
+    components' candidates computed for a batch (:meth:`Component.candidates_many`, best
+    first, at least as many as asked for here), no filter."""
     excluded = np.fromiter(exclude, dtype=np.int64) if exclude else np.zeros(0, np.int64)
     allowed, selectivity = None, 1.0
     if catalog is not None and filters is not None and not filters.empty:
@@ -100,12 +103,14 @@ def candidates(
         return np.setdiff1d(allowed, excluded)
     oversample = min(pools.max_oversample, max(1.0, 1.0 / max(selectivity, 1e-9)))
     n = int(pools.for_k(k) * oversample) + len(excluded)
-    proposed = [
-        component.candidates(history, prepared.get(name), n, None)
-        for name, component in scorer.components.items()
-        if every_component or scorer.weights.get(name, 0.0) != 0.0
-    ]
-    pool = distinct(*proposed)
+    given = proposed or {}
+    pool = distinct(
+        *(
+            given[name][:n] if name in given else component.candidates(history, prepared.get(name), n, None)
+            for name, component in scorer.components.items()
+            if every_component or scorer.weights.get(name, 0.0) != 0.0
+        )
+    )
     passes = catalog.passes(pool, filters) if catalog is not None else np.ones(len(pool), bool)
     pool = pool[passes & ~np.isin(pool, excluded)]
     fill = popular_passing(catalog, popular_order, max(pools.popular, k), filters, exclude)

@@ -73,6 +73,12 @@ class Content(Component):
         profile = self.profile(history) if prepared is None else prepared
         return self.nearest(profile[0], n, allowed)
 
+    def candidates_many(self, histories: Histories, prepared: Any, n: int) -> list[np.ndarray] | None:
+        index = self.indexes["content"]
+        if self.unit._pos or not hasattr(index, "search_many"):
+            return None
+        return list(index.search_many(self.profile(histories) if prepared is None else prepared, n))
+
     def nearest(self, vector: np.ndarray, n: int, allowed: np.ndarray | None) -> np.ndarray:
         """Items whose content is closest (cosine) to a unit ``vector``: the index over the
         artifact's items, plus the rows of changed and new items, scanned exactly."""

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from app.scoring.ann import ExactIndex, best, distinct
+from app.scoring.ann import ExactIndex, best, distinct, scan_many
 from app.scoring.components.base import ArraySpec, Component, LinearMoments
 from app.scoring.features import content_to_cf
 from app.scoring.rows import Histories, ItemRows, l2_rows, rows_times_dense
@@ -31,6 +31,10 @@ class BiasedExact:
         if allowed is not None:
             return allowed[best(np.asarray(self.emb[allowed]) @ u + one * self.bias[allowed], n)]
         return best(np.asarray(self.emb) @ u + one * np.asarray(self.bias), n).astype(np.int64)
+
+    def search_many(self, queries: np.ndarray, n: int) -> np.ndarray:
+        emb, bias = np.asarray(self.emb), np.asarray(self.bias)
+        return scan_many(lambda q: q[:, :-1] @ emb.T + q[:, -1:] * bias, queries, n, len(emb))
 
 
 class VAE(Component):
@@ -108,6 +112,13 @@ class VAE(Component):
             return found
         pool = distinct(found, extra)
         return pool[best(self.emb.take(pool) @ u + self.bias.take(pool), n)]
+
+    def candidates_many(self, histories: Histories, prepared: Any, n: int) -> list[np.ndarray] | None:
+        index = self.indexes["mips"]
+        if self.emb._pos or not hasattr(index, "search_many"):
+            return None
+        u = self.prepare(histories) if prepared is None else prepared
+        return list(index.search_many(np.hstack([u, np.ones((len(u), 1), u.dtype)]), n))
 
     def similar(self, item_idx: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         """(items, cosine) of the ``n`` decoder embeddings closest to one item's, best first:
