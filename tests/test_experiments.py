@@ -208,6 +208,37 @@ async def test_feedback_attribution_fields_are_validated(client):
         assert (await client.post("/v1/feedback", json=body)).status_code == 422, body
 
 
+async def test_a_refresh_read_before_a_start_does_not_undo_it(client):
+    """A periodic refresh whose Redis read was answered before this process started an
+    experiment must not apply that older state after the start (it used to stop serving
+    variants until the next refresh: a flaky test on a slow cluster)."""
+    book = client.app.state.shoprec.experiments
+    read, release = asyncio.Event(), asyncio.Event()
+    real_all = book.store.all
+
+    async def read_then_wait():
+        experiments = await real_all()
+        read.set()
+        await release.wait()
+        return experiments
+
+    book.store.all = read_then_wait
+    try:
+        stale = asyncio.create_task(book.refresh())
+        await read.wait()  # the refresh holds Redis's state from before the start
+        book.store.all = real_all
+        running = await define_and_start(client, "late")
+        release.set()
+        await stale
+    finally:
+        book.store.all = real_all
+    assert book.running is not None and book.running.id == running.id
+    answer = (await client.get("/v1/users/racer/recommendations")).json()
+    assert answer["variant"] == assign(running, "racer").group
+    await book.refresh()  # the next refresh reads the start and keeps it
+    assert book.running is not None and book.running.id == running.id
+
+
 async def test_every_process_applies_the_same_assignment(settings_factory, redis_client):
     settings = settings_factory(experiments_refresh_s=0.05)
     async with app_client(settings) as one, app_client(settings) as two:

@@ -32,6 +32,7 @@ class ExperimentBook:
         self.store = store
         self.counters_ttl_s = counters_ttl_s
         self.running: Experiment | None = None
+        self._changes = 0  # local changes so far: a refresh read before one is stale
         self._attribution = Attribution("", lambda user: "", counters_ttl_s)
 
     def apply(self, experiments: dict[str, Experiment]) -> None:
@@ -51,13 +52,19 @@ class ExperimentBook:
 
     def changed(self, experiment: Experiment) -> None:
         """An experiment this process just changed (the others see it at their next refresh)."""
+        self._changes += 1
         if experiment.status == ExperimentStatus.running:
             self.apply({experiment.id: experiment})
         elif self.running is not None and self.running.id == experiment.id:
             self.apply({})
 
     async def refresh(self) -> None:
-        self.apply(await self.store.all())
+        """Take Redis's state, unless this process changed an experiment while it was read
+        (that read may predate the change and would undo it until the next refresh)."""
+        changes = self._changes
+        experiments = await self.store.all()
+        if changes == self._changes:
+            self.apply(experiments)
 
     def assignment(self, unit: str | None) -> Assignment | None:
         """The group of a user or session in the running experiment (None: no experiment,
