@@ -40,6 +40,7 @@ from models.evaluation import evaluate_static
 from models.split import index, validation_split
 
 Log = Callable[[str], None]
+SPILL_BYTES = 32 << 20  # selection arrays this large wait for the caller on disk, mapped
 
 
 @dataclass
@@ -114,9 +115,17 @@ def run(
         weights, blend_grid = blend.search_blend(
             parts, target, grid=config.blend.grid, rounds=config.blend.rounds, log=log
         )
-        selection = Scorer(selection_arrays, weights)
-        metrics = validation_metrics(parts, target, selection, data)
+        metrics = validation_metrics(parts, target, Scorer(selection_arrays, weights), data)
         del parts  # the validation users' candidates: not needed by the refit
+    # The selection arrays stay for the caller (the retraining gate scores them) but are not
+    # read by the refits: on disk, memory-mapped, they leave the refits' memory to the refits.
+    selection_arrays = spill(selection_arrays, out_dir, min_bytes=SPILL_BYTES)
+    for fitted in selected.values():
+        fitted.arrays = {}
+    if "content_arrays" in shared:
+        shared["content_arrays"] = {k: selection_arrays[k] for k in shared["content_arrays"]}
+        shared["content_emb"] = shared["content_arrays"]["content_emb"]
+    selection = Scorer(selection_arrays, weights)
     for name, row in metrics.items():
         log(f"validation {name:8s} " + " ".join(f"{k} {v:.4f}" for k, v in row.items()))
     refitted: list[dict[str, np.ndarray]] = []
@@ -236,6 +245,29 @@ def _peak_rss_mb() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def spill(arrays: dict[str, np.ndarray], near: Path | None, *, min_bytes: int) -> dict[str, np.ndarray]:
+    """``arrays`` with each one of at least ``min_bytes`` written to disk (next to ``near``, or
+    in the temporary directory) and memory-mapped back read-only: its pages are read when
+    touched and the kernel can drop them again. The files are unlinked at once (a mapping
+    outlives its file's name), so nothing is left on disk when the arrays are freed."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix=".selection-", dir=near if near and near.is_dir() else None))
+    out = dict(arrays)
+    try:
+        for name, array in arrays.items():
+            if array.nbytes >= min_bytes and array.nbytes > 0:
+                file = folder / f"{name}.npy"
+                np.save(file, array, allow_pickle=False)
+                out[name] = np.load(file, mmap_mode="r", allow_pickle=False)
+                file.unlink()
+    finally:
+        for file in folder.iterdir():
+            file.unlink()
+        folder.rmdir()
+    return out
 
 
 def _merge(data: TrainData, trained_on: sp.csr_matrix, parts: Any) -> dict[str, np.ndarray]:

@@ -196,3 +196,28 @@ print(held - rss())
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert int(done.stdout.split()[-1]) > 300, done.stdout  # MB given back
+
+
+@pytest.mark.slow
+def test_selection_arrays_wait_on_disk_memory_mapped_and_score_the_same(trained, tmp_path):
+    """During the refits the selection models' arrays are spilled (models/pipeline.spill):
+    memory-mapped read-only from files already unlinked, they score as the arrays in memory."""
+    from app.scoring.scorer import Scorer
+    from models.pipeline import spill
+
+    result, _ = trained
+    arrays = dict(result.selection.arrays)
+    spilled = spill(arrays, tmp_path, min_bytes=1)
+    assert list(tmp_path.iterdir()) == []  # nothing left on disk, even while mapped
+    for name, array in arrays.items():
+        if array.nbytes:
+            assert isinstance(spilled[name], np.memmap) and not spilled[name].flags.writeable, name
+        np.testing.assert_array_equal(spilled[name], array)
+    histories = result.data.val_foldin[:30]
+    before = result.selection.component_scores(histories)
+    after = Scorer(spilled, result.weights).component_scores(histories)
+    assert before.keys() == after.keys()
+    for name in before:
+        np.testing.assert_array_equal(after[name], before[name])
+    kept = spill(arrays, tmp_path, min_bytes=1 << 40)  # below the threshold: left in memory
+    assert all(kept[name] is arrays[name] for name in arrays)
