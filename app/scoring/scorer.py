@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from app.scoring.ann import best_rows
 from app.scoring.components import REGISTRY, Component
 
 # Re-exported: request code builds histories through the scorer module.
@@ -151,10 +152,7 @@ def top_k(scores: np.ndarray, k: int, *, exclude: np.ndarray | None = None) -> n
     """
     if exclude is not None:
         scores[exclude] = -np.inf
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.take_along_axis(scores, part, axis=1).argsort(axis=1, kind="stable")[:, ::-1]
-    ranked = np.take_along_axis(part, order, axis=1)
+    ranked = best_rows(scores, k)
     if exclude is not None:
         ranked = np.where(np.isneginf(np.take_along_axis(scores, ranked, axis=1)), -1, ranked)
     return ranked
