@@ -119,6 +119,8 @@ def run(
         del parts  # the validation users' candidates: not needed by the refit
     # The selection arrays stay for the caller (the retraining gate scores them) but are not
     # read by the refits: on disk, memory-mapped, they leave the refits' memory to the refits.
+    if out_dir is not None:  # the spill goes next to the artifact (a temporary folder may be in memory)
+        out_dir.mkdir(parents=True, exist_ok=True)
     selection_arrays = spill(selection_arrays, out_dir, min_bytes=SPILL_BYTES)
     for fitted in selected.values():
         fitted.arrays = {}
