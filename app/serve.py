@@ -3,16 +3,18 @@ already imported the service, so that they share its modules' memory.
 
 uvicorn's own ``--workers`` starts each worker as a new interpreter that imports FastAPI,
 pydantic, numpy, redis and the app again: each worker then holds ~50 MB of private memory
-for the same modules (measured in docs/benchmarks.md). Here the supervisor imports the app,
-moves the objects it made out of the garbage collector's reach (``gc.freeze``: a collection
-would otherwise write to every object's header and copy its page into each worker), binds
-the socket and forks. Each worker then builds its own app (``create_app``: its own Redis
-pool and metrics; its lifespan loads the model, whose arrays are memory-mapped and so shared
-anyway). The supervisor replaces a worker that dies, stops everything when a worker cannot
-start (exit 3, so a broken deployment does not restart in a loop), and on SIGTERM or SIGINT
-lets every worker finish its requests in flight (uvicorn's graceful shutdown), then exits 0.
-A worker dies with its supervisor (Linux's parent-death signal), so killing the supervisor
-never leaves workers behind.
+for the same modules (measured in docs/benchmarks.md). Here a zygote (a child of the
+supervisor) imports the app, moves the objects it made out of the garbage collector's reach
+(``gc.freeze``: a collection would otherwise write to every object's header and copy its page
+into each worker), forks the workers on the supervisor's socket and exits; the workers, now
+the supervisor's (a child subreaper), share the pages neither has written. The supervisor
+itself never imports the app (a few MB). Each worker builds its own app (``create_app``: its
+own Redis pool and metrics; its lifespan loads the model, whose arrays are memory-mapped and
+so shared anyway). The supervisor replaces a worker that dies (through a new zygote), stops
+everything when a worker cannot start (exit 3, so a broken deployment does not restart in a
+loop), and on SIGTERM or SIGINT lets every worker finish its requests in flight (uvicorn's
+graceful shutdown), then exits 0. A worker dies with its supervisor (Linux's parent-death
+signal), so killing the supervisor never leaves workers behind.
 
 With ``--workers 1`` (the default without ``WEB_CONCURRENCY``) the process serves itself: no
 supervisor, no fork.
@@ -30,11 +32,10 @@ import sys
 import time
 import traceback
 
-import uvicorn
-
 STARTUP_FAILURE = 3  # a worker that never served (uvicorn's code for a failed start-up)
 RESTART_PAUSE_S = 1.0  # between replacements of a worker that died soon after starting
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
+PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 1, 36  # prctl(2)
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -68,6 +69,8 @@ def listen(host: str, port: int) -> socket.socket:
 def serve(sock: socket.socket, args: argparse.Namespace) -> int:
     """One worker: uvicorn on the bound socket until SIGTERM/SIGINT; its exit code, 3 if it
     never started serving (bad settings, an app that fails to build: uvicorn has logged why)."""
+    import uvicorn
+
     config = uvicorn.Config(
         "app.main:create_app", factory=True, log_level=args.log_level, access_log=args.access_log
     )
@@ -83,30 +86,73 @@ def serve(sock: socket.socket, args: argparse.Namespace) -> int:
     return 0 if server.started else STARTUP_FAILURE
 
 
-def die_with_parent() -> None:
-    """Ask Linux to SIGTERM this process when its parent exits (prctl PR_SET_PDEATHSIG)."""
+def prctl(option: int, value: int) -> None:
     if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
 
 
-def fork_worker(sock: socket.socket, args: argparse.Namespace) -> int:
+def die_with_parent(signum: int = signal.SIGTERM) -> None:
+    """Ask Linux to send ``signum`` to this process when its parent exits."""
+    prctl(PR_SET_PDEATHSIG, int(signum))
+
+
+def fork_worker(sock: socket.socket, args: argparse.Namespace, supervisor: int, report: int) -> int:
+    """A worker forked by the zygote (this process); it serves once the zygote has exited and
+    it belongs to ``supervisor``, and dies with that supervisor."""
+    zygote = os.getpid()
     pid = os.fork()
     if pid:
         return pid
     code = 1
     try:
+        os.close(report)  # the zygote's report is complete (end of file) when the zygote exits
+        while os.getppid() == zygote:  # the zygote exits as soon as it has forked its workers
+            time.sleep(0.002)
+        die_with_parent()
+        if os.getppid() != supervisor:  # the supervisor went first: nobody to serve for
+            os._exit(1)
         for signum in SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
-        die_with_parent()
         code = serve(sock, args)
     finally:
         os._exit(code)
 
 
+def zygote(sock: socket.socket, args: argparse.Namespace, workers: int, report: int) -> None:
+    """The child that imports the service, freezes its objects, forks ``workers`` workers,
+    writes their pids to ``report`` and exits: its workers become the supervisor's (a child
+    subreaper), and once it is gone the pages they have not written are shared by them alone,
+    not also held by a supervisor that would otherwise own every page they have both copied
+    (~33 MB at 12k items, docs/benchmarks.md). SIGTERM/SIGINT stay blocked here (the supervisor
+    learns every pid); it dies with the supervisor."""
+    code = STARTUP_FAILURE
+    try:
+        supervisor = os.getppid()
+        die_with_parent(signal.SIGKILL)
+        import app.main  # noqa: F401  (imported before the fork: the workers share these pages)
+
+        gc.collect()
+        gc.freeze()
+        pids = [fork_worker(sock, args, supervisor, report) for _ in range(workers)]
+        os.write(report, " ".join(map(str, pids)).encode())
+        code = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
 def supervise(sock: socket.socket, args: argparse.Namespace) -> int:
+    """Start the workers through a zygote, replace those that die (through a new zygote: a
+    replacement shares no pages with the others), forward SIGTERM/SIGINT. This process never
+    imports the service: it stays a few MB."""
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
     workers: dict[int, float] = {}  # pid -> start time
+    zygotes: dict[int, int] = {}  # pid -> the read end of the pipe its workers' pids come by
+    early: dict[int, int] = {}  # workers reaped before their zygote's report was read
     stopping = False
+    code = 0
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -114,46 +160,68 @@ def supervise(sock: socket.socket, args: argparse.Namespace) -> int:
         for pid in workers:
             os.kill(pid, signal.SIGTERM)
 
-    def start() -> None:
-        # Signals wait until the new pid is known, so that a SIGTERM reaches every worker.
+    def start(n: int) -> None:
+        # Signals wait until the zygote's pid is known (the zygote keeps them blocked).
         signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
         try:
-            workers[fork_worker(sock, args)] = time.monotonic()
+            read, write = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(read)
+                zygote(sock, args, n, write)
+            os.close(write)
+            zygotes[pid] = read
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
 
-    for signum in SIGNALS:
-        signal.signal(signum, stop)
-    gc.collect()
-    gc.freeze()
-    for _ in range(args.workers):
-        start()
-    code = 0
-    while workers:
-        try:
-            pid, status = os.wait()
-        except ChildProcessError:
-            break
-        started = workers.pop(pid, None)
-        if started is None or stopping:
-            continue
-        exit_code = os.waitstatus_to_exitcode(status)
+    def ended(pid: int, exit_code: int) -> None:
+        nonlocal code
+        started = workers.pop(pid)
+        if stopping:
+            return
         if exit_code == STARTUP_FAILURE:
             print(f"app.serve: worker {pid} could not start; stopping", file=sys.stderr, flush=True)
             code = STARTUP_FAILURE
             stop(signal.SIGTERM, None)
-            continue
+            return
         print(f"app.serve: worker {pid} exited ({exit_code}); starting another", file=sys.stderr, flush=True)
         if time.monotonic() - started < RESTART_PAUSE_S:
             time.sleep(RESTART_PAUSE_S)
-        start()
+        start(1)
+
+    for signum in SIGNALS:
+        signal.signal(signum, stop)
+    start(args.workers)
+    while workers or zygotes:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        exit_code = os.waitstatus_to_exitcode(status)
+        if pid in zygotes:
+            read = zygotes.pop(pid)
+            with os.fdopen(read, "rb") as pipe:
+                pids = [int(p) for p in pipe.read().split()]
+            if exit_code != 0 and not stopping:
+                print("app.serve: the service could not be imported; stopping", file=sys.stderr, flush=True)
+                code = STARTUP_FAILURE
+                stop(signal.SIGTERM, None)
+            now = time.monotonic()
+            for worker in pids:
+                workers[worker] = now
+                if stopping:
+                    os.kill(worker, signal.SIGTERM)
+            for worker in [w for w in pids if w in early]:
+                ended(worker, early.pop(worker))
+        elif pid in workers:
+            ended(pid, exit_code)
+        else:
+            early[pid] = exit_code
     return code
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    import app.main  # noqa: F401  (imported before the fork: the workers share these pages)
-
     sock = listen(args.host, args.port)
     if args.workers == 1:
         return serve(sock, args)

@@ -97,6 +97,15 @@ def forked_anonymous_shared_kb(pid: int) -> int:
     return shared
 
 
+def listening(pid: int) -> bool:
+    """Whether ``pid`` is a worker that has loaded the model (mapped the artifact's arrays);
+    a zygote, on its way out, never has."""
+    try:
+        return ".npy" in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
 def workers_of(pid: int) -> set[int]:
     return set(children(pid))
 
@@ -114,15 +123,18 @@ def test_app_serve_forks_workers_that_share_the_imported_app(artifacts_dir, redi
         for _ in range(20):  # both workers accept on the one socket; every request is answered
             assert httpx.post(f"{api.url}/v1/recommendations", json=body).status_code == 200
         # The workers were forked after the app's modules were imported: their heaps are still
-        # shared with the supervisor (a uvicorn --workers child, a new interpreter, shares none).
+        # shared with each other (a uvicorn --workers child, a new interpreter, shares none).
         for pid in workers:
             assert forked_anonymous_shared_kb(pid) > 10_000, pid
+        # The app was imported by a zygote that has exited, not by the supervisor: a supervisor
+        # holding the app would own every page both workers have since copied (its PSS).
+        assert "numpy" not in Path(f"/proc/{supervisor}/maps").read_text()
 
         died = min(workers)
         os.kill(died, signal.SIGKILL)  # the supervisor replaces a worker that dies
-        for _ in range(200):
+        for _ in range(200):  # (the replacement comes through a zygote that exits)
             now = workers_of(supervisor)
-            if len(now) == 2 and died not in now:
+            if len(now) == 2 and died not in now and all(listening(pid) for pid in now):
                 break
             time.sleep(0.05)
         else:
