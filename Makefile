@@ -31,7 +31,7 @@ demo: install
 
 ## The test suite (CI runs exactly this through .ci/run). Needs Redis at SHOPREC_TEST_REDIS_URL
 ## (default redis://127.0.0.1:6379/15); .ci/run starts one when none answers.
-## The scale extra (SANSA, for item-item past 30k items) with its system packages: make install-scale.
+## The scale extra (SANSA, the sparse item-item solver of configs/large.json) with its system packages.
 install-scale: install
 	PYTHON=$(PYTHON) bash scripts/setup_scale.sh
 

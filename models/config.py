@@ -131,11 +131,17 @@ class EASEConfig:
     # Keep this many largest weights per item row in the exported matrix (sparse, so
     # large catalogs fit); None keeps the dense matrix.
     neighbors: int | None = 500
-    # Past this many items the dense inverse does not fit (30k items: 3.6 GB a matrix): the
-    # sparse approximate inverse of models/ease_sparse.py (SANSA, the ``scale`` extra) with
-    # ``sparse_nonzeros`` weights per item in each factor, lambda from ``sparse_lambdas``,
+    # Past this many items the dense inverse does not fit (30k items: 3.6 GB a matrix): a
+    # sparse solver of models/ease_sparse.py, ``sparse_solver`` "local" (EASE on each item's
+    # ``local_neighbors`` strongest co-occurring items, lambda walked on ``lambdas`` as the
+    # exact search does) or "sansa" (the sparse approximate inverse of the ``scale`` extra,
+    # ``sparse_nonzeros`` weights per item in each factor, lambda from ``sparse_lambdas``);
     # users' histories capped at ``history_cap`` items; attributes are not used there.
     exact_max_items: int = 30_000
+    # Beauty validation NDCG@100 (docs/scaling.md): local 0.1154 (200 neighbours; 100: 0.1139,
+    # 300: 0.1150), SANSA 0.1036, the exact inverse 0.1129 (all without attributes).
+    sparse_solver: str = "local"
+    local_neighbors: int = 200
     sparse_lambdas: list[float] = field(default_factory=lambda: [10.0, 100.0])
     # 20 weights per item: validation NDCG@100 within 1% of 50 on Beauty and Sports, and the
     # approximate inverse's residual (items x nonzeros^2 entries) 6x smaller: at 1M items 50
@@ -143,10 +149,17 @@ class EASEConfig:
     sparse_nonzeros: int = 20
     history_cap: int = 200
     # The sparse Gram keeps pairs of items that co-occur in at least this many histories
-    # (1 = all). Most pairs co-occur once (90% of the Gram's nonzeros on the 1M-item shop),
-    # and dropping them helped SANSA: validation NDCG@100 0.091 -> 0.104 on Beauty, 0.053 ->
-    # 0.071 on Sports (docs/scaling.md).
-    min_cooccurrence: int = 2
+    # (1 = all). Most pairs co-occur once (90% of the Gram's nonzeros on the 1M-item shop).
+    # Dropping them helped SANSA (validation NDCG@100 0.091 -> 0.104 on Beauty, 0.053 ->
+    # 0.071 on Sports, docs/scaling.md) and costs the local solver a little (Beauty 0.1154
+    # -> 0.1129 with 200 neighbours): 1 by default, 2 in configs/large.json.
+    min_cooccurrence: int = 1
+
+    def __post_init__(self) -> None:
+        if self.sparse_solver not in ("local", "sansa"):
+            raise ConfigError(f"ease.sparse_solver must be local or sansa, not {self.sparse_solver!r}")
+        if self.local_neighbors < 1:
+            raise ConfigError("ease.local_neighbors must be at least 1")
 
 
 @dataclass

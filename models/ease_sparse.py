@@ -1,7 +1,18 @@
-"""Item-item at scale: EASE with a sparse approximate inverse (SANSA: Spišák et al., "Scalable
-Approximate NonSymmetric Autoencoder for Collaborative Filtering", RecSys 2023; the ``sansa``
-package, the ``scale`` extra, which needs SuiteSparse), so memory grows with the nonzeros of
-X^T X, not with items^2.
+"""Item-item at scale: EASE whose memory grows with the nonzeros of X^T X, not with items^2,
+by one of two solvers (``ease.sparse_solver``):
+
+- ``local`` (the default): EASE column by column on each item's neighbourhood. EASE's column
+  j is the ridge regression of item j on every other item, b_j = (G_-j,-j + Lambda)^-1 G_-j,j
+  (Steck 2019, the constraint diag(B) = 0 dropping item j itself); restricted to the
+  ``local_neighbors`` items that co-occur most with j (the sparse Gram's largest entries of
+  row j) it is a small dense solve per item, in compiled code: time items x m^3 / 3, memory
+  the result's (items x m). The neighbourhood regression of SLIM's fsSLIM (Ning & Karypis
+  2011), with EASE's closed form and EDLAE's dropout emphasis. On Beauty's validation users
+  it beat the exact inverse (NDCG@100 0.1140 with m 100, 0.1152 with 300, exact 0.1129),
+  where SANSA reached 0.1036 (docs/scaling.md).
+- ``sansa``: a sparse approximate inverse (SANSA: Spišák et al., "Scalable Approximate
+  NonSymmetric Autoencoder for Collaborative Filtering", RecSys 2023; the ``sansa`` package,
+  the ``scale`` extra, which needs SuiteSparse).
 
 The Gram matrix is built sparse with the same variants as models/ease.py where they stay
 sparse: users weighted by |u|^-a, EDLAE's dropout emphasis on the diagonal, and a history cap
@@ -76,6 +87,110 @@ def sparse_gram(
     if dropout:
         g = g + sp.diags(np.float32(dropout / (1.0 - dropout)) * g.diagonal())
     return sp.csr_matrix(g)
+
+
+def fit_local(
+    train: sp.csr_matrix,
+    *,
+    lam: float,
+    dropout: float,
+    user_exponent: float,
+    cap: int,
+    neighbors: int,
+    local_neighbors: int,
+    log: Log,
+    min_count: float = 1.0,
+) -> sp.csr_matrix:
+    """B (n_items, n_items) CSR from one ridge solve per item over its ``local_neighbors``
+    strongest co-occurring items; each row then keeps its ``neighbors`` largest weights."""
+    g = sparse_gram(train, user_exponent=user_exponent, dropout=dropout, cap=cap, min_count=min_count)
+    g.sort_indices()
+    n = g.shape[0]
+    m = max(1, local_neighbors)
+    log(f"item-item (local EASE): Gram {n:,} x {n:,} items, {g.nnz:,} nonzeros, {m} neighbours per item")
+    rows = np.empty(n * m, np.int32)
+    values = np.empty(n * m, np.float32)
+    counts = np.zeros(n, np.int64)
+    indptr, indices = g.indptr.astype(np.int64), g.indices.astype(np.int64)
+    block = 50_000
+    from models.progress import StepProgress
+
+    progress = StepProgress("item-item local solves", epochs=1, steps=max(1, -(-n // block)), log=log)
+    for b, start in enumerate(range(0, n, block)):
+        _local_kernel()(
+            start, min(start + block, n), indptr, indices, g.data.astype(np.float64), np.float64(lam), m,
+            rows, values, counts, np.full(n, -1, np.int64),
+        )  # fmt: skip
+        progress.tick(1, b + 1)
+    # Column j's weights are rows[j*m : j*m + counts[j]]: B[rows, j].
+    take = (np.arange(m)[None, :] < counts[:, None]).ravel()
+    cols = np.repeat(np.arange(n, dtype=np.int32), counts)
+    b = sp.csr_matrix((values[take], (rows[take], cols)), shape=(n, n))
+    b.sort_indices()
+    return cap_rows(b, neighbors)
+
+
+@functools.cache
+def _local_kernel() -> Callable[..., None]:
+    import numba
+
+    return numba.njit(nogil=True)(_local_solves)
+
+
+def _local_solves(start, end, indptr, indices, data, lam, m, out_rows, out_vals, counts, position):  # type: ignore[no-untyped-def]
+    for j in range(start, end):
+        lo, hi = indptr[j], indptr[j + 1]
+        # Candidates: row j's off-diagonal entries, the m largest (ties: lower item first).
+        cand = np.empty(hi - lo, np.int64)
+        weight = np.empty(hi - lo, np.float64)
+        c = 0
+        for q in range(lo, hi):
+            if indices[q] != j and data[q] > 0:
+                cand[c] = indices[q]
+                weight[c] = data[q]
+                c += 1
+        if c == 0:
+            counts[j] = 0
+            continue
+        order = np.argsort(-weight[:c], kind="mergesort")
+        k = min(m, c)
+        hood = np.sort(cand[order[:k]])
+        rhs = np.zeros(k, np.float64)
+        for a in range(k):
+            position[hood[a]] = a
+        # G on the neighbourhood (and rhs = G[hood, j]): a short row is scanned against the
+        # neighbourhood's positions, a long one (a popular item's) searched for each member.
+        mat = np.zeros((k, k), np.float64)
+        for a in range(k):
+            i = hood[a]
+            lo_i, hi_i = indptr[i], indptr[i + 1]
+            if hi_i - lo_i <= 8 * (k + 1):
+                for q in range(lo_i, hi_i):
+                    col = indices[q]
+                    if col == j:
+                        rhs[a] = data[q]
+                    else:
+                        p = position[col]
+                        if p >= 0:
+                            mat[a, p] = data[q]
+            else:
+                row = indices[lo_i:hi_i]
+                q = lo_i + np.searchsorted(row, j)
+                if q < hi_i and indices[q] == j:
+                    rhs[a] = data[q]
+                for b in range(k):
+                    q = lo_i + np.searchsorted(row, hood[b])
+                    if q < hi_i and indices[q] == hood[b]:
+                        mat[a, b] = data[q]
+            mat[a, a] += lam
+        for a in range(k):
+            position[hood[a]] = -1
+        w = np.linalg.solve(mat, rhs)
+        base = j * m
+        for a in range(k):
+            out_rows[base + a] = hood[a]
+            out_vals[base + a] = w[a]
+        counts[j] = k
 
 
 def _int64_transpose_shim() -> None:

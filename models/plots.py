@@ -93,7 +93,7 @@ def _best_per_fit(grid: Sequence[Mapping[str, float]]) -> list[dict[str, float]]
     return list(best.values())
 
 
-def _search(ax: Any, tried: Sequence[Mapping[str, float]], *, label: str) -> None:
+def _search(ax: Any, tried: Sequence[Mapping[str, Any]], *, label: str) -> None:
     """Validation NDCG@100 of each point a search tried, in order, the chosen one starred."""
     if not tried:
         return _not_recorded(ax)
@@ -101,7 +101,8 @@ def _search(ax: Any, tried: Sequence[Mapping[str, float]], *, label: str) -> Non
     ax.plot(range(1, len(ndcg) + 1), ndcg, marker="o", color="tab:purple")
     best = int(np.argmax(ndcg))
     ax.plot([best + 1], [ndcg[best]], "*", color="black", markersize=12)
-    chosen = ", ".join(f"{k} {v:g}" for k, v in tried[best].items() if k != "ndcg@100")
+    shown = {k: v for k, v in tried[best].items() if k != "ndcg@100"}
+    chosen = ", ".join(f"{k} {v:g}" if isinstance(v, int | float) else f"{k} {v}" for k, v in shown.items())
     ax.annotate(chosen, (0.02, 0.03), xycoords="axes fraction", fontsize=7)
     ax.set(xlabel=f"{label} tried (in order)", ylabel="validation NDCG@100")
     return None

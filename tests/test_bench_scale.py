@@ -37,7 +37,7 @@ def test_bench_scale_trains_a_generated_shop_and_reports_each_stage(tmp_path):
 SMALL_100K = {
     "vae": {"epochs": 2, "hidden": 200, "latent": 64},
     "item_ae": {"epochs": 1},
-    "ease": {"sparse_lambdas": [10.0]},
+    "ease": {"lambdas": [100.0]},
     "blend": {"grid": [0.0, 0.5, 1.0, 2.0], "rounds": 1},
     "split": {"max_heldout_users": 1000},
 }
@@ -46,7 +46,7 @@ SMALL_100K = {
 @pytest.mark.slow
 def test_a_100k_item_shop_trains_end_to_end_and_beats_popularity(tmp_path):
     """The same benchmark at 100,000 items (the large-catalog paths: sampled-softmax VAE,
-    SANSA item-item, sparse features, two-stage serving), few epochs: it completes, and the
+    local sparse item-item, sparse features, two-stage serving), few epochs: it completes, and the
     served blend ranks held-out shoppers' items better than popularity. Not a timing test."""
     config = tmp_path / "config.json"
     config.write_text(json.dumps(SMALL_100K))

@@ -21,6 +21,10 @@ def test_training_curves_draw_every_component(trained, tmp_path):
     result, _ = trained
     out = tmp_path / "curves.png"
     older = {"components": {"vae": result.report["components"]["vae"]}}  # no other component recorded
+    # A sparse item-item search records its solver's name among the numbers.
+    sparse = {"lam": 100.0, "sparse": True, "solver": "local", "beta": 0.0}
+    grid = [{**sparse, "ndcg@100": 0.1}, {**sparse, "lam": 300.0, "ndcg@100": 0.2}]
+    older["components"]["ease"] = {"grid": grid}
     titles = plots.training_curves({"shop": result.report, "older run": older}, out)
     assert titles[0] == [f"shop: {c}" for c in plots.COMPONENTS]
     height, width, _ = image.imread(out).shape

@@ -4,6 +4,7 @@ softmax Mult-VAE (its arrays score through the same serving component)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from models.config import VAEConfig
 from models.synthetic_large import LargeShopConfig, generate
@@ -60,24 +61,58 @@ def test_the_sampled_softmax_vae_learns_what_the_full_one_learns(trained):
     assert sampled > 0.9 * full, (sampled, full)
 
 
-def test_past_the_exact_limit_the_item_item_model_is_sparse(shop):
-    """The sparse approximate EASE (SANSA) path, forced on a 300-item shop: it is chosen on
-    validation, refitted, exported as the serving CSR, and stays close to exact EASE."""
+@pytest.mark.parametrize("solver", ["local", "sansa"])
+def test_past_the_exact_limit_the_item_item_model_is_sparse(shop, solver):
+    """The sparse item-item paths, forced on a 300-item shop: each is chosen on validation,
+    refitted, exported as the serving CSR, and stays close to exact EASE."""
     from models.config import TrainConfig
     from models.pipeline import run
     from tests.conftest import FAST_CONFIG
 
     vae = {**FAST_CONFIG["vae"], "epochs": 3}
     exact = run(shop, TrainConfig.from_dict({**FAST_CONFIG, "vae": vae}), log=lambda m: None)
-    # 50 weights per item (not the default 20): on 300 items 20 are a 7% density, which
+    # SANSA: 50 weights per item (not the default 20): on 300 items 20 are a 7% density, which
     # costs a tenth of the NDCG (0.30 against 0.33 with 50; the exact model 0.34).
-    ease = {**FAST_CONFIG["ease"], "exact_max_items": 100, "sparse_lambdas": [10.0], "sparse_nonzeros": 50}
-    sparse = run(shop, TrainConfig.from_dict({**FAST_CONFIG, "vae": vae, "ease": ease}), log=lambda m: None)
-    assert sparse.report["components"]["ease"]["chosen"]["sparse"] is True
+    ease = {**FAST_CONFIG["ease"], "exact_max_items": 100, "sparse_solver": solver, "sparse_lambdas": [10.0],
+            "sparse_nonzeros": 50}  # fmt: skip
+    lines: list[str] = []
+    sparse = run(shop, TrainConfig.from_dict({**FAST_CONFIG, "vae": vae, "ease": ease}), log=lines.append)
+    chosen = sparse.report["components"]["ease"]["chosen"]
+    assert chosen["sparse"] is True and chosen["solver"] == solver
+    assert any(f"item-item ({solver}) lambda" in line for line in lines)
     matrix = sparse.scorer.components["ease"].matrix
     assert matrix.nnz > 0 and (matrix.getnnz(axis=1) <= 500).all() and matrix.diagonal().max() == 0
     assert sparse.metrics["ease"]["ndcg@100"] > 0.9 * exact.metrics["ease"]["ndcg@100"]
     assert sparse.metrics["ease"]["ndcg@100"] > 1.5 * sparse.metrics["popular"]["ndcg@100"]
+
+
+def test_local_ease_is_exact_ease_when_each_neighbourhood_holds_every_other_item():
+    """EASE's column j is the ridge regression of item j on all the other items; the local
+    solver restricts it to j's strongest co-occurring items. Where every pair of items
+    co-occurs and the neighbourhood is all of them, it is exact EASE (EDLAE dropout
+    included); with a smaller neighbourhood each column holds at most that many weights,
+    on the items that co-occur most with it."""
+    import scipy.sparse as sp
+
+    from models import ease as ease_model
+    from models.ease_sparse import fit_local, sparse_gram
+
+    rng = np.random.default_rng(8)
+    x = sp.csr_matrix((rng.random((400, 30)) < 0.5).astype(np.float32))
+    assert (sparse_gram(x, user_exponent=0.0, dropout=0.0, cap=100).toarray() > 0).all()  # all pairs co-occur
+    settings = {"lam": 20.0, "dropout": 0.3, "user_exponent": 0.0, "cap": 100, "neighbors": 100, "log": print}
+    got = fit_local(x, local_neighbors=29, **settings).toarray()
+    expected = ease_model.fit_ease(ease_model.gram(x), 20.0, dropout=0.3)
+    assert np.allclose(got, expected, atol=1e-5), np.abs(got - expected).max()
+
+    small = fit_local(x, local_neighbors=5, **settings)
+    g = ease_model.gram(x)
+    np.fill_diagonal(g, -1)
+    for j in range(30):
+        column = small[:, j].toarray().ravel()
+        assert np.count_nonzero(column) <= 5
+        strongest = set(np.argsort(-g[:, j], kind="stable")[:5])
+        assert set(np.flatnonzero(column)) <= strongest
 
 
 def test_the_sparse_product_keeps_each_rows_largest_weights_without_the_diagonal():

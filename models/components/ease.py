@@ -60,28 +60,64 @@ def fit(train: sp.csr_matrix, attributes: np.ndarray, params: dict[str, Any]) ->
 
 
 def select_sparse(data: TrainData, config: EASEConfig, log: Log, started: float) -> Fitted:
-    """Lambda (and the popularity exponent) of the sparse item-item model on validation."""
-    if not ease_sparse.available():
+    """Lambda (and the popularity exponent, free on every fit) of the sparse item-item model
+    on validation: walked on ``lambdas`` for the local solver, each of ``sparse_lambdas`` for
+    SANSA."""
+    if config.sparse_solver == "sansa" and not ease_sparse.available():
         raise ConfigError(
-            f"{data.n_items:,} items: past ease.exact_max_items ({config.exact_max_items:,}) the "
-            "item-item model needs the scale extra (SANSA): make install-scale"
+            f"{data.n_items:,} items: ease.sparse_solver sansa needs the scale extra (SuiteSparse): "
+            'make install-scale, or "sparse_solver": "local"'
         )
     rows = np.flatnonzero(np.diff(data.val_target.indptr) > 0)
     foldin, target = data.val_foldin[rows], data.val_target[rows]
     popularity = ease_model.popularity(data.train)
-    tried, best, best_matrix = [], {"ndcg@100": -1.0}, sp.csr_matrix((data.n_items, data.n_items))
-    for lam in config.sparse_lambdas:
-        params = {"sparse": True, "lam": lam, "dropout": config.dropouts[-1], "alpha": 0.0, "a": 0.0}
-        b = fit_sparse(data.train, {**params, "beta": 0.0}, config, log)
+    tried: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"ndcg@100": -1.0}
+    best_matrix = sp.csr_matrix((data.n_items, data.n_items))
+    solver = config.sparse_solver
+    base = {"sparse": True, "solver": solver, "dropout": config.dropouts[-1], "alpha": 0.0, "a": 0.0}
+
+    def attempt(lam: float) -> float:
+        nonlocal best, best_matrix
+        b = fit_sparse(data.train, {**base, "lam": lam, "beta": 0.0}, config, log)
         ndcgs = batched_ndcg(foldin, target, b, popularity, config.popularity_exponents)
         for beta, ndcg in zip(config.popularity_exponents, ndcgs, strict=True):
-            tried.append({**params, "beta": beta, "ndcg@100": ndcg})
+            tried.append({**base, "lam": lam, "beta": beta, "ndcg@100": ndcg})
             if ndcg > best["ndcg@100"]:
                 best = tried[-1]
                 best_matrix = sp.csr_matrix(b @ sp.diags((popularity + 1.0) ** np.float32(-beta)))
-        log(f"item-item (sparse) lambda {lam:g}: best validation ndcg@100 so far {best['ndcg@100']:.4f}")
+        log(
+            f"item-item ({solver}) lambda {lam:g}: validation ndcg@100 {max(ndcgs):.4f}, "
+            f"best so far {best['ndcg@100']:.4f}"
+        )
+        return max(ndcgs)
+
+    if config.sparse_solver == "local":
+        walk(config.lambdas, attempt)
+    else:
+        for lam in config.sparse_lambdas:
+            attempt(lam)
     report = {**best, "grid": tried, "seconds": time.perf_counter() - started}
     return Fitted(arrays=export_csr(best_matrix), chosen=best, report=report)
+
+
+def walk(grid: list[float], score: Any) -> None:
+    """Score values of the sorted grid from its middle towards the better neighbour, stopping
+    at the first worse one: validation NDCG is unimodal in lambda, so this finds the grid's
+    best in fewer fits (Beauty: 3 of 4)."""
+    values = sorted(grid)
+    found: dict[int, float] = {}
+
+    def at(i: int) -> float:
+        if i not in found:
+            found[i] = score(values[i])
+        return found[i]
+
+    i = len(values) // 2
+    at(i)
+    for step in (-1, 1):
+        while 0 <= i + step < len(values) and at(i + step) > at(i):
+            i += step
 
 
 def batched_ndcg(
@@ -128,17 +164,20 @@ def sparse_top(scores: sp.csr_matrix, k: int) -> np.ndarray:
 
 
 def fit_sparse(train: sp.csr_matrix, params: dict[str, Any], config: EASEConfig, log: Log) -> sp.csr_matrix:
-    b = ease_sparse.fit_sansa(
-        train,
-        lam=params["lam"],
-        dropout=params["dropout"],
-        user_exponent=params["a"],
-        density=min(1.0, config.sparse_nonzeros / max(train.shape[1], 1)),
-        cap=config.history_cap,
-        neighbors=config.neighbors or 500,
-        log=log,
-        min_count=config.min_cooccurrence,
-    )
+    common = {
+        "lam": params["lam"],
+        "dropout": params["dropout"],
+        "user_exponent": params["a"],
+        "cap": config.history_cap,
+        "neighbors": config.neighbors or 500,
+        "log": log,
+        "min_count": config.min_cooccurrence,
+    }
+    if params.get("solver", "sansa") == "local":
+        b = ease_sparse.fit_local(train, local_neighbors=config.local_neighbors, **common)
+    else:
+        density = min(1.0, config.sparse_nonzeros / max(train.shape[1], 1))
+        b = ease_sparse.fit_sansa(train, density=density, **common)
     if params.get("beta"):
         b = sp.csr_matrix(b @ sp.diags((ease_model.popularity(train) + 1.0) ** np.float32(-params["beta"])))
     return b
@@ -197,22 +236,8 @@ class Search:
         return {k: v for k, v in self.best.items() if k != "ndcg@100"} | {"ndcg@100": self.best["ndcg@100"]}
 
     def _lambda_search(self, current: dict[str, Any]) -> None:
-        """Lambda by a walk on the sorted grid from its middle towards the better neighbour,
-        stopping at the first worse one: validation NDCG is unimodal in lambda, so this finds
-        the grid's best in fewer fits (Beauty: 3 of 4; each is a 12k x 12k inverse)."""
-        grid = sorted(self.config.lambdas)
-        found: dict[int, float] = {}
-
-        def score(i: int) -> float:
-            if i not in found:
-                found[i] = self._try({**current, "lam": grid[i]})
-            return found[i]
-
-        i = len(grid) // 2
-        score(i)
-        for step in (-1, 1):
-            while 0 <= i + step < len(grid) and score(i + step) > score(i):
-                i += step
+        """Lambda by ``walk`` (each value a 12k x 12k inverse on Beauty)."""
+        walk(self.config.lambdas, lambda lam: self._try({**current, "lam": lam}))
 
     @staticmethod
     def _same(candidate: dict[str, Any], row: dict[str, float]) -> bool:
