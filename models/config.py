@@ -136,12 +136,17 @@ class EASEConfig:
     # ``local_neighbors`` strongest co-occurring items, lambda walked on ``lambdas`` as the
     # exact search does) or "sansa" (the sparse approximate inverse of the ``scale`` extra,
     # ``sparse_nonzeros`` weights per item in each factor, lambda from ``sparse_lambdas``);
-    # users' histories capped at ``history_cap`` items; attributes are not used there.
+    # users' histories capped at ``history_cap`` items. The local solver also tries the
+    # ``attribute_weights`` (collective EASE, each item's neighbourhood grown by the
+    # ``local_attribute_neighbors`` items sharing most of its attributes among those carried
+    # by at most ``attribute_max_df`` items; 0: none); SANSA uses interactions only.
     exact_max_items: int = 30_000
     # Beauty validation NDCG@100 (docs/scaling.md): local 0.1154 (200 neighbours; 100: 0.1139,
     # 300: 0.1150), SANSA 0.1036, the exact inverse 0.1129 (all without attributes).
     sparse_solver: str = "local"
     local_neighbors: int = 200
+    local_attribute_neighbors: int = 300
+    attribute_max_df: int = 2_000
     sparse_lambdas: list[float] = field(default_factory=lambda: [10.0, 100.0])
     # 20 weights per item: validation NDCG@100 within 1% of 50 on Beauty and Sports, and the
     # approximate inverse's residual (items x nonzeros^2 entries) 6x smaller: at 1M items 50
@@ -160,6 +165,8 @@ class EASEConfig:
             raise ConfigError(f"ease.sparse_solver must be local or sansa, not {self.sparse_solver!r}")
         if self.local_neighbors < 1:
             raise ConfigError("ease.local_neighbors must be at least 1")
+        if self.local_attribute_neighbors < 0 or self.attribute_max_df < 1:
+            raise ConfigError("ease.local_attribute_neighbors must be >= 0 and ease.attribute_max_df >= 1")
 
 
 @dataclass

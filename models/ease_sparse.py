@@ -17,8 +17,10 @@ by one of two solvers (``ease.sparse_solver``):
 The Gram matrix is built sparse with the same variants as models/ease.py where they stay
 sparse: users weighted by |u|^-a, EDLAE's dropout emphasis on the diagonal, and a history cap
 (a random ``history_cap`` of a longer history's items: X^T X grows with the square of history
-lengths, and a few very long histories would dominate it). Item attributes (alpha A A^T) are
-left out: items sharing a category form dense blocks. SANSA returns B ~ W1 W2 (two sparse
+lengths, and a few very long histories would dominate it). Item attributes (alpha A A^T, the
+collective EASE of models/ease.py) are not added to the sparse Gram, where items sharing a
+category would form dense blocks: the local solver sums them into each neighbourhood's block
+(``fit_local``), SANSA leaves them out. SANSA returns B ~ W1 W2 (two sparse
 factors); serving reads one CSR, so their product is kept to each item's ``neighbors`` largest
 weights, computed row by row in compiled code.
 """
@@ -100,30 +102,70 @@ def fit_local(
     local_neighbors: int,
     log: Log,
     min_count: float = 1.0,
+    attributes: sp.csr_matrix | None = None,
+    alpha: float = 0.0,
+    attribute_neighbors: int = 0,
+    attribute_max_df: int = 2000,
 ) -> sp.csr_matrix:
     """B (n_items, n_items) CSR from one ridge solve per item over its ``local_neighbors``
-    strongest co-occurring items; each row then keeps its ``neighbors`` largest weights."""
+    strongest co-occurring items; each row then keeps its ``neighbors`` largest weights.
+
+    With ``alpha`` > 0 and ``attributes`` A (n_items, n_attributes), each solve uses the
+    collective Gram G + alpha A A^T of models/ease.py on its neighbourhood (EDLAE's dropout
+    emphasis on the combined diagonal, as the exact fit does), and the neighbourhood gains the
+    ``attribute_neighbors`` items that share most attributes with the item (among attributes
+    carried by at most ``attribute_max_df`` items; ties: the more popular first) and are not
+    already among its co-occurring ones: the items the attribute term ties it to, which rarely
+    co-occur with it. A A^T is never formed: each neighbourhood's block is summed attribute by
+    attribute."""
     g = sparse_gram(train, user_exponent=user_exponent, dropout=dropout, cap=cap, min_count=min_count)
     g.sort_indices()
     n = g.shape[0]
     m = max(1, local_neighbors)
-    log(f"item-item (local EASE): Gram {n:,} x {n:,} items, {g.nnz:,} nonzeros, {m} neighbours per item")
-    rows = np.empty(n * m, np.int32)
-    values = np.empty(n * m, np.float32)
+    use_attributes = bool(alpha) and attributes is not None and attributes.shape[1] > 0
+    extra = max(0, attribute_neighbors) if use_attributes else 0
+    width = m + extra
+    described = f", alpha {alpha:g} with {extra} attribute neighbours" if use_attributes else ""
+    log(
+        f"item-item (local EASE): Gram {n:,} x {n:,} items, {g.nnz:,} nonzeros, "
+        f"{m} neighbours per item{described}"
+    )
+    a_csr = sp.csr_matrix(attributes if use_attributes else sp.csr_matrix((n, 0)), dtype=np.float64)
+    a_csr.sort_indices()
+    # Candidate groups: the members of each attribute carried by at most attribute_max_df
+    # items (an attribute of half the catalog ties an item to nothing in particular).
+    members = sp.csc_matrix((a_csr != 0).astype(np.int8))
+    members.sort_indices()
+    df = np.diff(members.indptr)
+    small = (df <= attribute_max_df) & bool(extra)
+    c_ptr = np.concatenate([[0], np.cumsum(np.where(small, df, 0))]).astype(np.int64)
+    c_idx = members.indices[np.repeat(small, df)].astype(np.int64)
+    popularity = g.diagonal().astype(np.float64)
+    rows = np.empty(n * width, np.int32)
+    values = np.empty(n * width, np.float32)
     counts = np.zeros(n, np.int64)
     indptr, indices = g.indptr.astype(np.int64), g.indices.astype(np.int64)
     block = 50_000
     from models.progress import StepProgress
 
     progress = StepProgress("item-item local solves", epochs=1, steps=max(1, -(-n // block)), log=log)
+    scratch = (
+        np.full(n, -1, np.int64),
+        np.zeros(n, np.int64),
+        np.empty(n, np.int64),
+        np.zeros(a_csr.shape[1], np.float64),
+    )
     for b, start in enumerate(range(0, n, block)):
         _local_kernel()(
             start, min(start + block, n), indptr, indices, g.data.astype(np.float64), np.float64(lam), m,
-            rows, values, counts, np.full(n, -1, np.int64),
+            a_csr.indptr.astype(np.int64), a_csr.indices.astype(np.int64), a_csr.data,
+            c_ptr, c_idx, popularity,
+            np.float64(alpha if use_attributes else 0.0), np.float64(1.0 / (1.0 - dropout)), extra,
+            rows, values, counts, *scratch,
         )  # fmt: skip
         progress.tick(1, b + 1)
-    # Column j's weights are rows[j*m : j*m + counts[j]]: B[rows, j].
-    take = (np.arange(m)[None, :] < counts[:, None]).ravel()
+    # Column j's weights are rows[j*width : j*width + counts[j]]: B[rows, j].
+    take = (np.arange(width)[None, :] < counts[:, None]).ravel()
     cols = np.repeat(np.arange(n, dtype=np.int32), counts)
     b = sp.csr_matrix((values[take], (rows[take], cols)), shape=(n, n))
     b.sort_indices()
@@ -134,10 +176,18 @@ def fit_local(
 def _local_kernel() -> Callable[..., None]:
     import numba
 
+    # _local_solves calls the attribute block through this module's global name, which
+    # numba resolves when it compiles: the compiled function must be there first.
+    global _attribute_block
+    _attribute_block = numba.njit(nogil=True)(_add_attribute_block)
     return numba.njit(nogil=True)(_local_solves)
 
 
-def _local_solves(start, end, indptr, indices, data, lam, m, out_rows, out_vals, counts, position):  # type: ignore[no-untyped-def]
+def _local_solves(  # type: ignore[no-untyped-def]
+    start, end, indptr, indices, data, lam, m, a_ptr, a_idx, a_val, c_ptr, c_idx, popularity,
+    alpha, emphasis, extra, out_rows, out_vals, counts, position, shared, touched, attr_value,
+):  # fmt: skip
+    width = m + extra
     for j in range(start, end):
         lo, hi = indptr[j], indptr[j + 1]
         # Candidates: row j's off-diagonal entries, the m largest (ties: lower item first).
@@ -149,12 +199,42 @@ def _local_solves(start, end, indptr, indices, data, lam, m, out_rows, out_vals,
                 cand[c] = indices[q]
                 weight[c] = data[q]
                 c += 1
-        if c == 0:
+        if c == 0 or popularity[j] <= 0:  # no interactions to learn item j's column from
             counts[j] = 0
             continue
         order = np.argsort(-weight[:c], kind="mergesort")
-        k = min(m, c)
-        hood = np.sort(cand[order[:k]])
+        k_co = min(m, c)
+        hood = np.empty(k_co + extra, np.int64)
+        hood[:k_co] = cand[order[:k_co]]
+        k = k_co
+        if extra:
+            for a in range(k_co):
+                position[hood[a]] = a  # marks the co-occurring neighbours
+            n_touched = 0
+            for p in range(a_ptr[j], a_ptr[j + 1]):
+                t = a_idx[p]
+                for q in range(c_ptr[t], c_ptr[t + 1]):
+                    i = c_idx[q]
+                    if i == j or position[i] >= 0 or popularity[i] <= 0:
+                        continue
+                    if shared[i] == 0:
+                        touched[n_touched] = i
+                        n_touched += 1
+                    shared[i] += 1
+            if n_touched:
+                found = touched[:n_touched].copy()
+                # Most shared attributes first, then the more popular, then the lower id.
+                key = np.empty(n_touched, np.float64)
+                for a in range(n_touched):
+                    key[a] = -(shared[found[a]] * 1e12 + popularity[found[a]])
+                picked = found[np.argsort(key, kind="mergesort")[: min(extra, n_touched)]]
+                hood[k : k + len(picked)] = picked
+                k += len(picked)
+                for a in range(n_touched):
+                    shared[found[a]] = 0
+            for a in range(k_co):
+                position[hood[a]] = -1
+        hood = np.sort(hood[:k])
         rhs = np.zeros(k, np.float64)
         for a in range(k):
             position[hood[a]] = a
@@ -183,14 +263,55 @@ def _local_solves(start, end, indptr, indices, data, lam, m, out_rows, out_vals,
                     if q < hi_i and indices[q] == hood[b]:
                         mat[a, b] = data[q]
             mat[a, a] += lam
+        if alpha:
+            _attribute_block(j, hood, k, a_ptr, a_idx, a_val, alpha, emphasis, mat, rhs, attr_value)
         for a in range(k):
             position[hood[a]] = -1
         w = np.linalg.solve(mat, rhs)
-        base = j * m
+        base = j * width
         for a in range(k):
             out_rows[base + a] = hood[a]
             out_vals[base + a] = w[a]
         counts[j] = k
+
+
+def _add_attribute_block(j, hood, k, a_ptr, a_idx, a_val, alpha, emphasis, mat, rhs, attr_value):  # type: ignore[no-untyped-def]
+    """alpha A A^T on the neighbourhood (the diagonal times EDLAE's emphasis 1 / (1 - p)) and
+    alpha A[hood] A[j]^T on the right-hand side, summed attribute by attribute."""
+    for p in range(a_ptr[j], a_ptr[j + 1]):
+        attr_value[a_idx[p]] = a_val[p]
+    total = 0
+    for a in range(k):
+        total += a_ptr[hood[a] + 1] - a_ptr[hood[a]]
+    attr = np.empty(total, np.int64)
+    member = np.empty(total, np.int64)
+    value = np.empty(total, np.float64)
+    e = 0
+    for a in range(k):
+        i = hood[a]
+        for p in range(a_ptr[i], a_ptr[i + 1]):
+            attr[e], member[e], value[e] = a_idx[p], a, a_val[p]
+            rhs[a] += alpha * a_val[p] * attr_value[a_idx[p]]
+            mat[a, a] += alpha * emphasis * a_val[p] * a_val[p]
+            e += 1
+    for p in range(a_ptr[j], a_ptr[j + 1]):
+        attr_value[a_idx[p]] = 0.0
+    order = np.argsort(attr, kind="mergesort")
+    lo = 0
+    while lo < total:
+        hi = lo
+        while hi < total and attr[order[hi]] == attr[order[lo]]:
+            hi += 1
+        for x in range(lo, hi):
+            for y in range(x + 1, hi):
+                u, v = member[order[x]], member[order[y]]
+                add = alpha * value[order[x]] * value[order[y]]
+                mat[u, v] += add
+                mat[v, u] += add
+        lo = hi
+
+
+_attribute_block = _add_attribute_block  # replaced by its compiled version in _local_kernel
 
 
 def _int64_transpose_shim() -> None:

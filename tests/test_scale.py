@@ -115,6 +115,47 @@ def test_local_ease_is_exact_ease_when_each_neighbourhood_holds_every_other_item
         assert set(np.flatnonzero(column)) <= strongest
 
 
+def test_attribute_aware_local_ease_is_collective_ease_and_reaches_items_that_never_co_occur():
+    """With item attributes the local solves use G + alpha A A^T (EDLAE's emphasis on the
+    combined diagonal), as the exact collective EASE of models/ease.py: the same weights
+    where the neighbourhoods hold every other item. Items that share attributes with j but
+    never co-occur with it join j's neighbourhood (up to ``attribute_neighbors``, those
+    sharing most first) and get weights; without the attribute term they cannot."""
+    import scipy.sparse as sp
+
+    from models import ease as ease_model
+    from models.ease_sparse import fit_local
+
+    rng = np.random.default_rng(9)
+    x = sp.csr_matrix((rng.random((400, 30)) < 0.5).astype(np.float32))
+    attributes = sp.csr_matrix((rng.random((30, 12)) < 0.3).astype(np.float32))
+    settings = {"lam": 20.0, "dropout": 0.3, "user_exponent": 0.0, "cap": 100, "neighbors": 100, "log": print}
+    got = fit_local(
+        x, local_neighbors=29, attributes=attributes, alpha=4.0, attribute_neighbors=10, **settings
+    )
+    expected = ease_model.fit_ease(ease_model.gram(x, attributes, 4.0), 20.0, dropout=0.3)
+    assert np.allclose(got.toarray(), expected, atol=1e-5), np.abs(got.toarray() - expected).max()
+
+    # Two halves of the catalog whose shoppers never mix; item 0 (first half) and item 10
+    # (second half) share a rare attribute, carried by no other item.
+    x = np.zeros((200, 20), np.float32)
+    x[:100, :10] = rng.random((100, 10)) < 0.5
+    x[100:, 10:] = rng.random((100, 10)) < 0.5
+    x = sp.csr_matrix(x)
+    tags = np.zeros((20, 3), np.float32)
+    tags[[0, 10], 0] = 1.0
+    tags[:, 1] = 1.0  # carried by every item: too common to pick neighbours by
+    tags = sp.csr_matrix(tags)
+    common = {**settings, "local_neighbors": 5}
+    plain = fit_local(x, **common)
+    assert plain[10, 0] == 0 and plain[0, 10] == 0
+    aware = fit_local(x, attributes=tags, alpha=4.0, attribute_neighbors=1, attribute_max_df=5, **common)
+    assert aware[10, 0] > 0 and aware[0, 10] > 0  # item 10 in a history now recommends item 0
+    assert np.count_nonzero(aware[:, 0].toarray()) <= 6  # 5 co-occurring + 1 by attributes
+    for j in range(1, 10):  # the others share only the common attribute: no extra neighbour
+        assert aware[10:, j].nnz == 0
+
+
 def test_the_sparse_product_keeps_each_rows_largest_weights_without_the_diagonal():
     """SANSA's B = W1 @ W2 (skewed rows: popular items' are dense) is computed row by row in
     compiled code, keeping each row's k weights of largest magnitude, the diagonal left out:

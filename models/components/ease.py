@@ -48,7 +48,7 @@ class ItemItemTrainer:
         full = data.full
         log(f"item-item refit on {full.shape[0]:,} users: {describe(chosen)}")
         if chosen.get("sparse"):
-            return export_csr(fit_sparse(full, chosen, config.ease, log))
+            return export_csr(fit_sparse(full, chosen, config.ease, log, attributes=data.attributes))
         return export(fit(full, data.attributes, chosen), config.ease)
 
 
@@ -77,23 +77,33 @@ def select_sparse(data: TrainData, config: EASEConfig, log: Log, started: float)
     solver = config.sparse_solver
     base = {"sparse": True, "solver": solver, "dropout": config.dropouts[-1], "alpha": 0.0, "a": 0.0}
 
-    def attempt(lam: float) -> float:
+    def attempt(lam: float, alpha: float = 0.0) -> float:
         nonlocal best, best_matrix
-        b = fit_sparse(data.train, {**base, "lam": lam, "beta": 0.0}, config, log)
+        params = {**base, "lam": lam, "alpha": alpha, "beta": 0.0}
+        b = fit_sparse(data.train, params, config, log, attributes=data.attributes)
         ndcgs = batched_ndcg(foldin, target, b, popularity, config.popularity_exponents)
         for beta, ndcg in zip(config.popularity_exponents, ndcgs, strict=True):
-            tried.append({**base, "lam": lam, "beta": beta, "ndcg@100": ndcg})
+            tried.append({**params, "beta": beta, "ndcg@100": ndcg})
             if ndcg > best["ndcg@100"]:
                 best = tried[-1]
                 best_matrix = sp.csr_matrix(b @ sp.diags((popularity + 1.0) ** np.float32(-beta)))
         log(
-            f"item-item ({solver}) lambda {lam:g}: validation ndcg@100 {max(ndcgs):.4f}, "
+            f"item-item ({solver}) lambda {lam:g} alpha {alpha:g}: validation ndcg@100 {max(ndcgs):.4f}, "
             f"best so far {best['ndcg@100']:.4f}"
         )
         return max(ndcgs)
 
     if config.sparse_solver == "local":
         walk(config.lambdas, attempt)
+        # Then the attribute weight at the chosen lambda, in increasing order while it helps
+        # (each value one more fit); the local solver only, SANSA's Gram stays interactions.
+        if data.attributes.nnz and config.local_attribute_neighbors:
+            lam, previous = best["lam"], best["ndcg@100"]
+            for alpha in sorted(a for a in config.attribute_weights if a > 0):
+                score = attempt(lam, alpha)
+                if score <= previous:
+                    break
+                previous = score
     else:
         for lam in config.sparse_lambdas:
             attempt(lam)
@@ -163,7 +173,14 @@ def sparse_top(scores: sp.csr_matrix, k: int) -> np.ndarray:
     return out
 
 
-def fit_sparse(train: sp.csr_matrix, params: dict[str, Any], config: EASEConfig, log: Log) -> sp.csr_matrix:
+def fit_sparse(
+    train: sp.csr_matrix,
+    params: dict[str, Any],
+    config: EASEConfig,
+    log: Log,
+    *,
+    attributes: sp.csr_matrix | None = None,
+) -> sp.csr_matrix:
     common = {
         "lam": params["lam"],
         "dropout": params["dropout"],
@@ -174,7 +191,15 @@ def fit_sparse(train: sp.csr_matrix, params: dict[str, Any], config: EASEConfig,
         "min_count": config.min_cooccurrence,
     }
     if params.get("solver", "sansa") == "local":
-        b = ease_sparse.fit_local(train, local_neighbors=config.local_neighbors, **common)
+        b = ease_sparse.fit_local(
+            train,
+            local_neighbors=config.local_neighbors,
+            attributes=attributes,
+            alpha=params.get("alpha", 0.0),
+            attribute_neighbors=config.local_attribute_neighbors,
+            attribute_max_df=config.attribute_max_df,
+            **common,
+        )
     else:
         density = min(1.0, config.sparse_nonzeros / max(train.shape[1], 1))
         b = ease_sparse.fit_sansa(train, density=density, **common)
