@@ -80,6 +80,11 @@ def test_past_the_exact_limit_the_item_item_model_is_sparse(shop, solver):
     chosen = sparse.report["components"]["ease"]["chosen"]
     assert chosen["sparse"] is True and chosen["solver"] == solver
     assert any(f"item-item ({solver}) lambda" in line for line in lines)
+    grid = sparse.report["components"]["ease"]["grid"]
+    assert chosen["ndcg@100"] == max(row["ndcg@100"] for row in grid)
+    if solver == "local":  # past lambda, the exact search's other coordinates are tried too
+        for key in ("dropout", "alpha", "a"):
+            assert len({row[key] for row in grid}) > 1, key
     matrix = sparse.scorer.components["ease"].matrix
     assert matrix.nnz > 0 and (matrix.getnnz(axis=1) <= 500).all() and matrix.diagonal().max() == 0
     assert sparse.metrics["ease"]["ndcg@100"] > 0.9 * exact.metrics["ease"]["ndcg@100"]

@@ -60,9 +60,9 @@ def fit(train: sp.csr_matrix, attributes: np.ndarray, params: dict[str, Any]) ->
 
 
 def select_sparse(data: TrainData, config: EASEConfig, log: Log, started: float) -> Fitted:
-    """Lambda (and the popularity exponent, free on every fit) of the sparse item-item model
-    on validation: walked on ``lambdas`` for the local solver, each of ``sparse_lambdas`` for
-    SANSA."""
+    """The sparse item-item model's settings on validation (the popularity exponent free on
+    every fit): the local solver walks ``lambdas``, then searches dropout, attributes and user
+    weights as the exact search does; SANSA tries each of ``sparse_lambdas``."""
     if config.sparse_solver == "sansa" and not ease_sparse.available():
         raise ConfigError(
             f"{data.n_items:,} items: ease.sparse_solver sansa needs the scale extra (SuiteSparse): "
@@ -77,9 +77,10 @@ def select_sparse(data: TrainData, config: EASEConfig, log: Log, started: float)
     solver = config.sparse_solver
     base = {"sparse": True, "solver": solver, "dropout": config.dropouts[-1], "alpha": 0.0, "a": 0.0}
 
-    def attempt(lam: float, alpha: float = 0.0) -> float:
+    def attempt(lam: float, **changed: float) -> float:
         nonlocal best, best_matrix
-        params = {**base, "lam": lam, "alpha": alpha, "beta": 0.0}
+        chosen = {k: best.get(k, base[k]) for k in ("dropout", "alpha", "a")}
+        params = {**base, **chosen, **changed, "lam": lam, "beta": 0.0}
         b = fit_sparse(data.train, params, config, log, attributes=data.attributes)
         ndcgs = batched_ndcg(foldin, target, b, popularity, config.popularity_exponents)
         for beta, ndcg in zip(config.popularity_exponents, ndcgs, strict=True):
@@ -88,22 +89,25 @@ def select_sparse(data: TrainData, config: EASEConfig, log: Log, started: float)
                 best = tried[-1]
                 best_matrix = sp.csr_matrix(b @ sp.diags((popularity + 1.0) ** np.float32(-beta)))
         log(
-            f"item-item ({solver}) lambda {lam:g} alpha {alpha:g}: validation ndcg@100 {max(ndcgs):.4f}, "
-            f"best so far {best['ndcg@100']:.4f}"
+            f"item-item ({solver}) lambda {lam:g} dropout {params['dropout']:g} alpha {params['alpha']:g} "
+            f"a {params['a']:g}: validation ndcg@100 {max(ndcgs):.4f}, best so far {best['ndcg@100']:.4f}"
         )
         return max(ndcgs)
 
     if config.sparse_solver == "local":
         walk(config.lambdas, attempt)
-        # Then the attribute weight at the chosen lambda, in increasing order while it helps
-        # (each value one more fit); the local solver only, SANSA's Gram stays interactions.
-        if data.attributes.nnz and config.local_attribute_neighbors:
-            lam, previous = best["lam"], best["ndcg@100"]
-            for alpha in sorted(a for a in config.attribute_weights if a > 0):
-                score = attempt(lam, alpha)
-                if score <= previous:
+        # Then, at the chosen lambda, the rest of the exact search's coordinates one at a time
+        # (SEARCH's order), each grid's other values in increasing order while they help (each
+        # value one more fit). SANSA's Gram stays plain interactions.
+        coordinates = [(key, getattr(config, grid)) for key, grid in SEARCH if key != "lam"]
+        if not (data.attributes.nnz and config.local_attribute_neighbors):
+            coordinates = [(key, grid) for key, grid in coordinates if key != "alpha"]
+        for key, grid in coordinates:
+            current, previous = best[key], best["ndcg@100"]
+            for value in sorted(v for v in grid if v != current):
+                if attempt(best["lam"], **{key: value}) <= previous:
                     break
-                previous = score
+                previous = best["ndcg@100"]
     else:
         for lam in config.sparse_lambdas:
             attempt(lam)
