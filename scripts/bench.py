@@ -10,7 +10,7 @@ GET /healthz (wrk, 16 connections). t_score: the endpoint's scoring work in-proc
 + recommend, 20-item sessions, k=10), this process pinned to core 0 with one BLAS thread,
 median of 500. Max throughput of POST /v1/recommendations and GET /v1/items/{id}/similar:
 wrk, 16 connections, random bodies and ids. Latency at half of max: an open-loop generator
-with Poisson arrivals (tools/load.py), latency from each request's scheduled time (no
+with Poisson arrivals (tools/load.py; it spins the last 2 ms to each send time, as timers wake up to 1 ms late), latency from each request's scheduled time (no
 coordinated omission); the same at 5% of max shows the floor under the queueing (a core idle
 between requests answers slower: on these VMs the in-process t_score rises ~1.7x when
 requests are 5-50 ms apart). Catalog upsert visibility: PUT on one worker, polled on another.

@@ -75,6 +75,22 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
     return status
 
 
+async def _until(moment: float) -> None:
+    """Sleep until ``moment`` (perf_counter seconds), on time: the event loop's timers wake up
+    to a millisecond late (epoll's timeout is whole ms, rounded up, and an idle core of a VM
+    wakes slowly), which an open-loop generator would add to every latency it measures. So
+    sleep to within SPIN_S of the moment, then yield to the loop until it comes (this keeps
+    the load core busy, which is what it is for)."""
+    ahead = moment - time.perf_counter() - SPIN_S
+    if ahead > 0:
+        await asyncio.sleep(ahead)
+    while time.perf_counter() < moment:
+        await asyncio.sleep(0)
+
+
+SPIN_S = 0.002
+
+
 async def run_load(
     url: str,
     make_request: Callable[[random.Random], Request],
@@ -104,8 +120,7 @@ async def run_load(
             while True:
                 now = time.perf_counter()
                 if rate:
-                    if scheduled > now:
-                        await asyncio.sleep(scheduled - now)
+                    await _until(scheduled)
                     begin = scheduled
                     scheduled += rng.expovariate(1.0 / interval) if poisson else interval
                 else:

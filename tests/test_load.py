@@ -1,0 +1,44 @@
+"""The open-loop load generator of tools/load.py (what the benchmarks' latencies rest on)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+from tools.load import _until, run_load
+
+ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"
+
+
+async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while True:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(ANSWER)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
+
+
+def test_open_loop_sends_at_the_rate_asked_and_never_before_a_request_is_due():
+    async def scenario() -> tuple[int, int, list[float]]:
+        server = await asyncio.start_server(_serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        stats = await run_load(
+            f"http://127.0.0.1:{port}", lambda r: ("GET", "/", None), seconds=2.0, connections=4,
+            rate=100.0, poisson=True,
+        )  # fmt: skip
+        early = []
+        rng = random.Random(3)
+        for _ in range(50):
+            moment = time.perf_counter() + rng.random() * 0.004
+            await _until(moment)
+            early.append(moment - time.perf_counter())
+        server.close()
+        return len(stats.latencies), stats.failed(), early
+
+    sent, failed, early = asyncio.run(scenario())
+    assert 120 <= sent <= 280, sent  # Poisson arrivals at 100/s for 2 s: 200 +- 14 (sd)
+    assert failed == 0
+    assert max(early) <= 0, max(early)  # latency counts from the scheduled time: never sent early
