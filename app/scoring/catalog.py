@@ -162,7 +162,8 @@ class Catalog:
     overlay of changes. Indices are item indices of the model (new items after the base)."""
 
     def __init__(self, arrays: Mapping[str, np.ndarray], vocab: Mapping[str, list[str]]) -> None:
-        self.a = arrays
+        # Plain views of the mapped files: np.memmap's own indexing costs microseconds a call.
+        self.a = {name: np.asarray(array) for name, array in arrays.items()}
         self.n_base = len(arrays["item_ids"])
         self.categories: list[str] = list(vocab["categories"])
         self.brands: list[str] = list(vocab["brands"])
