@@ -99,7 +99,8 @@ def select_sparse(data: TrainData, config: EASEConfig, log: Log, started: float)
         # Then, at the chosen lambda, the rest of the exact search's coordinates one at a time
         # (SEARCH's order), each grid's other values in increasing order while they help (each
         # value one more fit). SANSA's Gram stays plain interactions.
-        coordinates = [(key, getattr(config, grid)) for key, grid in SEARCH if key != "lam"]
+        grids = {"attribute_weights": "local_attribute_weights"}
+        coordinates = [(key, getattr(config, grids.get(grid, grid))) for key, grid in SEARCH if key != "lam"]
         if not (data.attributes.nnz and config.local_attribute_neighbors):
             coordinates = [(key, grid) for key, grid in coordinates if key != "alpha"]
         for key, grid in coordinates:
