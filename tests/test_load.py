@@ -42,3 +42,22 @@ def test_open_loop_sends_at_the_rate_asked_and_never_before_a_request_is_due():
     assert 120 <= sent <= 280, sent  # Poisson arrivals at 100/s for 2 s: 200 +- 14 (sd)
     assert failed == 0
     assert max(early) <= 0, max(early)  # latency counts from the scheduled time: never sent early
+
+
+def test_the_benchmark_reads_the_servers_own_request_histogram(private_redis, artifacts_dir, prefix):
+    """scripts/bench.py's server-side rows: the app's histogram of POST /v1/recommendations,
+    read from a real server before and after some requests, counts exactly those requests."""
+    import httpx
+
+    from scripts.bench import handled_within, shares
+    from tools.server import AUTH, api_env, uvicorn_process
+
+    with uvicorn_process(api_env(artifacts_dir, redis_url=private_redis.url, prefix=prefix)) as api:
+        before = handled_within(api.url)
+        for _ in range(7):
+            answer = httpx.post(f"{api.url}/v1/recommendations", json={"items": [], "k": 5}, headers=AUTH)
+            assert answer.status_code == 200
+        httpx.get(f"{api.url}/v1/items/missing/similar", headers=AUTH)  # another route: not counted
+        after = handled_within(api.url)
+    assert after["+Inf"] - before.get("+Inf", 0.0) == 7
+    assert shares(before, after, ("+Inf",)) == "100%"
