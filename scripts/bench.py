@@ -187,7 +187,7 @@ def handled_within(url: str) -> dict[str, float]:
     /v1/recommendations: cumulative counts by upper bound in seconds (its time from the ASGI
     call to the answer; no socket queueing)."""
     text = httpx.get(url + "/metrics", headers=AUTH, timeout=10).text
-    counts = {}
+    counts: dict[str, float] = {}
     for line in text.splitlines():
         ours = 'method="POST"' in line and "recommendations" in line
         if line.startswith("shoprec_request_seconds_bucket") and ours:
