@@ -75,6 +75,9 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
     return status
 
 
+SPIN_S = 0.002
+
+
 async def _until(moment: float) -> None:
     """Sleep until ``moment`` (perf_counter seconds), on time: the event loop's timers wake up
     to a millisecond late (epoll's timeout is whole ms, rounded up, and an idle core of a VM
@@ -86,9 +89,6 @@ async def _until(moment: float) -> None:
         await asyncio.sleep(ahead)
     while time.perf_counter() < moment:
         await asyncio.sleep(0)
-
-
-SPIN_S = 0.002
 
 
 async def run_load(

@@ -96,13 +96,15 @@ def select_sparse(data: TrainData, config: EASEConfig, log: Log, started: float)
 
     if config.sparse_solver == "local":
         walk(config.lambdas, attempt)
-        # Then, at the chosen lambda, the rest of the exact search's coordinates one at a time
-        # (SEARCH's order), each grid's other values in increasing order while they help (each
-        # value one more fit). SANSA's Gram stays plain interactions.
-        grids = {"attribute_weights": "local_attribute_weights"}
-        coordinates = [(key, getattr(config, grids.get(grid, grid))) for key, grid in SEARCH if key != "lam"]
-        if not (data.attributes.nnz and config.local_attribute_neighbors):
-            coordinates = [(key, grid) for key, grid in coordinates if key != "alpha"]
+        # Then, at the chosen lambda, the exact search's other coordinates in its order (the
+        # attribute weight from the local grid), each grid's other values in increasing order
+        # while they help (each value one more fit). SANSA's Gram stays plain interactions.
+        with_attributes = bool(data.attributes.nnz and config.local_attribute_neighbors)
+        coordinates = [
+            ("dropout", config.dropouts),
+            *([("alpha", config.local_attribute_weights)] if with_attributes else []),
+            ("a", config.user_exponents),
+        ]
         for key, grid in coordinates:
             current, previous = best[key], best["ndcg@100"]
             for value in sorted(v for v in grid if v != current):
