@@ -16,7 +16,7 @@ from app.api import admin, experiments, feedback, items, recommendations, system
 from app.config import Settings
 from app.deps import State
 from app.experiments.book import ExperimentBook, seed_experiments
-from app.observability import Metrics, RequestMiddleware
+from app.observability import Metrics, RequestMiddleware, release_heap, settle_heap
 from app.ratelimit import RateLimitMiddleware, TokenBuckets
 from app.store.attribution import AttributionStore
 from app.store.catalog import CatalogStore
@@ -79,9 +79,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stop = asyncio.Event()
         listener = asyncio.create_task(registry.listen(state, listener_client, stop))
         refresher = asyncio.create_task(book.keep_fresh(settings.experiments_refresh_s, stop))
+        settle_heap()
+        metrics.watch_gc()
         try:
             yield
         finally:
+            metrics.unwatch_gc()
             stop.set()
             # The listener polls with a timeout, so it sees ``stop`` within a second;
             # cancelling a blocked pub/sub read can hang in redis-py.
@@ -90,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             refresher.cancel()
             await listener_client.aclose()
             await client.aclose()
+            release_heap()  # after the listener, which may still have loaded a model
 
     app = FastAPI(
         title="shoprec",

@@ -4,6 +4,7 @@ JSON-only rule for request bodies."""
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import time
@@ -62,7 +63,30 @@ class Metrics:
             "1 when Redis answered a PING at the last scrape of /metrics, else 0",
             registry=self.registry,
         )
+        self.gc_pauses = Histogram(
+            "shoprec_gc_pause_seconds",
+            "Pauses of the cyclic garbage collector, by generation (every request waits for them)",
+            ["generation"],
+            buckets=(0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1),
+            registry=self.registry,
+        )
+        self._gc_started = 0.0
         self._logged: dict[str, tuple[float, int]] = {}  # code -> (last logged at, suppressed since)
+
+    def watch_gc(self) -> None:
+        """Time every collection of this process (until ``unwatch_gc``)."""
+        if self._on_gc not in gc.callbacks:
+            gc.callbacks.append(self._on_gc)
+
+    def unwatch_gc(self) -> None:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.gc_pauses.labels(str(info["generation"])).observe(time.perf_counter() - self._gc_started)
 
     def store_error(self, exc: StoreUnavailable, where: str) -> None:
         """Count a Redis failure and log it: the first of a kind, then one line per
@@ -79,6 +103,24 @@ class Metrics:
 
 
 LOG_EVERY_S = 10.0
+
+
+def settle_heap() -> None:
+    """Move every object alive now (the imported framework, the app, the serving model's
+    Python objects) out of the cyclic collector's reach (``gc.freeze``). A full collection
+    otherwise walks all of them, ~70,000 objects at 12k items: 25-38 ms in which no request
+    is answered, the tail of the latency (docs/benchmarks.md). Reference counting still frees
+    them (a replaced model is: it holds no reference cycle); only garbage cycles among them
+    would wait for ``release_heap``. Called when the app has started and after each model
+    load; the objects frozen before a fork (app/serve.py) stay untouched, and shared."""
+    gc.collect()
+    gc.freeze()
+
+
+def release_heap() -> None:
+    """At shutdown: the frozen objects back in the collector's reach (a process, such as a
+    test run, may build many apps)."""
+    gc.unfreeze()
 
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})

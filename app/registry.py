@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 
 from app.deps import State
 from app.errors import ArtifactsUnavailable, NotFound, StoreUnavailable, VersionRefused
+from app.observability import settle_heap
 from app.scoring import artifact, publications
 from app.scoring.recommender import Recommender
 from app.store.catalog import CatalogState
@@ -95,6 +96,7 @@ async def swap_in(state: State, *, reason: str, version: str | None = None) -> s
     except OSError as exc:
         raise ArtifactsUnavailable(_refused(state, reason, exc)) from exc
     state.load_error = state.reload_error = None
+    settle_heap()  # the new model's objects out of the collector's walk (the old ones are freed)
     state.metrics.model.info({"version": loaded.version})
     log.info(json.dumps({"event": "model_loaded", "version": loaded.version, "previous": old}))
     return loaded.version

@@ -196,3 +196,29 @@ async def test_a_truncated_artifact_is_refused_at_startup_naming_the_file(
         recs = await http.post("/v1/recommendations", json={"k": 3})
         assert recs.status_code == 503 and recs.json()["error"]["code"] == "model_not_loaded"
         assert "item_emb.npy" in recs.json()["error"]["message"]
+
+
+async def test_the_heap_is_frozen_after_start_and_each_load_and_a_replaced_model_is_freed(
+    artifacts_dir, versions_dir, settings_factory, redis_client
+):
+    """A full collection walks every object not frozen (25-38 ms at 12k items, with no request
+    answered meanwhile): the app freezes what is alive once it has started and after each
+    model load, a replaced model is still freed (by reference counting), the collector's
+    pauses are in /metrics, and shutdown gives the objects back to the collector."""
+    import gc
+    import weakref
+
+    gc.unfreeze()
+    async with app_client(settings_factory(artifacts_dir=versions_dir)) as http:
+        assert gc.get_freeze_count() > 0
+        first = weakref.ref(http.app.state.shoprec.recommender)
+        add_version(artifacts_dir, versions_dir, "v2", "2026-02-01T00:00:00")
+        artifact.publish(versions_dir, "v2")
+        frozen = gc.get_freeze_count()
+        assert (await http.post("/v1/admin/reload")).json()["serving"] == "v2"
+        assert first() is None  # not kept alive by the freeze
+        assert gc.get_freeze_count() > frozen - 100  # the new model's objects frozen in turn
+        gc.collect(0)
+        text = (await http.get("/metrics")).text
+        assert 'shoprec_gc_pause_seconds_count{generation="0"}' in text
+    assert gc.get_freeze_count() == 0
