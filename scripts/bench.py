@@ -196,9 +196,28 @@ def handled_within(url: str) -> dict[str, float]:
     return counts
 
 
+def gc_pauses(url: str) -> dict[str, float]:
+    """The server's collector pauses (shoprec_gc_pause_seconds, all generations): cumulative
+    counts by upper bound in seconds."""
+    text = httpx.get(url + "/metrics", headers=AUTH, timeout=10).text
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("shoprec_gc_pause_seconds_bucket"):
+            bound = line.split('le="')[1].split('"')[0]
+            counts[bound] = counts.get(bound, 0.0) + float(line.split()[-1])
+    return counts
+
+
 def shares(before: dict[str, float], after: dict[str, float], bounds: Sequence[str]) -> str:
     total = after.get("+Inf", 0.0) - before.get("+Inf", 0.0)
     return " / ".join(f"{(after.get(b, 0.0) - before.get(b, 0.0)) / max(total, 1.0):.0%}" for b in bounds)
+
+
+def long_pauses(before: dict[str, float], after: dict[str, float]) -> str:
+    def delta(bound: str) -> int:
+        return int(after.get(bound, 0.0) - before.get(bound, 0.0))
+
+    return f"{delta('+Inf')} / {delta('+Inf') - delta('0.005')}"
 
 
 def sample_ids(loaded: artifact.Artifact, n: int, rng: random.Random) -> list[str]:
@@ -253,9 +272,9 @@ def measure(artifacts_dir: Path, label: str, args: argparse.Namespace, scratch: 
             seconds=args.seconds,
             script=lua_script(recommend, scratch, "recommend"),
         )
-        before = handled_within(url)
+        before, gc_before = handled_within(url), gc_pauses(url)
         half = open_loop(url, lambda r: r.choice(recommend), rec_max / 2, args.seconds)
-        after_half = handled_within(url)
+        after_half, gc_after = handled_within(url), gc_pauses(url)
         # The floor under the queueing: at 5% of max the server is idle between most requests.
         low = open_loop(url, lambda r: r.choice(recommend), rec_max / 20, args.seconds)
         after_low = handled_within(url)
@@ -278,6 +297,8 @@ def measure(artifacts_dir: Path, label: str, args: argparse.Namespace, scratch: 
         ("server-side: recommendations handled within 2.5 / 5 / 10 ms, at half of max",
          shares(before, after_half, ("0.0025", "0.005", "0.01"))),
         ("the same at 5% of max", shares(after_half, after_low, ("0.0025", "0.005", "0.01"))),
+        ("server-side: collector pauses at half of max, all / of 5 ms or more",
+         long_pauses(gc_before, gc_after)),
         ("GET /v1/items/{id}/similar max throughput", f"{sim_max:.0f} req/s"),
         (f"GET /v1/items/{{id}}/similar at half of max ({sim_max / 2:.0f} req/s): p50 / p99",
          percentiles(sim_half, 50, 99)),

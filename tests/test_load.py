@@ -49,7 +49,7 @@ def test_the_benchmark_reads_the_servers_own_request_histogram(private_redis, ar
     read from a real server before and after some requests, counts exactly those requests."""
     import httpx
 
-    from scripts.bench import handled_within, shares
+    from scripts.bench import gc_pauses, handled_within, long_pauses, shares
     from tools.server import AUTH, api_env, uvicorn_process
 
     with uvicorn_process(api_env(artifacts_dir, redis_url=private_redis.url, prefix=prefix)) as api:
@@ -59,5 +59,7 @@ def test_the_benchmark_reads_the_servers_own_request_histogram(private_redis, ar
             assert answer.status_code == 200
         httpx.get(f"{api.url}/v1/items/missing/similar", headers=AUTH)  # another route: not counted
         after = handled_within(api.url)
+        pauses = gc_pauses(api.url)  # the collector ran in those requests (young generation at least)
     assert after["+Inf"] - before.get("+Inf", 0.0) == 7
+    assert pauses["+Inf"] > 0 and long_pauses({}, pauses).startswith(f"{int(pauses['+Inf'])} / ")
     assert shares(before, after, ("+Inf",)) == "100%"
