@@ -16,7 +16,9 @@ wake up to 1 ms late), latency from each request's scheduled time (no coordinate
 the same at 5% of max shows the floor under the queueing (a core idle between requests
 answers slower: on these VMs the in-process t_score rises ~1.7x when requests are 5-50 ms
 apart), and the server's own request histogram (GET /metrics) how long the app took,
-without the socket queueing. `--idle-poll` holds /dev/cpu_dma_latency at 0 for the run (idle
+without the socket queueing, and /proc/stat the CPU time the hypervisor stole from the
+server's core and from the load core during that run (a stolen load core sends and reads
+late, which the open-loop latencies count). `--idle-poll` holds /dev/cpu_dma_latency at 0 for the run (idle
 cores poll instead of halting: a machine setting, as tuned's latency-performance profile).
 Catalog upsert visibility: PUT on one worker, polled on another.
 Start-up: process start to /readyz 200 with the artifact's files dropped from the page cache
@@ -208,6 +210,26 @@ def gc_pauses(url: str) -> dict[str, float]:
     return counts
 
 
+def stolen_ms(stat: str | None = None) -> dict[str, float]:
+    """Milliseconds each CPU has been kept off the processor by the hypervisor since boot
+    ("steal", the 8th value of a cpuN line of /proc/stat, in clock ticks). A VM whose load
+    core is stolen sends late and reads late: its open-loop latencies grow with no help from
+    the server."""
+    text = Path("/proc/stat").read_text() if stat is None else stat
+    tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
+    out = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if fields and fields[0].startswith("cpu") and fields[0] != "cpu" and len(fields) > 8:
+            out[fields[0]] = int(fields[8]) * tick_ms
+    return out
+
+
+def stolen_during(before: dict[str, float], after: dict[str, float]) -> str:
+    server, load = f"cpu{SERVER_CPU}", f"cpu{LOAD_CPU}"
+    return " / ".join(f"{after.get(c, 0.0) - before.get(c, 0.0):.0f} ms" for c in (server, load))
+
+
 def shares(before: dict[str, float], after: dict[str, float], bounds: Sequence[str]) -> str:
     total = after.get("+Inf", 0.0) - before.get("+Inf", 0.0)
     return " / ".join(f"{(after.get(b, 0.0) - before.get(b, 0.0)) / max(total, 1.0):.0%}" for b in bounds)
@@ -272,9 +294,9 @@ def measure(artifacts_dir: Path, label: str, args: argparse.Namespace, scratch: 
             seconds=args.seconds,
             script=lua_script(recommend, scratch, "recommend"),
         )
-        before, gc_before = handled_within(url), gc_pauses(url)
+        before, gc_before, steal_before = handled_within(url), gc_pauses(url), stolen_ms()
         half = open_loop(url, lambda r: r.choice(recommend), rec_max / 2, args.seconds)
-        after_half, gc_after = handled_within(url), gc_pauses(url)
+        after_half, gc_after, steal_after = handled_within(url), gc_pauses(url), stolen_ms()
         # The floor under the queueing: at 5% of max the server is idle between most requests.
         low = open_loop(url, lambda r: r.choice(recommend), rec_max / 20, args.seconds)
         after_low = handled_within(url)
@@ -299,6 +321,8 @@ def measure(artifacts_dir: Path, label: str, args: argparse.Namespace, scratch: 
         ("the same at 5% of max", shares(after_half, after_low, ("0.0025", "0.005", "0.01"))),
         ("server-side: collector pauses at half of max, all / of 5 ms or more",
          long_pauses(gc_before, gc_after)),
+        ("CPU stolen by the hypervisor during the run at half of max: server core / load core",
+         stolen_during(steal_before, steal_after)),
         ("GET /v1/items/{id}/similar max throughput", f"{sim_max:.0f} req/s"),
         (f"GET /v1/items/{{id}}/similar at half of max ({sim_max / 2:.0f} req/s): p50 / p99",
          percentiles(sim_half, 50, 99)),
