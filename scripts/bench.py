@@ -18,8 +18,9 @@ answers slower: on these VMs the in-process t_score rises ~1.7x when requests ar
 apart), and the server's own request histogram (GET /metrics) how long the app took,
 without the socket queueing, and /proc/stat the CPU time the hypervisor stole from the
 server's core and from the load core during that run (a stolen load core sends and reads
-late, which the open-loop latencies count). `--idle-poll` holds /dev/cpu_dma_latency at 0 for the run (idle
-cores poll instead of halting: a machine setting, as tuned's latency-performance profile).
+late, which the open-loop latencies count). `--idle-poll` holds /dev/cpu_dma_latency at 0
+for the run (idle cores poll instead of halting: a machine setting, as tuned's
+latency-performance profile).
 Catalog upsert visibility: PUT on one worker, polled on another.
 Start-up: process start to /readyz 200 with the artifact's files dropped from the page cache
 (posix_fadvise DONTNEED). Memory: PSS (shared pages split between the processes that map
