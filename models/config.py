@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from app import events
-from app.scoring.ann import ivf_settings
+from app.scoring.ann import CODECS, ivf_settings
 from models.errors import ConfigError
 
 
@@ -206,6 +206,7 @@ class RetrievalConfig:
     ann_from_items: int = 200_000
     ann_nprobe: int = 32
     ann_head_share: float = 0.01  # the most popular items, scanned exactly
+    ann_codec: str = "sq8"  # index vectors as 8-bit codes ("flat": float32); see app/scoring/ann.py
     # Below ann_from_items, two-stage artifacts shortlist each exact scan with a projection on
     # the vectors' top ``lowrank_rank`` singular directions (``lowrank_shortlist`` x n items
     # scored exactly; app.scoring.ann.LowRankIndex); 0 turns it off.
@@ -219,11 +220,17 @@ class RetrievalConfig:
             return "exhaustive" if n_items < self.exhaustive_below else "two_stage"
         return self.mode
 
-    def ann(self, n_items: int) -> dict[str, int] | None:
+    def ann(self, n_items: int) -> dict[str, Any] | None:
         """The manifest's ``retrieval.ann`` (app.scoring.ann.IVFSettings), or None."""
+        if self.ann_codec not in CODECS:
+            raise ConfigError(
+                f"retrieval.ann_codec must be one of {', '.join(CODECS)}, not {self.ann_codec!r}"
+            )
         if self.resolved(n_items) != "two_stage" or n_items < self.ann_from_items:
             return None
-        settings = ivf_settings(n_items, head_share=self.ann_head_share, nprobe=self.ann_nprobe)
+        settings = ivf_settings(
+            n_items, head_share=self.ann_head_share, nprobe=self.ann_nprobe, codec=self.ann_codec
+        )
         return dataclasses.asdict(settings)
 
     def lowrank(self, n_items: int) -> dict[str, int] | None:

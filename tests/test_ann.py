@@ -4,14 +4,16 @@ at export, checked at load, memory-mapped, and close to the exact scans they rep
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from app.scoring import artifact
+from app.scoring import ann, artifact
 from app.scoring.ann import ExactIndex, IVFIndex, LowRankIndex, distinct
 from app.scoring.components.vae import BiasedExact
+from app.scoring.manifest import AnnIndex
 from app.scoring.recommender import Recommender, SimilarBy
 from app.scoring.rows import histories_matrix
 
@@ -46,6 +48,7 @@ def test_the_artifact_carries_its_indexes_with_checksums(large):
     loaded = artifact.load(large, checksums=True)
     settings = loaded.manifest.retrieval.ann
     assert settings is not None and settings.head == N_ITEMS // 100 and settings.nlist >= 256
+    assert settings.codec == "sq8"  # new artifacts: 8-bit codes, ranked exactly
     faiss_files = sorted(f for f in loaded.manifest.checksums if f.endswith(".faiss"))
     assert faiss_files == sorted(
         f"{c}.{i}.{part}.faiss"
@@ -99,6 +102,45 @@ def test_allowed_items_are_searched_through_a_selector(large):
     query = np.asarray(recommender.scorer.components["content"].unit.take(np.array([5])))[0]
     found = index.search(query, 50, allowed)
     assert len(found) == 50 and np.isin(found, allowed).all()
+
+
+def test_sq8_indexes_rank_exactly_in_a_quarter_of_the_flat_files(large, tmp_path):
+    """The 8-bit index's answer is the exact index's ranking of the ids it fetched (so the
+    order is exact), close to the exact scan's top n; the same vectors as float32 (the codec
+    of artifacts written before) take four times the bytes and search as before."""
+    loaded = artifact.load(large)
+    recommender = Recommender(loaded)
+    vae = recommender.scorer.components["vae"]
+    exact = BiasedExact(loaded.arrays["item_emb"], loaded.arrays["item_bias"])
+    settings = ann.IVFSettings(**loaded.manifest.retrieval.ann.model_dump())
+    flat_settings = replace(settings, codec="flat")
+    ann.build_indexes(
+        tmp_path, {"vae": vae}, loaded.arrays["popular_order"], flat_settings, log=lambda m: None
+    )
+    old = AnnIndex.model_validate({"nlist": settings.nlist, "nprobe": settings.nprobe, "head": settings.head})
+    assert old.codec == "flat"  # a manifest written before codecs: float32
+    flat = IVFIndex(tmp_path, "vae.mips", ann.IVFSettings(**old.model_dump()), exact)
+    size = {f.name: f.stat().st_size for f in tmp_path.iterdir()}
+    assert (loaded.path / "vae.mips.tail.faiss").stat().st_size < 0.35 * size["vae.mips.tail.faiss"]
+    rng = np.random.default_rng(3)
+    recalls = {"sq8": [], "flat": []}
+    for u in rng.choice(len(loaded.arrays["user_emb"]), 20, replace=False):
+        query = np.append(np.asarray(loaded.arrays["user_emb"][u]), np.float32(1.0))
+        truth = exact.search(query, 100)
+        found = vae.indexes["mips"].search(query, 100)
+        exact_scores = loaded.arrays["item_emb"][found] @ query[:-1] + loaded.arrays["item_bias"][found]
+        assert np.all(np.diff(exact_scores) <= 1e-5)  # ranked by the exact score
+        recalls["sq8"].append(len(np.intersect1d(truth, found)) / 100)
+        recalls["flat"].append(len(np.intersect1d(truth, flat.search(query, 100))) / 100)
+    assert np.mean(recalls["sq8"]) >= 0.95 and np.mean(recalls["flat"]) >= 0.95, recalls
+
+
+def test_an_unknown_codec_is_a_configuration_error():
+    from models.config import RetrievalConfig
+    from models.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="ann_codec"):
+        RetrievalConfig(mode="two_stage", ann_codec="pq").ann(1_000_000)
 
 
 def test_served_recommendations_and_similar_items_through_the_indexes(large):

@@ -35,6 +35,9 @@ class AnnIndex(BaseModel):
     nlist: int = Field(gt=0, description="IVF clusters")
     nprobe: int = Field(gt=0, description="clusters searched per query")
     head: int = Field(ge=0, description="most popular items, kept out of the IVF and scanned exactly")
+    codec: Literal["flat", "sq8"] = Field(
+        "flat", description="vectors as float32, or 8-bit with the fetched ids ranked exactly"
+    )
 
 
 class LowRankShortlist(BaseModel):
