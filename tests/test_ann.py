@@ -44,11 +44,17 @@ def large(tmp_path_factory):
     return bench_artifact(tmp_path_factory, "ann", n_items=N_ITEMS, n_users=2_000, hidden=64, ann=True)
 
 
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory):
+    """VAE vectors of 128 dimensions and more get 8-bit indexes (narrower: float32)."""
+    return bench_artifact(tmp_path_factory, "ann-wide", n_items=N_ITEMS, n_users=1_000, hidden=128, ann=True)
+
+
 def test_the_artifact_carries_its_indexes_with_checksums(large):
     loaded = artifact.load(large, checksums=True)
     settings = loaded.manifest.retrieval.ann
     assert settings is not None and settings.head == N_ITEMS // 100 and settings.nlist >= 256
-    assert settings.codec == "sq8"  # new artifacts: 8-bit codes, ranked exactly
+    assert settings.codec == "sq8"  # new artifacts: 8-bit codes for vectors of 128 dims and more
     faiss_files = sorted(f for f in loaded.manifest.checksums if f.endswith(".faiss"))
     assert faiss_files == sorted(
         f"{c}.{i}.{part}.faiss"
@@ -104,11 +110,11 @@ def test_allowed_items_are_searched_through_a_selector(large):
     assert len(found) == 50 and np.isin(found, allowed).all()
 
 
-def test_sq8_indexes_rank_exactly_in_a_quarter_of_the_flat_files(large, tmp_path):
+def test_sq8_indexes_rank_exactly_in_a_quarter_of_the_flat_files(wide, tmp_path):
     """The 8-bit index's answer is the exact index's ranking of the ids it fetched (so the
-    order is exact), close to the exact scan's top n; the same vectors as float32 (the codec
-    of artifacts written before) take four times the bytes and search as before."""
-    loaded = artifact.load(large)
+    order is exact), as close to the exact scan's top n as float32 vectors (the codec of
+    artifacts written before), which take four times the bytes."""
+    loaded = artifact.load(wide)
     recommender = Recommender(loaded)
     vae = recommender.scorer.components["vae"]
     exact = BiasedExact(loaded.arrays["item_emb"], loaded.arrays["item_bias"])
@@ -122,6 +128,9 @@ def test_sq8_indexes_rank_exactly_in_a_quarter_of_the_flat_files(large, tmp_path
     flat = IVFIndex(tmp_path, "vae.mips", ann.IVFSettings(**old.model_dump()), exact)
     size = {f.name: f.stat().st_size for f in tmp_path.iterdir()}
     assert (loaded.path / "vae.mips.tail.faiss").stat().st_size < 0.35 * size["vae.mips.tail.faiss"]
+    assert isinstance(vae.indexes["mips"], IVFIndex) and vae.indexes["mips"].exact is not None
+    content = recommender.scorer.components["content"].indexes["content"]
+    assert isinstance(content, IVFIndex) and content.exact is None  # 64-d: float32
     rng = np.random.default_rng(3)
     recalls = {"sq8": [], "flat": []}
     for u in rng.choice(len(loaded.arrays["user_emb"]), 20, replace=False):
@@ -132,7 +141,7 @@ def test_sq8_indexes_rank_exactly_in_a_quarter_of_the_flat_files(large, tmp_path
         assert np.all(np.diff(exact_scores) <= 1e-5)  # ranked by the exact score
         recalls["sq8"].append(len(np.intersect1d(truth, found)) / 100)
         recalls["flat"].append(len(np.intersect1d(truth, flat.search(query, 100))) / 100)
-    assert np.mean(recalls["sq8"]) >= 0.95 and np.mean(recalls["flat"]) >= 0.95, recalls
+    assert np.mean(recalls["sq8"]) >= np.mean(recalls["flat"]) - 0.01 and np.mean(recalls["sq8"]) >= 0.8, recalls
 
 
 def test_an_unknown_codec_is_a_configuration_error():

@@ -118,13 +118,15 @@ class ExactIndex:
 # selective filter (IVF's recall collapses, HNSW's cost explodes): retrieval scans small
 # allowed sets exactly and post-filters broad ones; ``allowed`` here becomes an ID selector.
 #
-# Codec ``sq8`` (the default for new artifacts) stores each vector as one byte per dimension
-# (faiss's 8-bit scalar quantizer, rows zero-padded to a multiple of 16 dimensions, where its
-# SIMD kernels apply: at 201 dimensions a search was 12x slower), fetches twice the ids asked
-# for and lets the component's exact index rank those. A search reads a quarter of the bytes:
-# at 1M items, cold cache, one core, 1.50 -> 0.98 ms for the VAE's 100 candidates and
-# 1.53 -> 0.86 ms for 11 similar items, recall against the exact scan 1.000 for both
-# (docs/benchmarks.md); the index files are a quarter of the size. ``flat`` keeps float32.
+# Codec ``sq8`` (the default for new artifacts) stores each vector of 128 dimensions or more
+# as one byte per dimension (faiss's 8-bit scalar quantizer; rows zero-padded to a multiple of
+# 16 dimensions, where its SIMD kernels apply: at 201 dimensions a search was 12x slower),
+# fetches twice the ids asked for and lets the component's exact index rank those, so the
+# order is exact. A search reads a quarter of the bytes and the files are a quarter of the
+# size. At 1M items, one core: with a cold cache 1.50 -> 0.98 ms for the VAE's 100
+# candidates and 1.53 -> 0.86 ms for 11 similar items, recall 1.000 of the exact scan; warm,
+# the VAE's candidates 50-70 us faster, the 64-d content index 90 us slower (decoding costs
+# more than its bytes: narrower vectors stay float32). ``flat`` keeps float32 everywhere.
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,7 @@ class IVFSettings:
 CODECS = ("flat", "sq8")
 SQ_ALIGN = 16  # the scalar quantizer's SIMD width: rows are zero-padded to a multiple of it
 SQ_FETCH = 2  # an sq8 search fetches this many times the ids asked for, for the exact ranking
+SQ_MIN_DIM = 128  # narrower vectors stay float32 under sq8 (64-d: decoding cost more than it saved)
 
 
 def ivf_settings(
@@ -191,7 +194,7 @@ def build_indexes(
             started = time.perf_counter()
             vectors = np.ascontiguousarray(component.index_vectors(index_name), dtype=np.float32)
             n, d = vectors.shape
-            sq8 = settings.codec == "sq8"
+            sq8 = settings.codec == "sq8" and d >= SQ_MIN_DIM
             if sq8:
                 d = -(-d // SQ_ALIGN) * SQ_ALIGN
                 vectors = padded(vectors, d)
@@ -218,7 +221,7 @@ def build_indexes(
                 file = f"{name}.{index_name}.{part}.faiss"
                 faiss.write_index(index, str(folder / file))
                 written.append(file)
-            log(f"index {name}.{index_name}: {n:,} x {d} {settings.codec}, nlist {settings.nlist}, "
+            log(f"index {name}.{index_name}: {n:,} x {d} {'sq8' if sq8 else 'flat'}, nlist {settings.nlist}, "
                 f"head {len(head):,}, {time.perf_counter() - started:.1f}s")  # fmt: skip
     return written
 
@@ -238,7 +241,8 @@ class IVFIndex:
         if hasattr(lists, "prefetch_nthread"):
             lists.prefetch_nthread = 0  # no prefetch threads per search
         self.nprobe = settings.nprobe
-        self.exact = exact if settings.codec == "sq8" else None
+        quantized = isinstance(self.tail, faiss.IndexIVFScalarQuantizer)  # the file says its codec
+        self.exact = exact if quantized else None
         self._faiss = faiss
 
     def search(self, query: np.ndarray, n: int, allowed: np.ndarray | None = None) -> np.ndarray:
