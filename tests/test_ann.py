@@ -141,7 +141,9 @@ def test_sq8_indexes_rank_exactly_in_a_quarter_of_the_flat_files(wide, tmp_path)
         assert np.all(np.diff(exact_scores) <= 1e-5)  # ranked by the exact score
         recalls["sq8"].append(len(np.intersect1d(truth, found)) / 100)
         recalls["flat"].append(len(np.intersect1d(truth, flat.search(query, 100))) / 100)
-    assert np.mean(recalls["sq8"]) >= np.mean(recalls["flat"]) - 0.01 and np.mean(recalls["sq8"]) >= 0.8, recalls
+    assert np.mean(recalls["sq8"]) >= np.mean(recalls["flat"]) - 0.01 and np.mean(recalls["sq8"]) >= 0.8, (
+        recalls
+    )
 
 
 def test_an_unknown_codec_is_a_configuration_error():
