@@ -152,8 +152,6 @@ def ivf_settings(
     list per 39 items (faiss's minimum of training points per centroid: 256 at 12k items)."""
     nlist = 1 << max(4, round(np.log2(4 * np.sqrt(max(n_items, 1)))))
     nlist = min(nlist, 1 << max(4, int(np.log2(max(n_items // 39, 1)))))
-    if codec not in CODECS:
-        raise ValueError(f"unknown index codec {codec!r}: one of {', '.join(CODECS)}")
     return IVFSettings(nlist=nlist, nprobe=nprobe, head=int(n_items * head_share), codec=codec)
 
 
@@ -235,7 +233,7 @@ class IVFIndex:
     ) -> None:
         faiss = _faiss()
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
-        self.tail = faiss.read_index(str(folder / f"{prefix}.tail.faiss"), flags)  # an IndexIVFFlat
+        self.tail = faiss.read_index(str(folder / f"{prefix}.tail.faiss"), flags)  # IVFFlat or IVF-SQ8
         self.head = faiss.read_index(str(folder / f"{prefix}.head.faiss"), flags)
         lists = faiss.downcast_InvertedLists(self.tail.invlists)
         if hasattr(lists, "prefetch_nthread"):
