@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from app.scoring import ann, artifact
-from app.scoring.ann import ExactIndex, IVFIndex, LowRankIndex, distinct
+from app.scoring.ann import ExactIndex, IVFIndex, LowRankIndex, distinct, member
 from app.scoring.components.vae import BiasedExact
 from app.scoring.manifest import AnnIndex
 from app.scoring.recommender import Recommender, SimilarBy
@@ -241,6 +241,13 @@ def test_distinct_is_the_union_of_its_arrays():
         arrays = [rng.integers(0, 500, size) for size in sizes]
         union = np.unique(np.concatenate([np.zeros(0, np.int64), *arrays])).astype(np.int64)
         assert np.array_equal(distinct(*arrays), union)
+
+
+def test_member_is_numpys_isin():
+    rng = np.random.default_rng(3)
+    for n_values, n_of in ((0, 0), (10, 0), (0, 5), (400, 20), (300, 300), (50, 1)):
+        values, of = rng.integers(0, 200, n_values), rng.integers(0, 200, n_of)
+        assert np.array_equal(member(values, of), np.isin(values, of))
 
 
 def test_batched_exact_scans_find_what_one_query_at_a_time_finds(monkeypatch):

@@ -74,6 +74,15 @@ def distinct(*arrays: np.ndarray) -> np.ndarray:
     return values[keep]
 
 
+def member(values: np.ndarray, of: np.ndarray) -> np.ndarray:
+    """(len(values),) bool: each value is in ``of`` (a request's exclusions: few). ``np.isin``
+    by binary search: ~4 us for a few hundred candidates, against ~20 us for numpy's."""
+    values, of = np.asarray(values), np.sort(np.asarray(of))
+    if not len(of):
+        return np.zeros(len(values), dtype=bool)
+    return of[np.minimum(np.searchsorted(of, values), len(of) - 1)] == values
+
+
 class ExactIndex:
     """Inner product with every vector of ``vectors`` (n, d), divided by ``norms`` (n,) when
     given (cosine, for a unit query): exact."""

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from app.scoring.ann import distinct
+from app.scoring.ann import distinct, member
 from app.scoring.catalog import Catalog, Filters
 from app.scoring.rows import Histories
 from app.scoring.scorer import Scorer
@@ -63,13 +63,13 @@ def popular_passing(
     while count < n and start < len(order):
         block = np.asarray(order[start : start + chunk], dtype=np.int64)
         passes = catalog.passes(block, filters) if catalog is not None else np.ones(len(block), bool)
-        block = block[passes & ~np.isin(block, excluded)]
+        block = block[passes & ~member(block, excluded)]
         found.append(block[: n - count])
         count += len(found[-1])
         start, chunk = start + chunk, chunk * 4
     if catalog is not None and count < n and catalog.n_items > catalog.n_base:  # new items come last
         extra = np.arange(catalog.n_base, catalog.n_items, dtype=np.int64)
-        extra = extra[catalog.passes(extra, filters) & ~np.isin(extra, excluded)]
+        extra = extra[catalog.passes(extra, filters) & ~member(extra, excluded)]
         found.append(extra[: n - count])
     return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
 
@@ -112,6 +112,6 @@ def candidates(
         )
     )
     passes = catalog.passes(pool, filters) if catalog is not None else np.ones(len(pool), bool)
-    pool = pool[passes & ~np.isin(pool, excluded)]
+    pool = pool[passes & ~member(pool, excluded)]
     fill = popular_passing(catalog, popular_order, max(pools.popular, k), filters, exclude)
     return distinct(pool, fill)
