@@ -82,7 +82,7 @@ async def similar_items(
     recommender: RecommenderDep,
     k: Annotated[int, Query(ge=1, le=1000)] = 10,
     by: SimilarBy = SimilarBy.collaborative,
-) -> SimilarResponse:
+) -> Response:
     """Items most like this one; `content` works for items nobody has interacted with."""
     limits.check(state.settings, k=k)
     idx = _index(recommender, item_id)
@@ -91,4 +91,6 @@ async def similar_items(
         SimilarItem(**recommender.item_view(int(i)), score=float(s))
         for i, s in zip(ranked, scores, strict=True)
     ]
-    return SimilarResponse(item_id=item_id, by=by, items=items, model_version=recommender.version)
+    body = SimilarResponse(item_id=item_id, by=by, items=items, model_version=recommender.version)
+    # Serialised once here; returning the model would make FastAPI validate it again.
+    return Response(body.model_dump_json(), media_type="application/json")

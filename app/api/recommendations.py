@@ -26,7 +26,6 @@ from app.schemas import (
     Id,
     RecommendationRequest,
     RecommendationResponse,
-    RecommendedItem,
 )
 from app.scoring import history
 from app.scoring.history import ExcludeHistory, History
@@ -217,22 +216,26 @@ async def _response(
     live: bool,
 ) -> Response:
     state.metrics.recommendations.labels(result.strategy.value).inc()
-    items = []
-    explored = result.explored if result.explored is not None else np.zeros(len(result.item_idx), bool)
-    for rank, (idx, score) in enumerate(zip(result.item_idx, result.scores, strict=True)):
-        view = recommender.item_view(int(idx))
-        because = result.because[rank] if result.because is not None else None
-        item = RecommendedItem(**view, score=float(score), because=because, explored=bool(explored[rank]))
-        items.append(item)
-    body = RecommendationResponse(
-        items=items,
-        model_version=recommender.version,
-        strategy=result.strategy,
-        unknown_items=unknown,
-        live_feedback=live,
-        recommendation_id=uuid.uuid4().hex,
-        experiment_id=assignment.experiment_id if assignment else None,
-        variant=assignment.group if assignment else None,
+    explored = result.explored.tolist() if result.explored is not None else [False] * len(result.item_idx)
+    because = result.because or [None] * len(result.item_idx)
+    items = [
+        {**recommender.item_view(idx), "score": score, "because": why, "explored": shown}
+        for idx, score, why, shown in zip(
+            result.item_idx.tolist(), result.scores.tolist(), because, explored, strict=True
+        )
+    ]
+    # One validation of the whole answer (pydantic-core), not one model per item.
+    body = RecommendationResponse.model_validate(
+        {
+            "items": items,
+            "model_version": recommender.version,
+            "strategy": result.strategy,
+            "unknown_items": unknown,
+            "live_feedback": live,
+            "recommendation_id": uuid.uuid4().hex,
+            "experiment_id": assignment.experiment_id if assignment else None,
+            "variant": assignment.group if assignment else None,
+        }
     )
     if unit is not None and state.settings.attribution:
         await _record(state, body, unit)
