@@ -9,9 +9,13 @@ the API is one uvicorn worker pinned to core 0 with one BLAS thread (`taskset -c
 OPENBLAS_NUM_THREADS=1); load generators and a private Redis run on core 1. t_hello: 1 / max throughput of
 GET /healthz (wrk, 16 connections). t_score: the endpoint's scoring work in-process (history
 + recommend, 20-item sessions, k=10), this process pinned to core 0 with one BLAS thread,
-median of 500. Max throughput of POST /v1/recommendations and GET /v1/items/{id}/similar:
-wrk, 16 connections, random bodies and ids. Latency at half of max: an open-loop generator
-with Poisson arrivals (tools/load.py; it spins the last 2 ms to each send time, as timers
+median after 20 warm-up sessions. Max throughput of POST /v1/recommendations and GET
+/v1/items/{id}/similar: wrk, 16 connections, random bodies and ids. t_score, t_hello and the
+recommendations' max throughput are measured in turn, five rounds (100 sessions, then each
+wrk run for a fifth of --seconds): each row is the median of the rounds, throughput / bound
+the median of each round's own ratio (the machine's speed drifts within minutes, so a ratio
+of numbers taken minutes apart measures the drift). Latency at half of max: an open-loop
+generator with Poisson arrivals (tools/load.py; it spins the last 2 ms to each send time, as timers
 wake up to 1 ms late), latency from each request's scheduled time (no coordinated omission);
 the same at 5% of max shows the floor under the queueing (a core idle between requests
 answers slower: on these VMs the in-process t_score rises ~1.7x when requests are 5-50 ms
@@ -268,6 +272,9 @@ def time_scoring(recommender: Recommender, drawn: list[list[str]]) -> float:
     return statistics.median(times[20:])
 
 
+ROUNDS = 5  # t_score, t_hello and max throughput, measured in turn
+
+
 def measure(artifacts_dir: Path, label: str, args: argparse.Namespace, scratch: Path) -> Run:
     loaded = artifact.load(artifacts_dir)
     artifact.prefault(loaded)  # as the server does when it loads a version
@@ -275,7 +282,7 @@ def measure(artifacts_dir: Path, label: str, args: argparse.Namespace, scratch: 
     rng = random.Random(7)
     item_ids = sample_ids(loaded, 20_000, rng)
     run = Run(label, recommender.n_items)
-    t_score = time_scoring(recommender, sessions(item_ids, 500, rng))
+    drawn = sessions(item_ids, 100 * ROUNDS, rng)
     recommend = [
         ("POST", "/v1/recommendations", json.dumps({"items": s, "k": 10}).encode())
         for s in sessions(item_ids, 2000, rng)
@@ -288,13 +295,18 @@ def measure(artifacts_dir: Path, label: str, args: argparse.Namespace, scratch: 
     server = start_pinned(artifacts_dir, port, prefix=f"shoprec-bench-{port}")
     try:
         wrk(url + "/healthz", seconds=2)  # warm-up
-        wrk(url + "/v1/recommendations", seconds=3, script=lua_script(recommend, scratch, "recommend"))
-        hello, _ = wrk(url + "/healthz", seconds=args.seconds)
-        rec_max, _ = wrk(
-            url + "/v1/recommendations",
-            seconds=args.seconds,
-            script=lua_script(recommend, scratch, "recommend"),
-        )
+        script = lua_script(recommend, scratch, "recommend")
+        wrk(url + "/v1/recommendations", seconds=3, script=script)
+        # In turn, so that each ratio compares numbers of one moment: this machine's speed
+        # drifts by up to 1.8x within minutes.
+        rounds = []
+        for i in range(ROUNDS):
+            t_score_i = time_scoring(recommender, drawn[100 * i : 100 * (i + 1)])
+            hello_i, _ = wrk(url + "/healthz", seconds=args.seconds / ROUNDS)
+            max_i, _ = wrk(url + "/v1/recommendations", seconds=args.seconds / ROUNDS, script=script)
+            rounds.append((t_score_i, 1.0 / hello_i, max_i))
+        t_score, t_hello, rec_max = (statistics.median(r[j] for r in rounds) for j in range(3))
+        ratios = sorted(m * (h + t) for t, h, m in rounds)
         before, gc_before, steal_before = handled_within(url), gc_pauses(url), stolen_ms()
         half = open_loop(url, lambda r: r.choice(recommend), rec_max / 2, args.seconds)
         after_half, gc_after, steal_after = handled_within(url), gc_pauses(url), stolen_ms()
@@ -305,14 +317,14 @@ def measure(artifacts_dir: Path, label: str, args: argparse.Namespace, scratch: 
         sim_half = open_loop(url, lambda r: r.choice(similar), sim_max / 2, args.seconds)
     finally:
         stop(server)
-    t_hello = 1.0 / hello
     bound = 1.0 / (t_hello + t_score)
     run.rows += [
         ("t_hello (1 / max throughput of GET /healthz, wrk)", ms(t_hello, 3)),
         ("t_score (in-process history + recommend, 20-item sessions, k=10, median)", ms(t_score, 3)),
         ("bound 1 / (t_hello + t_score)", f"{bound:.0f} req/s"),
         ("POST /v1/recommendations max throughput (wrk, 16 connections)", f"{rec_max:.0f} req/s"),
-        ("throughput / bound", f"{rec_max / bound:.2f}"),
+        (f"throughput / bound, median of {ROUNDS} rounds (lowest - highest)",
+         f"{statistics.median(ratios):.2f} ({ratios[0]:.2f} - {ratios[-1]:.2f})"),
         (f"POST /v1/recommendations at half of max ({rec_max / 2:.0f} req/s, Poisson): p50 / p99 / max",
          percentiles(half, 50, 99, 100)),
         (f"POST /v1/recommendations at 5% of max ({rec_max / 20:.0f} req/s, Poisson): p50 / p99",
