@@ -196,8 +196,8 @@ class RetrievalConfig:
     # Candidates each component proposes: per_k per item asked for, within
     # [min_per_component, per_component] (app.scoring.retrieval.Pools).
     per_component: int = 500
-    per_k: int = 10
-    min_per_component: int = 100
+    per_k: int = 5
+    min_per_component: int = 50
     popular: int = 100  # popular items that pass the filter, always among the candidates
     exact_limit: int = 20_000  # a filter allowing at most this many items scores them all
     max_oversample: int = 8  # a filter allowing a share s asks each source for 1/s as many

@@ -349,7 +349,7 @@ def test_similar_items(recommender, data):
 
 def test_candidate_pools_grow_with_the_list_asked_for():
     pools = Pools()
-    assert [pools.for_k(k) for k in (1, 10, 30, 50, 100, 1000)] == [100, 100, 300, 500, 500, 500]
+    assert [pools.for_k(k) for k in (1, 10, 30, 50, 100, 1000)] == [50, 50, 150, 250, 500, 500]
     assert SMALL_POOLS.for_k(1) == SMALL_POOLS.for_k(100) == 20
 
 
