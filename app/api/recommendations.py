@@ -217,7 +217,9 @@ async def _response(
 ) -> Response:
     state.metrics.recommendations.labels(result.strategy.value).inc()
     explored = result.explored.tolist() if result.explored is not None else [False] * len(result.item_idx)
-    because = result.because or [None] * len(result.item_idx)
+    because: list[list[str] | None] = [None] * len(result.item_idx)
+    if result.because is not None:
+        because = list(result.because)
     items = [
         {**recommender.item_view(idx), "score": score, "because": why, "explored": shown}
         for idx, score, why, shown in zip(
