@@ -33,8 +33,8 @@ class Pools:
     """How many candidates each source proposes (before oversampling for filters): ``per_k``
     per item asked for, within [``min_per_component``, ``per_component``] (k=10: 50, k=100
     and more: 500), so a short list does not pay for the candidates of a long one. 5 per
-    item: at k=10, 50 instead of 100 per component cost 0.16-0.21 ms less a request on Beauty
-    for a top-10 overlap with exhaustive scoring of 0.999-1.000 (docs/evaluation.md)."""
+    item: at k=10, 50 instead of 100 per component cost 0.13 ms less a request on Beauty for
+    a top-10 overlap with exhaustive scoring of 0.999-1.000 (docs/evaluation.md)."""
 
     per_component: int = 500
     popular: int = 100
