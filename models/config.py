@@ -14,6 +14,7 @@ from typing import Any
 
 from app import events
 from app.scoring.ann import CODECS, ivf_settings
+from app.scoring.retrieval import Pools
 from models.errors import ConfigError
 
 
@@ -194,13 +195,13 @@ class RetrievalConfig:
     # shortlist cost ~half of scoring everything; at a few thousand items the two are even.
     exhaustive_below: int = 10_000
     # Candidates each component proposes: per_k per item asked for, within
-    # [min_per_component, per_component] (app.scoring.retrieval.Pools).
-    per_component: int = 500
-    per_k: int = 5
-    min_per_component: int = 50
-    popular: int = 100  # popular items that pass the filter, always among the candidates
-    exact_limit: int = 20_000  # a filter allowing at most this many items scores them all
-    max_oversample: int = 8  # a filter allowing a share s asks each source for 1/s as many
+    # [min_per_component, per_component]; defaults and meaning: app.scoring.retrieval.Pools.
+    per_component: int = Pools.per_component
+    per_k: int = Pools.per_k
+    min_per_component: int = Pools.min_per_component
+    popular: int = Pools.popular  # popular items that pass the filter, always among the candidates
+    exact_limit: int = Pools.exact_limit  # a filter allowing at most this many items scores them all
+    max_oversample: int = Pools.max_oversample  # a filter allowing a share s asks each source for 1/s as many
     # Two-stage artifacts from this many items get approximate indexes (faiss IVF,
     # app/scoring/ann.py) for the components' candidates and similar items; below, exact scans.
     ann_from_items: int = 200_000
