@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from app.scoring import ann, artifact
-from app.scoring.ann import ExactIndex, IVFIndex, LowRankIndex, distinct, member
+from app.scoring.ann import ExactIndex, IVFIndex, LowRankIndex, best, best_rows, distinct, largest, member
 from app.scoring.components.vae import BiasedExact
 from app.scoring.manifest import AnnIndex
 from app.scoring.recommender import Recommender, SimilarBy
@@ -248,6 +248,24 @@ def test_member_is_numpys_isin():
     for n_values, n_of in ((0, 0), (10, 0), (0, 5), (400, 20), (300, 300), (50, 1)):
         values, of = rng.integers(0, 200, n_values), rng.integers(0, 200, n_of)
         assert np.array_equal(member(values, of), np.isin(values, of))
+
+
+def test_largest_finds_the_n_largest_scores_whatever_their_order():
+    rng = np.random.default_rng(4)
+    cases = [rng.standard_normal(size).astype(np.float32) for size in (0, 1, 100, 2049, 12_101, 100_000)]
+    ramp = np.arange(50_000, dtype=np.float32)
+    cases += [ramp, ramp[::-1].copy(), np.repeat(ramp[:500], 100)]  # sorted both ways; each score 100 times
+    cases.append(np.where(rng.random(30_000) < 0.001, 1.0, 0.0).astype(np.float32))  # a few ones, ties below
+    for scores in cases:
+        for n in (1, 10, 50, 500, 5_000, len(scores) + 3):
+            expected = np.sort(scores)[::-1][: min(n, len(scores))]
+            found = largest(scores, n)
+            assert len(np.unique(found)) == len(found) == len(expected)
+            assert np.array_equal(np.sort(scores[found])[::-1], expected)
+            ranked = best(scores, n)
+            assert np.array_equal(scores[ranked], expected)
+            if len(scores):
+                assert np.array_equal(best_rows(scores[None, :], n)[0], ranked)
 
 
 def test_batched_exact_scans_find_what_one_query_at_a_time_finds(monkeypatch):

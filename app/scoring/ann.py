@@ -26,12 +26,33 @@ class VectorIndex(Protocol):
         ...
 
 
-def best(scores: np.ndarray, n: int) -> np.ndarray:
-    """Positions of the ``n`` largest scores, best first."""
-    n = min(n, len(scores))
+SAMPLE = 1024  # scores sampled by :func:`largest` to find a bound under the n-th largest
+
+
+def largest(scores: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the ``n`` largest of a 1-d ``scores``, in no order (exact).
+
+    numpy's ``argpartition`` costs ~10 ns a score (~130 us at 12k items, 11 ms at 1M). When
+    few are asked of many, a bound comes first: a strided sample's k-th largest, which about
+    max(4n, 8 x the stride) scores reach (fewer than n: the full partition instead); the
+    partition then runs on the scores at or above it alone (~20 us at 12k)."""
+    size = len(scores)
+    n = min(n, size)
     if n <= 0:
         return np.zeros(0, dtype=np.int64)
-    part = np.argpartition(-scores, n - 1)[:n]
+    if size > 2 * SAMPLE and 16 * n <= size:
+        sample = scores[:: size // SAMPLE]
+        k = min(len(sample), max(8, -(-4 * n * len(sample) // size)))
+        bound = np.partition(sample, len(sample) - k)[len(sample) - k]
+        above = np.flatnonzero(scores >= bound)
+        if n <= len(above) <= size // 4:
+            return above[np.argpartition(-scores[above], n - 1)[:n]]
+    return np.argpartition(-scores, n - 1)[:n]
+
+
+def best(scores: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the ``n`` largest scores, best first."""
+    part = largest(scores, n)
     return part[np.argsort(-scores[part], kind="stable")]
 
 
@@ -40,6 +61,8 @@ def best_rows(scores: np.ndarray, n: int) -> np.ndarray:
     n = min(n, scores.shape[1])
     if n <= 0:
         return np.zeros((len(scores), 0), dtype=np.int64)
+    if len(scores) == 1:  # one request's row
+        return best(scores[0], n)[None, :].astype(np.int64)
     part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
     order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
     return np.take_along_axis(part, order, axis=1).astype(np.int64)
@@ -346,7 +369,7 @@ class LowRankIndex:
         if len(approx) <= size:
             short = np.arange(len(approx), dtype=np.int64)
         else:
-            short = np.sort(np.argpartition(-approx, size - 1)[:size]).astype(np.int64)
+            short = np.sort(largest(approx, size)).astype(np.int64)
         return self.exact.search(query, n, short if rows is None else rows[short])
 
 
