@@ -355,8 +355,9 @@ def test_candidate_pools_grow_with_the_list_asked_for():
 
 def test_two_stage_gives_each_candidate_its_exhaustive_score(artifacts_dir):
     """Candidates are standardised with each component's moments over the whole catalog, so a
-    candidate's blended score is the one exhaustive scoring gives it; with pools that hold
-    the best items the two rankings are the same."""
+    candidate's blended score is the one exhaustive scoring gives it (up to the moments'
+    low-rank covariance: LinearMoments); with pools that hold the best items the two rankings
+    are the same."""
     loaded = artifact.load(artifacts_dir)
     exhaustive = Recommender(loaded, mode="exhaustive")
     small, large = (Recommender(loaded, mode="two_stage", pools=p) for p in (SMALL_POOLS, Pools()))
@@ -369,9 +370,29 @@ def test_two_stage_gives_each_candidate_its_exhaustive_score(artifacts_dir):
         full = exhaustive.recommend(history, k=exhaustive.n_items, exclude=history)
         score_of = dict(zip(full.item_idx.tolist(), full.scores.tolist(), strict=True))
         found = small.recommend(history, k=10, exclude=history)
-        assert np.allclose(found.scores, [score_of[i] for i in found.item_idx.tolist()], atol=1e-4)
+        assert np.allclose(found.scores, [score_of[i] for i in found.item_idx.tolist()], rtol=1e-3, atol=1e-4)
         same = large.recommend(history, k=10, exclude=history)
         assert same.item_idx.tolist() == full.item_idx[:10].tolist()
+
+
+def test_linear_moments_are_the_scores_mean_and_deviation_over_the_catalog():
+    """Exact for rows of at most 2 x RANK dimensions; wider ones keep the covariance's top
+    RANK directions, and queries in the span the rows fill get the deviation within 0.1%."""
+    from app.scoring.components.base import LinearMoments
+
+    rng = np.random.default_rng(8)
+    for d, spectrum in ((40, 1.0), (LinearMoments.RANK * 2, 1.0), (300, 0.9)):
+        scale = spectrum ** np.arange(d)  # a decaying spectrum, as trained embeddings have
+        rows = (rng.standard_normal((3000, d)) * scale).astype(np.float32)
+        bias = rng.standard_normal(3000).astype(np.float32)
+        queries = np.hstack([rows[:50] @ rng.standard_normal((d, d)).astype(np.float32) * scale, np.ones((50, 1))])
+        moments = LinearMoments(rows, bias)
+        mean, std = moments(queries)
+        kept = moments.stats()[1].shape[1]
+        assert kept == d + 1 if d <= 2 * LinearMoments.RANK else kept < d  # a request reads `kept` columns
+        scores = np.hstack([rows, bias[:, None]]).astype(np.float64) @ queries.T.astype(np.float64)
+        assert np.allclose(mean[:, 0], scores.mean(axis=0), rtol=1e-4, atol=1e-4)
+        assert np.allclose(std[:, 0], scores.std(axis=0), rtol=1e-5 if d <= 2 * LinearMoments.RANK else 1e-3)
 
 
 def test_item_item_sums_the_same_over_a_dense_row_and_sorted_neighbours(artifacts_dir, monkeypatch):

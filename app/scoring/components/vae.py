@@ -64,7 +64,9 @@ class VAE(Component):
         self.a = {name: np.asarray(arrays[name]) for name in self.arrays}
         self.emb = ItemRows(self.a["item_emb"])
         self.bias = ItemRows(self.a["item_bias"])
-        self.linear = LinearMoments(self.a["item_emb"], self.a["item_bias"])
+        # Queries like the requests': the stored user vectors (item rows if there are none).
+        users = self.a["user_emb"] if len(self.a["user_emb"]) else None
+        self.linear = LinearMoments(self.a["item_emb"], self.a["item_bias"], queries=users)
         self.indexes["mips"] = BiasedExact(self.a["item_emb"], self.a["item_bias"])
         self.indexes["cosine"] = ExactIndex(self.a["item_emb"], self.a["item_norm"])
 
