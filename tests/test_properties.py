@@ -385,7 +385,8 @@ def test_linear_moments_are_the_scores_mean_and_deviation_over_the_catalog():
         scale = spectrum ** np.arange(d)  # a decaying spectrum, as trained embeddings have
         rows = (rng.standard_normal((3000, d)) * scale).astype(np.float32)
         bias = rng.standard_normal(3000).astype(np.float32)
-        queries = np.hstack([rows[:50] @ rng.standard_normal((d, d)).astype(np.float32) * scale, np.ones((50, 1))])
+        mixed = rows[:50] @ rng.standard_normal((d, d)).astype(np.float32) * scale
+        queries = np.hstack([mixed, np.ones((50, 1))])
         moments = LinearMoments(rows, bias)
         mean, std = moments(queries)
         kept = moments.stats()[1].shape[1]

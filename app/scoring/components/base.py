@@ -137,20 +137,28 @@ class LinearMoments:
             values, vectors = np.linalg.eigh(cov)  # ascending
             values, vectors = np.maximum(values[::-1], 0.0), vectors[:, ::-1]
             source = self.rows if self.queries is None else self.queries
-            q = self._with_bias(source, sample_items(len(source), self.QUERY_SAMPLE))
-            full = np.sqrt(np.maximum(((q @ cov) * q).sum(axis=1), 1e-30))
-            r = self.RANK
-            while 2 * r < len(values):
-                rest = float(values[r:].mean())
-                along = q @ vectors[:, :r]
-                approx = np.sqrt(np.maximum((along * along) @ (values[:r] - rest) + rest * (q * q).sum(axis=1), 0.0))
-                if np.max(np.abs(approx / full - 1.0)) <= self.TOLERANCE:
-                    break
-                r *= 2
-            else:
-                r, rest = len(values), 0.0
-            self._stats = mean, np.ascontiguousarray(vectors[:, :r], dtype=np.float32), values[:r] - rest, rest
+            queries = self._with_bias(source, sample_items(len(source), self.QUERY_SAMPLE))
+            r = self._rank(cov, values, vectors, queries)
+            rest = float(values[r:].mean()) if r < len(values) else 0.0
+            kept = np.ascontiguousarray(vectors[:, :r], dtype=np.float32)
+            self._stats = mean, kept, values[:r] - rest, rest
         return self._stats
+
+    def _rank(self, cov: np.ndarray, values: np.ndarray, vectors: np.ndarray, q: np.ndarray) -> int:
+        """Directions to keep: the smallest of RANK, 2 RANK, ... below half of them whose
+        deviations for the queries ``q`` are within TOLERANCE of the full covariance's, else
+        all of them."""
+        full = np.sqrt(np.maximum(((q @ cov) * q).sum(axis=1), 1e-30))
+        norms = (q * q).sum(axis=1)
+        r = self.RANK
+        while 2 * r < len(values):
+            rest = float(values[r:].mean())
+            along = q @ vectors[:, :r]
+            approx = np.sqrt(np.maximum((along * along) @ (values[:r] - rest) + rest * norms, 0.0))
+            if np.max(np.abs(approx / full - 1.0)) <= self.TOLERANCE:
+                return r
+            r *= 2
+        return len(values)
 
     def _with_bias(self, rows: np.ndarray, pick: np.ndarray) -> np.ndarray:
         """float64 rows ``pick`` of ``rows``, with the bias (item rows) or a column of ones
