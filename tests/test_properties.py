@@ -396,6 +396,33 @@ def test_linear_moments_are_the_scores_mean_and_deviation_over_the_catalog():
         assert np.allclose(std[:, 0], scores.std(axis=0), rtol=1e-5 if d <= 2 * LinearMoments.RANK else 1e-3)
 
 
+def test_item_item_gathers_the_same_neighbours_slice_by_slice_and_vectorised(artifacts_dir, monkeypatch):
+    """A history's rows of B: joined slice by slice (few items) or gathered by offsets
+    (many, and batches); both are the history times B."""
+    from app.scoring.components import ease
+
+    component = Recommender(artifact.load(artifacts_dir)).scorer.components["ease"]
+    rng = np.random.default_rng(6)
+    b = component.matrix.toarray()
+    for sizes in ((1,), (20,), (3, 0, 30)):
+        rows = [np.sort(rng.choice(component.n_base, n, replace=False)).astype(np.int32) for n in sizes]
+        weights = [rng.choice([1.0, 4.0], n).astype(np.float32) for n in sizes]
+        history = histories_matrix(list(zip(rows, weights, strict=True)), component.n_items)
+        found = []
+        for sliced in (10**9, 0):
+            monkeypatch.setattr(ease, "SLICED_SOURCES", sliced)
+            found.append(component.neighbours(history))
+        for (r1, i1, w1), (r2, i2, w2) in zip(found, found[1:], strict=False):
+            assert np.array_equal(r1, r2) and np.array_equal(i1, i2) and np.allclose(w1, w2)
+        r, i, w = found[0]
+        scores = np.zeros((len(sizes), component.n_base))
+        np.add.at(scores, (r, i), w)
+        dense = np.zeros((len(sizes), component.n_base))
+        for row, (items, values) in enumerate(zip(rows, weights, strict=True)):
+            dense[row, items] = values
+        assert np.allclose(scores, dense @ b, atol=1e-5)
+
+
 def test_item_item_sums_the_same_over_a_dense_row_and_sorted_neighbours(artifacts_dir, monkeypatch):
     """One history's item-item scores: a catalog-long bincount for small catalogs, a sort of
     the neighbours for large ones; the same items and sums either way."""

@@ -54,12 +54,20 @@ def l2_rows(matrix: Histories) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def rows_times_dense(csr: tuple[np.ndarray, np.ndarray, np.ndarray], dense: np.ndarray) -> np.ndarray:
     """(B, n) CSR parts @ (n, d) dense -> (B, d) float32, by gathering the touched rows."""
     indptr, indices, data = csr
+    return weighted_sums(indptr, data, np.asarray(dense[indices], dtype=np.float32))
+
+
+def weighted_sums(indptr: np.ndarray, data: np.ndarray, gathered: np.ndarray) -> np.ndarray:
+    """(B, d) float32: each CSR row's ``data``-weighted sum of its rows of ``gathered``
+    (one row per stored value). One row (a request's history): a matrix-vector product."""
     batch = len(indptr) - 1
-    gathered = np.asarray(dense[indices], dtype=np.float32) * data[:, None]
-    out = np.zeros((batch, dense.shape[1]), dtype=np.float32)
+    data = np.asarray(data, dtype=np.float32)
+    if batch == 1:
+        return (data @ gathered)[None, :].astype(np.float32, copy=False)
+    out = np.zeros((batch, gathered.shape[1]), dtype=np.float32)
     nonempty = np.flatnonzero(np.diff(indptr) > 0)
     if len(nonempty):
-        out[nonempty] = np.add.reduceat(gathered, indptr[nonempty], axis=0)
+        out[nonempty] = np.add.reduceat(gathered * data[:, None], indptr[nonempty], axis=0)
     return out
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from app.scoring.ann import ExactIndex, best, distinct
 from app.scoring.components.base import ArraySpec, Component, LinearMoments
 from app.scoring.features import encode_content
-from app.scoring.rows import Histories, ItemRows, l2_rows
+from app.scoring.rows import Histories, ItemRows, l2_rows, weighted_sums
 
 
 class Content(Component):
@@ -48,11 +48,7 @@ class Content(Component):
     def profile(self, histories: Histories) -> np.ndarray:
         """(B, content_dim) unit content profile of each history."""
         indptr, indices, data = l2_rows(histories)
-        gathered = self.unit.take(indices) * data[:, None]
-        out = np.zeros((len(indptr) - 1, gathered.shape[1]), dtype=np.float32)
-        nonempty = np.flatnonzero(np.diff(indptr) > 0)
-        if len(nonempty):
-            out[nonempty] = np.add.reduceat(gathered, indptr[nonempty], axis=0)
+        out = weighted_sums(indptr, data, self.unit.take(indices))
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
     def score(
