@@ -4,6 +4,7 @@ JSON-only rule for request bodies."""
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import json
 import logging
@@ -112,9 +113,24 @@ def settle_heap() -> None:
     is answered, the tail of the latency (docs/benchmarks.md). Reference counting still frees
     them (a replaced model is: it holds no reference cycle); only garbage cycles among them
     would wait for ``release_heap``. Called when the app has started and after each model
-    load; the objects frozen before a fork (app/serve.py) stay untouched, and shared."""
+    load; the objects frozen before a fork (app/serve.py) stay untouched, and shared.
+
+    Then the C heap's free pages go back to the system (glibc's ``malloc_trim``): a model
+    load's temporaries (the moments' covariance and eigenvectors, ~13 MB at Beauty's 601
+    dimensions) would otherwise stay each worker's own memory (a worker's private memory
+    after the load: 18.4 -> 4.8 MB)."""
     gc.collect()
     gc.freeze()
+    _trim_c_heap()
+
+
+def _trim_c_heap() -> None:
+    """``malloc_trim(0)`` where the C library has it (glibc); nothing elsewhere."""
+    try:
+        trim = ctypes.CDLL(None).malloc_trim  # the process's own symbols: libc's on Linux
+    except (OSError, AttributeError):
+        return
+    trim(0)
 
 
 def release_heap() -> None:
