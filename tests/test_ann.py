@@ -11,7 +11,17 @@ import numpy as np
 import pytest
 
 from app.scoring import ann, artifact
-from app.scoring.ann import ExactIndex, IVFIndex, LowRankIndex, best, best_rows, distinct, largest, member
+from app.scoring.ann import (
+    DistinctRowsIndex,
+    ExactIndex,
+    IVFIndex,
+    LowRankIndex,
+    best,
+    best_rows,
+    distinct,
+    largest,
+    member,
+)
 from app.scoring.components.vae import BiasedExact
 from app.scoring.manifest import AnnIndex
 from app.scoring.recommender import Recommender, SimilarBy
@@ -201,7 +211,7 @@ def test_mid_size_artifacts_carry_low_rank_projections_of_their_wide_indexes(mid
         "mips": LowRankIndex,
         "cosine": LowRankIndex,
     }
-    assert isinstance(components["content"].indexes["content"], ExactIndex)
+    assert isinstance(components["content"].indexes["content"], DistinctRowsIndex)  # an exact scan
 
 
 def test_a_truncated_projection_is_refused_at_load(mid, tmp_path):
@@ -266,6 +276,25 @@ def test_largest_finds_the_n_largest_scores_whatever_their_order():
             assert np.array_equal(scores[ranked], expected)
             if len(scores):
                 assert np.array_equal(best_rows(scores[None, :], n)[0], ranked)
+
+
+def test_equal_rows_are_scanned_once_and_found_as_an_exact_scan_finds_them():
+    rng = np.random.default_rng(5)
+    rows = rng.normal(size=(60, 8)).astype(np.float32)
+    vectors = rows[rng.integers(0, 60, 2000)]  # 2,000 items, 60 distinct rows
+    index, exact = DistinctRowsIndex(vectors), ExactIndex(vectors)
+    assert len(index.warm()[0]) == 60
+    queries = rng.normal(size=(12, 8)).astype(np.float32)
+    for n in (1, 10, 45, 300, 2000, 2500):
+        for query in queries:
+            found = index.search(query, n)
+            assert len(np.unique(found)) == len(found) == min(n, len(vectors))
+            assert np.allclose(vectors[found] @ query, vectors[exact.search(query, n)] @ query)
+            assert np.all(np.diff(vectors[found] @ query) <= 1e-5)  # best first
+        batch = index.search_many(queries, n)
+        assert all(np.array_equal(batch[i], index.search(q, n)) for i, q in enumerate(queries))
+    allowed = np.sort(rng.choice(2000, 50, replace=False))
+    assert np.array_equal(index.search(queries[0], 7, allowed), exact.search(queries[0], 7, allowed))
 
 
 def test_batched_exact_scans_find_what_one_query_at_a_time_finds(monkeypatch):

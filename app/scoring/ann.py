@@ -138,6 +138,48 @@ class ExactIndex:
         return scan_many(scores, queries, n, len(vectors))
 
 
+class DistinctRowsIndex:
+    """Exact inner-product search over rows of which many are equal: items with the same
+    attributes have the same content embedding (Amazon Beauty: 3,116 distinct rows of
+    12,101). Each distinct row is scanned once (a quarter of the bytes there) and its items
+    follow it in index order; the grouping is found on first use (:meth:`warm` at load)."""
+
+    def __init__(self, vectors: np.ndarray) -> None:
+        self.vectors = vectors
+        self._groups: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def warm(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(distinct rows, items grouped by their row (ascending within), group starts)."""
+        if self._groups is None:
+            distinct, inverse = np.unique(np.asarray(self.vectors), axis=0, return_inverse=True)
+            inverse = inverse.ravel()
+            starts = np.zeros(len(distinct) + 1, dtype=np.int64)
+            np.cumsum(np.bincount(inverse, minlength=len(distinct)), out=starts[1:])
+            members = np.argsort(inverse, kind="stable").astype(np.int64)
+            self._groups = np.ascontiguousarray(distinct, dtype=np.float32), members, starts
+        return self._groups
+
+    def _items(self, groups: np.ndarray, n: int) -> np.ndarray:
+        """The first ``n`` items of the groups, best group first (n groups always suffice)."""
+        _, members, starts = self.warm()
+        covered = np.cumsum(starts[groups + 1] - starts[groups])
+        chosen = groups[: int(np.searchsorted(covered, n)) + 1].tolist()
+        return np.concatenate([np.zeros(0, np.int64), *(members[starts[g] : starts[g + 1]] for g in chosen)])[:n]
+
+    def search(self, query: np.ndarray, n: int, allowed: np.ndarray | None = None) -> np.ndarray:
+        if allowed is not None:
+            return allowed[best(np.asarray(self.vectors[allowed]) @ query, n)]
+        distinct, _, _ = self.warm()
+        return self._items(best(distinct @ query, n), n)
+
+    def search_many(self, queries: np.ndarray, n: int) -> np.ndarray:
+        """(B, n): :meth:`search` of each row of ``queries`` (no ``allowed``)."""
+        distinct, _, _ = self.warm()
+        groups = scan_many(lambda block: block @ distinct.T, queries, n, len(distinct))
+        width = min(n, len(self.vectors))
+        return np.vstack([np.zeros((0, width), np.int64), *(self._items(g, n)[None, :] for g in groups)])
+
+
 # -- approximate: faiss IVF over the long tail, the head scanned exactly ---------------------
 #
 # Chosen by measurement (docs/benchmarks.md, "Which nearest-neighbour index"): faiss-cpu's

@@ -102,13 +102,13 @@ class Recommender:
         self._popularity = a["popularity"]
         self.popular_order = a["popular_order"]
         components = self.scorer.components
-        if self.mode == "two_stage":
-            self.scorer.warm()
         if retrieval.ann is not None:  # large artifacts: approximate indexes, memory-mapped
             ann.attach(components, loaded.path, ann.IVFSettings(**retrieval.ann.model_dump()))
         if retrieval.lowrank is not None:  # mid-size artifacts: shortlisted exact scans
             settings = ann.LowRankSettings(**retrieval.lowrank.model_dump())
             ann.attach_lowrank(components, loaded.path, settings, manifest.sizes)
+        if self.mode == "two_stage":
+            self.scorer.warm()
         self._item_item = _of_type(components.get("ease"), ItemItem)
         self._content = _of_type(components.get("content"), Content)
         self._vae = _of_type(components.get("vae"), VAE)

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from app.scoring.ann import ExactIndex, best, distinct
+from app.scoring.ann import DistinctRowsIndex, best, distinct
 from app.scoring.components.base import ArraySpec, Component, LinearMoments
 from app.scoring.features import encode_content
 from app.scoring.rows import Histories, ItemRows, l2_rows, weighted_sums
@@ -36,7 +36,7 @@ class Content(Component):
         self.a = arrays
         content = np.asarray(arrays["content_emb"])  # a plain view of the mapped file: fast indexing
         self.unit = ItemRows(content)
-        self.indexes["content"] = ExactIndex(content)
+        self.indexes["content"] = DistinctRowsIndex(content)  # items of equal attributes: one row
         self.linear = LinearMoments(content)
 
     def index_vectors(self, name: str) -> np.ndarray:
@@ -61,6 +61,9 @@ class Content(Component):
 
     def warm(self) -> None:
         self.linear.stats()
+        index = self.indexes["content"]
+        if isinstance(index, DistinctRowsIndex):  # not once an approximate index replaced it
+            index.warm()
 
     def moments(self, histories: Histories, prepared: Any = None) -> tuple[np.ndarray, np.ndarray]:
         return self.linear(self.profile(histories) if prepared is None else prepared)
