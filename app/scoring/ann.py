@@ -164,7 +164,8 @@ class DistinctRowsIndex:
         _, members, starts = self.warm()
         covered = np.cumsum(starts[groups + 1] - starts[groups])
         chosen = groups[: int(np.searchsorted(covered, n)) + 1].tolist()
-        return np.concatenate([np.zeros(0, np.int64), *(members[starts[g] : starts[g + 1]] for g in chosen)])[:n]
+        runs = (members[starts[g] : starts[g + 1]] for g in chosen)
+        return np.concatenate([np.zeros(0, np.int64), *runs])[:n]
 
     def search(self, query: np.ndarray, n: int, allowed: np.ndarray | None = None) -> np.ndarray:
         if allowed is not None:
