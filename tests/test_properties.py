@@ -376,8 +376,9 @@ def test_two_stage_gives_each_candidate_its_exhaustive_score(artifacts_dir):
 
 
 def test_linear_moments_are_the_scores_mean_and_deviation_over_the_catalog():
-    """Exact for rows of at most 2 x RANK dimensions; wider ones keep the covariance's top
-    RANK directions, and queries in the span the rows fill get the deviation within 0.1%."""
+    """Every direction of the covariance is kept (exact) when fewer than half of them would
+    not do: narrow rows, a flat spectrum; wide rows with a decaying spectrum keep fewer, and
+    queries in the span the rows fill still get the deviation within 0.1%."""
     from app.scoring.components.base import LinearMoments
 
     rng = np.random.default_rng(8)
