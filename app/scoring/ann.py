@@ -380,7 +380,7 @@ def build_lowrank(
             started = time.perf_counter()
             vectors = np.asarray(component.index_vectors(index_name), dtype=np.float32)
             n, d = vectors.shape
-            if d < 2 * settings.rank or n <= settings.rank:
+            if d <= 2 * settings.rank or n <= settings.rank:
                 continue
             pick = np.random.default_rng(0).choice(n, min(n, 65_536), replace=False)
             sample = vectors[np.sort(pick)].astype(np.float64)
