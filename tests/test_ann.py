@@ -214,6 +214,18 @@ def test_mid_size_artifacts_carry_low_rank_projections_of_their_wide_indexes(mid
     assert isinstance(components["content"].indexes["content"], DistinctRowsIndex)  # an exact scan
 
 
+def test_only_indexes_wider_than_twice_the_rank_are_projected(mid, tmp_path):
+    """At rank 32 the VAE's 200-d indexes are projected and content's 64-d one is not (a
+    projection to half the width or more saves too little to pay for the shortlist)."""
+    components = Recommender(artifact.load(mid)).scorer.components
+    settings = ann.LowRankSettings(rank=32, shortlist=3)
+    written = ann.build_lowrank(tmp_path, components, settings, log=lambda m: None)
+    assert sorted(written) == sorted(
+        f"vae.{index}.{part}.npy" for index in ("mips", "cosine") for part in ("lowrank", "basis")
+    )
+    assert np.load(tmp_path / "vae.mips.basis.npy").shape == (201, 32)
+
+
 def test_a_truncated_projection_is_refused_at_load(mid, tmp_path):
     refused_when_truncated(mid, tmp_path / "copy", "vae.mips.lowrank.npy")
 
