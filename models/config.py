@@ -210,8 +210,12 @@ class RetrievalConfig:
     ann_codec: str = "sq8"  # index vectors as 8-bit codes ("flat": float32); see app/scoring/ann.py
     # Below ann_from_items, two-stage artifacts shortlist each exact scan with a projection on
     # the vectors' top ``lowrank_rank`` singular directions (``lowrank_shortlist`` x n items
-    # scored exactly; app.scoring.ann.LowRankIndex); 0 turns it off.
+    # scored exactly; app.scoring.ann.LowRankIndex); 0 turns it off. ``lowrank_ranks`` sets
+    # the rank of single indexes ("component.index"): the decoder's MIPS, on every request's
+    # path, keeps its recall at rank 32 and the cosine index of `similar` does not
+    # (docs/benchmarks.md, "Low-rank shortlists").
     lowrank_rank: int = 64
+    lowrank_ranks: dict[str, int] = field(default_factory=lambda: {"vae.mips": 32})
     lowrank_shortlist: int = 3
 
     def resolved(self, n_items: int) -> str:
@@ -234,11 +238,17 @@ class RetrievalConfig:
         )
         return dataclasses.asdict(settings)
 
-    def lowrank(self, n_items: int) -> dict[str, int] | None:
+    def lowrank(self, n_items: int) -> dict[str, Any] | None:
         """The manifest's ``retrieval.lowrank`` (app.scoring.ann.LowRankSettings), or None."""
         if self.resolved(n_items) != "two_stage" or self.ann(n_items) is not None or self.lowrank_rank <= 0:
             return None
-        return {"rank": self.lowrank_rank, "shortlist": self.lowrank_shortlist}
+        for key, rank in self.lowrank_ranks.items():
+            if key.count(".") != 1 or not isinstance(rank, int) or rank <= 0:
+                raise ConfigError(
+                    f'retrieval.lowrank_ranks maps "component.index" to a rank >= 1, not {key!r}: {rank!r}'
+                )
+        ranks = dict(self.lowrank_ranks)
+        return {"rank": self.lowrank_rank, "ranks": ranks, "shortlist": self.lowrank_shortlist}
 
 
 @dataclass

@@ -156,12 +156,15 @@ def test_sq8_indexes_rank_exactly_in_a_quarter_of_the_flat_files(wide, tmp_path)
     )
 
 
-def test_an_unknown_codec_is_a_configuration_error():
+def test_an_unknown_codec_or_a_bad_rank_is_a_configuration_error():
     from models.config import RetrievalConfig
     from models.errors import ConfigError
 
     with pytest.raises(ConfigError, match="ann_codec"):
         RetrievalConfig(mode="two_stage", ann_codec="pq").ann(1_000_000)
+    for ranks in ({"mips": 32}, {"vae.mips": 0}, {"vae.mips": "32"}):
+        with pytest.raises(ConfigError, match="lowrank_ranks"):
+            RetrievalConfig(mode="two_stage", lowrank_ranks=ranks).lowrank(20_000)
 
 
 def test_served_recommendations_and_similar_items_through_the_indexes(large):
@@ -201,7 +204,8 @@ def mid(tmp_path_factory):
 def test_mid_size_artifacts_carry_low_rank_projections_of_their_wide_indexes(mid):
     loaded = artifact.load(mid, checksums=True)
     assert loaded.manifest.retrieval.ann is None
-    assert loaded.manifest.retrieval.lowrank is not None and loaded.manifest.retrieval.lowrank.rank == 64
+    lowrank = loaded.manifest.retrieval.lowrank
+    assert lowrank is not None and (lowrank.rank, lowrank.ranks) == (64, {"vae.mips": 32})
     projections = sorted(f for f in loaded.manifest.checksums if f.endswith(("lowrank.npy", "basis.npy")))
     assert projections == sorted(  # content's 64-d vectors are scanned as they are
         f"vae.{index}.{part}.npy" for index in ("mips", "cosine") for part in ("lowrank", "basis")
@@ -212,6 +216,9 @@ def test_mid_size_artifacts_carry_low_rank_projections_of_their_wide_indexes(mid
         "cosine": LowRankIndex,
     }
     assert isinstance(components["content"].indexes["content"], DistinctRowsIndex)  # an exact scan
+    # the decoder's MIPS at its own rank (32), the cosine index at the default (64)
+    assert components["vae"].indexes["mips"].basis.shape == (201, 32)
+    assert components["vae"].indexes["cosine"].basis.shape == (200, 64)
 
 
 def test_only_indexes_wider_than_twice_the_rank_are_projected(mid, tmp_path):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -360,6 +360,10 @@ class LowRankSettings:
 
     rank: int
     shortlist: int  # items scored exactly per item asked for
+    ranks: Mapping[str, int] = field(default_factory=dict)  # "component.index" -> its own rank
+
+    def rank_of(self, component: str, index: str) -> int:
+        return self.ranks.get(f"{component}.{index}", self.rank)
 
 
 def lowrank_files(component: str, index: str) -> tuple[str, str]:
@@ -380,19 +384,20 @@ def build_lowrank(
             started = time.perf_counter()
             vectors = np.asarray(component.index_vectors(index_name), dtype=np.float32)
             n, d = vectors.shape
-            if d <= 2 * settings.rank or n <= settings.rank:
+            rank = settings.rank_of(name, index_name)
+            if d <= 2 * rank or n <= rank:
                 continue
             pick = np.random.default_rng(0).choice(n, min(n, 65_536), replace=False)
             sample = vectors[np.sort(pick)].astype(np.float64)
             _, eigenvectors = np.linalg.eigh(sample.T @ sample)  # ascending eigenvalues
-            basis = np.ascontiguousarray(eigenvectors[:, ::-1][:, : settings.rank], dtype=np.float32)
-            projected = np.empty((n, settings.rank), dtype=np.float32)
+            basis = np.ascontiguousarray(eigenvectors[:, ::-1][:, :rank], dtype=np.float32)
+            projected = np.empty((n, rank), dtype=np.float32)
             for start in range(0, n, 100_000):
                 projected[start : start + 100_000] = vectors[start : start + 100_000] @ basis
             for file, array in zip(lowrank_files(name, index_name), (projected, basis), strict=True):
                 np.save(folder / file, array)
                 written.append(file)
-            log(f"low-rank index {name}.{index_name}: {n:,} x {d} -> {settings.rank}, "
+            log(f"low-rank index {name}.{index_name}: {n:,} x {d} -> {rank}, "
                 f"{time.perf_counter() - started:.1f}s")  # fmt: skip
     return written
 

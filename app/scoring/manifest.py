@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 SCHEMA_VERSION = 3
 
@@ -44,6 +44,9 @@ class LowRankShortlist(BaseModel):
     """Shortlisting projections in the version folder (app.scoring.ann.LowRankIndex)."""
 
     rank: int = Field(gt=0, description="dimensions of the projection")
+    ranks: dict[str, PositiveInt] = Field(
+        default_factory=dict, description='"component.index" projected to its own rank instead'
+    )
     shortlist: int = Field(gt=0, description="items scored exactly per item asked for")
 
 
