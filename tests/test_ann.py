@@ -264,6 +264,19 @@ def test_the_low_rank_shortlist_finds_what_the_exact_scan_finds(mid):
     assert np.array_equal(found, exact["cosine"].search(e / np.linalg.norm(e), 50, allowed))
 
 
+def test_the_rank_report_measures_each_projected_index_against_its_exact_scan(mid, capsys):
+    """scripts/lowrank_recall.py: a row per index and rank, recall read off real searches."""
+    from scripts import lowrank_recall
+
+    lowrank_recall.main(["--artifact", str(mid), "--ranks", "8,64", "--queries", "20", "--k", "100"])
+    lines = capsys.readouterr().out.splitlines()
+    rows = {tuple(c.strip() for c in line.split("|")[1:3]): line for line in lines}
+    assert {("vae.mips", "exact"), ("vae.mips", "8"), ("vae.mips", "64"), ("vae.cosine", "64")} <= set(rows)
+    recall = {rank: float(rows[("vae.mips", rank)].split("|")[3].split()[0]) for rank in ("8", "64")}
+    assert recall["64"] >= 0.98 and recall["8"] < recall["64"], recall
+    assert ("content.content", "64") not in rows  # 64 dims: not wider than twice the rank
+
+
 def test_distinct_is_the_union_of_its_arrays():
     rng = np.random.default_rng(2)
     for sizes in ((), (0,), (5,), (300, 0, 40), (1000, 1000)):
