@@ -210,12 +210,15 @@ class RetrievalConfig:
     ann_codec: str = "sq8"  # index vectors as 8-bit codes ("flat": float32); see app/scoring/ann.py
     # Below ann_from_items, two-stage artifacts shortlist each exact scan with a projection on
     # the vectors' top ``lowrank_rank`` singular directions (``lowrank_shortlist`` x n items
-    # scored exactly; app.scoring.ann.LowRankIndex); 0 turns it off. ``lowrank_ranks`` sets
-    # the rank of single indexes ("component.index"): the decoder's MIPS, on every request's
-    # path, keeps its recall at rank 32 and the cosine index of `similar` does not
-    # (docs/benchmarks.md, "Low-rank shortlists").
+    # scored exactly; app.scoring.ann.LowRankIndex); 0 turns it off. Each index gets the
+    # lowest rank (32, 48, ... at most ``lowrank_rank``) whose shortlist keeps
+    # ``lowrank_min_recall`` of the exact top 100 on typical queries, measured at export: the
+    # rank that does varies by data (Beauty's MIPS 32, Sports' 48; docs/benchmarks.md,
+    # "Low-rank shortlists"). ``lowrank_ranks`` fixes the rank of single indexes
+    # ("component.index"); ``lowrank_min_recall`` 0 gives every index ``lowrank_rank``.
     lowrank_rank: int = 64
-    lowrank_ranks: dict[str, int] = field(default_factory=lambda: {"vae.mips": 32})
+    lowrank_ranks: dict[str, int] = field(default_factory=dict)
+    lowrank_min_recall: float = 0.995
     lowrank_shortlist: int = 3
 
     def resolved(self, n_items: int) -> str:
@@ -247,8 +250,12 @@ class RetrievalConfig:
                 raise ConfigError(
                     f'retrieval.lowrank_ranks maps "component.index" to a rank >= 1, not {key!r}: {rank!r}'
                 )
-        ranks = dict(self.lowrank_ranks)
-        return {"rank": self.lowrank_rank, "ranks": ranks, "shortlist": self.lowrank_shortlist}
+        if not 0 <= self.lowrank_min_recall <= 1:
+            raise ConfigError(
+                f"retrieval.lowrank_min_recall must be within [0, 1], not {self.lowrank_min_recall!r}"
+            )
+        return {"rank": self.lowrank_rank, "ranks": dict(self.lowrank_ranks),
+                "shortlist": self.lowrank_shortlist, "min_recall": self.lowrank_min_recall}  # fmt: skip
 
 
 @dataclass

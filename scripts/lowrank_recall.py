@@ -64,8 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     shortlist = lowrank.shortlist if lowrank is not None else 3
     components = Recommender(loaded).scorer.components
     ks = [int(k) for k in args.k.split(",")]
+    exported = lowrank.ranks if lowrank is not None else {}
     print(f"{args.artifact}: {loaded.manifest.counts.items:,} items, shortlist {shortlist}x, "
-          f"{args.queries} queries")  # fmt: skip
+          f"{args.queries} queries; the artifact's ranks: {exported or 'none'}")  # fmt: skip
     print("| index | rank | " + " | ".join(f"recall@{k} (min) | same@{k}" for k in ks) + " | CPU ms/search |")
     print("|---|---:|" + "---:|---:|" * len(ks) + "---:|")
     for name, component in components.items():

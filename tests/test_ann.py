@@ -165,6 +165,8 @@ def test_an_unknown_codec_or_a_bad_rank_is_a_configuration_error():
     for ranks in ({"mips": 32}, {"vae.mips": 0}, {"vae.mips": "32"}):
         with pytest.raises(ConfigError, match="lowrank_ranks"):
             RetrievalConfig(mode="two_stage", lowrank_ranks=ranks).lowrank(20_000)
+    with pytest.raises(ConfigError, match="lowrank_min_recall"):
+        RetrievalConfig(mode="two_stage", lowrank_min_recall=1.5).lowrank(20_000)
 
 
 def test_served_recommendations_and_similar_items_through_the_indexes(large):
@@ -205,7 +207,8 @@ def test_mid_size_artifacts_carry_low_rank_projections_of_their_wide_indexes(mid
     loaded = artifact.load(mid, checksums=True)
     assert loaded.manifest.retrieval.ann is None
     lowrank = loaded.manifest.retrieval.lowrank
-    assert lowrank is not None and (lowrank.rank, lowrank.ranks) == (64, {"vae.mips": 32})
+    assert lowrank is not None and (lowrank.rank, lowrank.min_recall) == (64, 0.995)
+    assert set(lowrank.ranks) == {"vae.mips", "vae.cosine"}
     projections = sorted(f for f in loaded.manifest.checksums if f.endswith(("lowrank.npy", "basis.npy")))
     assert projections == sorted(  # content's 64-d vectors are scanned as they are
         f"vae.{index}.{part}.npy" for index in ("mips", "cosine") for part in ("lowrank", "basis")
@@ -216,9 +219,33 @@ def test_mid_size_artifacts_carry_low_rank_projections_of_their_wide_indexes(mid
         "cosine": LowRankIndex,
     }
     assert isinstance(components["content"].indexes["content"], DistinctRowsIndex)  # an exact scan
-    # the decoder's MIPS at its own rank (32), the cosine index at the default (64)
-    assert components["vae"].indexes["mips"].basis.shape == (201, 32)
-    assert components["vae"].indexes["cosine"].basis.shape == (200, 64)
+    for index, width in (("mips", 201), ("cosine", 200)):  # the manifest says each one's rank
+        assert components["vae"].indexes[index].basis.shape == (width, lowrank.ranks[f"vae.{index}"])
+
+
+def test_each_index_gets_the_lowest_rank_that_keeps_the_wanted_recall(mid, tmp_path):
+    """Searched as requests search (LowRankIndex against the exact index, on the component's
+    typical queries: stored user vectors for MIPS, item rows for cosine), the chosen rank
+    keeps recall@100 >= lowrank.min_recall and the next lower rank tried does not."""
+    loaded = artifact.load(mid)
+    lowrank = loaded.manifest.retrieval.lowrank
+    vae = Recommender(loaded).scorer.components["vae"]
+
+    def recall(index, exact, queries) -> float:
+        return float(
+            np.mean([len(np.intersect1d(index.search(q, 100), exact.search(q, 100))) / 100 for q in queries])
+        )
+
+    for name in vae.index_names:
+        chosen, queries = vae.indexes[name], vae.index_queries(name, ann.RECALL_QUERIES)
+        assert recall(chosen, chosen.exact, queries) >= lowrank.min_recall - 0.002
+        rank = lowrank.ranks[f"vae.{name}"]
+        if rank > ann.MIN_RANK:
+            lower = ann.LowRankSettings(rank=rank - 16, shortlist=lowrank.shortlist)
+            ann.build_lowrank(tmp_path, {"vae": vae}, lower, log=lambda m: None)
+            rows, basis = (np.load(tmp_path / f) for f in ann.lowrank_files("vae", name))
+            lower_index = LowRankIndex(rows, basis, chosen.exact, lowrank.shortlist)
+            assert recall(lower_index, chosen.exact, queries) < lowrank.min_recall + 0.002, name
 
 
 def test_only_indexes_wider_than_twice_the_rank_are_projected(mid, tmp_path):
@@ -226,11 +253,16 @@ def test_only_indexes_wider_than_twice_the_rank_are_projected(mid, tmp_path):
     projection to half the width or more saves too little to pay for the shortlist)."""
     components = Recommender(artifact.load(mid)).scorer.components
     settings = ann.LowRankSettings(rank=32, shortlist=3)
-    written = ann.build_lowrank(tmp_path, components, settings, log=lambda m: None)
-    assert sorted(written) == sorted(
+    ranks = ann.build_lowrank(tmp_path, components, settings, log=lambda m: None)
+    assert ranks == {"vae.mips": 32, "vae.cosine": 32}
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
         f"vae.{index}.{part}.npy" for index in ("mips", "cosine") for part in ("lowrank", "basis")
     )
     assert np.load(tmp_path / "vae.mips.basis.npy").shape == (201, 32)
+    # an index's own rank holds whatever recall is wanted; the others search up to ``rank``
+    settings = ann.LowRankSettings(rank=64, shortlist=3, ranks={"vae.mips": 32}, min_recall=1.0)
+    ranks = ann.build_lowrank(tmp_path, components, settings, log=lambda m: None)
+    assert ranks["vae.mips"] == 32 and np.load(tmp_path / "vae.mips.basis.npy").shape == (201, 32)
 
 
 def test_a_truncated_projection_is_refused_at_load(mid, tmp_path):
@@ -247,7 +279,8 @@ def test_the_low_rank_shortlist_finds_what_the_exact_scan_finds(mid):
         "cosine": ExactIndex(loaded.arrays["item_emb"], loaded.arrays["item_norm"]),
     }
     rng = np.random.default_rng(1)
-    recalls: dict[str, list[float]] = {"mips": [], "cosine": []}
+    allowed = np.arange(3, MID_ITEMS, 5, dtype=np.int64)  # a filter allowing 20%
+    recalls: dict[str, list[float]] = {"mips": [], "cosine": [], "mips, filtered": [], "cosine, filtered": []}
     for _ in range(30):
         items = rng.choice(MID_ITEMS, 10, replace=False)
         matrix = histories_matrix([(items.astype(np.int32), np.ones(10, np.float32))], MID_ITEMS)
@@ -257,11 +290,13 @@ def test_the_low_rank_shortlist_finds_what_the_exact_scan_finds(mid):
             truth, found = exact[name].search(query, 100), vae.indexes[name].search(query, 100)
             assert len(found) == 100 and len(set(found.tolist())) == 100
             recalls[name].append(len(np.intersect1d(truth, found)) / 100)
+            truth, found = (
+                exact[name].search(query, 50, allowed),
+                vae.indexes[name].search(query, 50, allowed),
+            )
+            assert len(found) == 50 and np.isin(found, allowed).all()
+            recalls[f"{name}, filtered"].append(len(np.intersect1d(truth, found)) / 50)
     assert min(np.mean(r) for r in recalls.values()) >= 0.98, {n: np.mean(r) for n, r in recalls.items()}
-    allowed = np.arange(3, MID_ITEMS, 5, dtype=np.int64)
-    found = vae.indexes["cosine"].search(e / np.linalg.norm(e), 50, allowed)
-    assert len(found) == 50 and np.isin(found, allowed).all()
-    assert np.array_equal(found, exact["cosine"].search(e / np.linalg.norm(e), 50, allowed))
 
 
 def test_the_rank_report_measures_each_projected_index_against_its_exact_scan(mid, capsys):

@@ -348,9 +348,11 @@ class IVFIndex:
 #
 # For catalogs below the IVF's range (``retrieval.ann_from_items``), where an exact scan of
 # [e | b] still costs ~1 ms a query at 12k items and 600 dims: inner products in the span of
-# the vectors' top ``rank`` right singular vectors (64 of 601 on Amazon Beauty) shortlist
-# ``shortlist`` x n items, and the component's exact index ranks that shortlist. Measured on
-# the Beauty model, 20-item sessions, one core: recall@100 of the decoder's MIPS 1.000 at 3x
+# the vectors' top ``rank`` right singular vectors (32-64 of 601 on Amazon Beauty and Sports)
+# shortlist ``shortlist`` x n items, and the component's exact index ranks that shortlist. The
+# rank is the lowest that keeps the exact answer on typical queries (measured at export;
+# how it varies by data: docs/benchmarks.md, "Low-rank shortlists"). Measured on the Beauty
+# model, 20-item sessions, one core: recall@100 of the decoder's MIPS 1.000 at 3x and rank 64
 # (exact scan 1.0 ms, this 0.11 ms; IVF with nprobe 32: 0.83 at 0.10 ms).
 
 
@@ -358,12 +360,19 @@ class IVFIndex:
 class LowRankSettings:
     """Manifest ``retrieval.lowrank``."""
 
-    rank: int
+    rank: int  # the highest rank; only indexes more than twice as wide are projected
     shortlist: int  # items scored exactly per item asked for
     ranks: Mapping[str, int] = field(default_factory=dict)  # "component.index" -> its own rank
+    # Export: each index without its own rank gets the lowest rank of MIN_RANK, MIN_RANK + 16,
+    # ... up to ``rank`` whose shortlist keeps this mean recall@100 of the exact scan on the
+    # component's typical queries (Component.index_queries); 0: ``rank`` as it is.
+    min_recall: float = 0.0
 
-    def rank_of(self, component: str, index: str) -> int:
-        return self.ranks.get(f"{component}.{index}", self.rank)
+
+# Below 32 the recall of single queries has heavy tails (Beauty and Sports at rank 16: mean
+# 0.72-0.97, the worst queries 0.0-0.5), which a sample's mean misses.
+MIN_RANK = 32
+RECALL_QUERIES, RECALL_AT = 512, 100
 
 
 def lowrank_files(component: str, index: str) -> tuple[str, str]:
@@ -371,35 +380,69 @@ def lowrank_files(component: str, index: str) -> tuple[str, str]:
     return f"{component}.{index}.lowrank.npy", f"{component}.{index}.basis.npy"
 
 
+def shortlist_recall(vectors: np.ndarray, projected: np.ndarray, basis: np.ndarray,
+                     queries: np.ndarray, shortlist: int, k: int = RECALL_AT) -> float:  # fmt: skip
+    """Mean share of each query's exact top k (by inner product with ``vectors``) that the
+    projection's shortlist holds, which is what LowRankIndex.search returns of it; the lower
+    of two: over every item, and over a random half of them (a filter: its top k lie deeper
+    in the catalog's order, where the projection's errors weigh more)."""
+    half = np.sort(np.random.default_rng(0).choice(len(vectors), len(vectors) // 2, replace=False))
+    recalls = []
+    for rows in (None, half):
+        v, p = (vectors, projected) if rows is None else (vectors[rows], projected[rows])
+        top = min(k, len(v))
+        size = min(max(shortlist * top, top + 100), len(v))
+        found = 0
+        for start in range(0, len(queries), 32):
+            q = queries[start : start + 32]
+            truth = np.argpartition(-(v @ q.T), top - 1, axis=0)[:top].T
+            short = np.argpartition(-(p @ (q @ basis).T), size - 1, axis=0)[:size].T
+            pairs = zip(truth, short, strict=True)
+            found += sum(len(np.intersect1d(t, s, assume_unique=True)) for t, s in pairs)
+        recalls.append(found / (top * len(queries)))
+    return min(recalls)
+
+
 def build_lowrank(
     folder: Path,
     components: Mapping[str, Any],
     settings: LowRankSettings,
     log: Callable[[str], None] = print,
-) -> list[str]:
-    """Write the projections of every index wider than twice the rank; returns the file names."""
-    written = []
+) -> dict[str, int]:
+    """Write the projections of every index wider than twice its rank (the rank chosen by
+    ``settings.min_recall`` unless the index has its own); returns {"component.index": rank}."""
+    chosen = {}
     for name, component in components.items():
         for index_name in component.index_names:
             started = time.perf_counter()
+            key = f"{name}.{index_name}"
             vectors = np.asarray(component.index_vectors(index_name), dtype=np.float32)
             n, d = vectors.shape
-            rank = settings.rank_of(name, index_name)
-            if d <= 2 * rank or n <= rank:
+            top = settings.ranks.get(key, settings.rank)
+            if d <= 2 * top or n <= top:
                 continue
             pick = np.random.default_rng(0).choice(n, min(n, 65_536), replace=False)
             sample = vectors[np.sort(pick)].astype(np.float64)
             _, eigenvectors = np.linalg.eigh(sample.T @ sample)  # ascending eigenvalues
-            basis = np.ascontiguousarray(eigenvectors[:, ::-1][:, :rank], dtype=np.float32)
-            projected = np.empty((n, rank), dtype=np.float32)
+            basis = np.ascontiguousarray(eigenvectors[:, ::-1][:, :top], dtype=np.float32)
+            projected = np.empty((n, top), dtype=np.float32)
             for start in range(0, n, 100_000):
                 projected[start : start + 100_000] = vectors[start : start + 100_000] @ basis
-            for file, array in zip(lowrank_files(name, index_name), (projected, basis), strict=True):
+            rank, note = top, ""
+            if settings.min_recall > 0 and key not in settings.ranks:
+                queries = np.asarray(component.index_queries(index_name, RECALL_QUERIES), dtype=np.float32)
+                for rank in [*range(MIN_RANK, top, 16), top]:  # the columns are in descending order
+                    recall = shortlist_recall(vectors, projected[:, :rank], basis[:, :rank], queries,
+                                              settings.shortlist)  # fmt: skip
+                    if recall >= settings.min_recall:
+                        break
+                note = f" (recall@{RECALL_AT} {recall:.4f}, {settings.min_recall} wanted)"
+            arrays = (np.ascontiguousarray(projected[:, :rank]), np.ascontiguousarray(basis[:, :rank]))
+            for file, array in zip(lowrank_files(name, index_name), arrays, strict=True):
                 np.save(folder / file, array)
-                written.append(file)
-            log(f"low-rank index {name}.{index_name}: {n:,} x {d} -> {rank}, "
-                f"{time.perf_counter() - started:.1f}s")  # fmt: skip
-    return written
+            chosen[key] = rank
+            log(f"low-rank index {key}: {n:,} x {d} -> {rank}{note}, {time.perf_counter() - started:.1f}s")
+    return chosen
 
 
 class LowRankIndex:

@@ -167,7 +167,8 @@ def write(
             ivf = ann.IVFSettings(**settings)
             ann.build_indexes(folder, components, arrays["popular_order"], ivf, log=log)
         if lowrank:
-            ann.build_lowrank(folder, components, ann.LowRankSettings(**lowrank), log=log)
+            ranks = ann.build_lowrank(folder, components, ann.LowRankSettings(**lowrank), log=log)
+            full["retrieval"] = {**full["retrieval"], "lowrank": {**lowrank, "ranks": ranks}}
     for path in sorted(folder.iterdir()):
         full["sizes"][path.name] = path.stat().st_size
         full["checksums"][path.name] = sha256(path)

@@ -43,9 +43,14 @@ class AnnIndex(BaseModel):
 class LowRankShortlist(BaseModel):
     """Shortlisting projections in the version folder (app.scoring.ann.LowRankIndex)."""
 
-    rank: int = Field(gt=0, description="dimensions of the projection")
+    rank: int = Field(
+        gt=0, description="the highest rank (only indexes more than twice as wide are projected)"
+    )
     ranks: dict[str, PositiveInt] = Field(
-        default_factory=dict, description='"component.index" projected to its own rank instead'
+        default_factory=dict, description='the rank of each projected index, "component.index"'
+    )
+    min_recall: float = Field(
+        0.0, ge=0, le=1, description="the recall@100 of the exact scan each index's rank was chosen to keep"
     )
     shortlist: int = Field(gt=0, description="items scored exactly per item asked for")
 

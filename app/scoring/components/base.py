@@ -40,6 +40,13 @@ class Component:
         from them); a query's inner product with a row is what ``indexes[name]`` ranks by."""
         raise NotImplementedError
 
+    def index_queries(self, name: str, n: int) -> np.ndarray:
+        """Up to ``n`` queries like the requests' for index ``name`` (export checks an
+        approximate index's recall on them). Default: a fixed sample of its own rows, as
+        ``similar`` asks."""
+        vectors = self.index_vectors(name)
+        return np.asarray(vectors[sample_items(len(vectors), n)], dtype=np.float32)
+
     def prepare(self, histories: Histories) -> Any:
         """Per-batch state computed once and shared by ``score`` and ``candidates`` (the VAE's
         user vectors, the content profiles, one history's item-item scores); None: none."""

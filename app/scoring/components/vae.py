@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from app.scoring.ann import ExactIndex, best, distinct, scan_many
-from app.scoring.components.base import ArraySpec, Component, LinearMoments
+from app.scoring.components.base import ArraySpec, Component, LinearMoments, sample_items
 from app.scoring.features import content_to_cf
 from app.scoring.rows import Histories, ItemRows, l2_rows, rows_times_dense
 
@@ -75,6 +75,12 @@ class VAE(Component):
         if name == "mips":  # u e + b = [u | 1] . [e | b]
             return np.hstack([emb, self.a["item_bias"][:, None]])
         return emb / np.maximum(self.a["item_norm"], np.float32(1e-12))[:, None]
+
+    def index_queries(self, name: str, n: int) -> np.ndarray:
+        if name != "mips" or not len(self.a["user_emb"]):
+            return super().index_queries(name, n)
+        users = np.asarray(self.a["user_emb"][sample_items(len(self.a["user_emb"]), n)], dtype=np.float32)
+        return np.hstack([users, np.ones((len(users), 1), np.float32)])  # [u | 1]
 
     def prepare(self, histories: Histories) -> np.ndarray:
         """(B, hidden) float32 user vectors: the decoder's hidden activations. Items past the
