@@ -3,11 +3,12 @@
 Method: for each index of the artifact's components that is wider than twice the rank,
 projections are built as an export builds them (``ann.build_lowrank``, into a temporary
 folder) for every rank asked for, and searched with the artifact's shortlist factor. Queries:
-the decoder's MIPS gets the stored user vectors ``[u | 1]`` (training shoppers, the first
-``--queries``); other indexes get their own rows, unit length, (random items, seed 0), as ``similar``
-asks. Truth is the component's exact index on the same query; recall@k is the share of the
-exact top k found, "same" the share of lists identical in order. CPU is the calling thread's
-time per search (run with one BLAS thread, pinned, for a per-request cost).
+the component's typical ones, as the export checks them (``Component.index_queries``: a fixed
+sample of the stored user vectors ``[u | 1]`` for the decoder's MIPS, of the index's own rows
+otherwise, as ``similar`` asks). Truth is the component's exact index on the same query;
+recall@k is the share of the exact top k found, "same" the share of lists identical in
+order. CPU is the calling thread's time per search (run with one BLAS thread, pinned, for a
+per-request cost).
 
     taskset -c 0 env OPENBLAS_NUM_THREADS=1 python scripts/lowrank_recall.py \\
         --artifact /work/runs/eval/amazon-beauty/attributes
@@ -29,19 +30,6 @@ sys.path.insert(0, str(ROOT))
 
 from app.scoring import ann, artifact  # noqa: E402
 from app.scoring.recommender import Recommender  # noqa: E402
-
-
-def exact_of(index: Any) -> Any:
-    return index.exact if isinstance(index, ann.LowRankIndex) else index
-
-
-def queries_for(loaded: artifact.Artifact, component: Any, name: str, n: int) -> np.ndarray:
-    if name == "mips":
-        users = np.asarray(loaded.arrays["user_emb"][:n], dtype=np.float32)
-        return np.hstack([users, np.ones((len(users), 1), np.float32)])
-    items = np.random.default_rng(0).choice(loaded.manifest.counts.items, n, replace=False)
-    vectors = np.asarray(component.index_vectors(name)[np.sort(items)], dtype=np.float32)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
 def timed(index: Any, queries: np.ndarray, k: int) -> tuple[list[np.ndarray], float]:
@@ -71,10 +59,9 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---:|" + "---:|---:|" * len(ks) + "---:|")
     for name, component in components.items():
         for index_name in component.index_names:
-            exact = exact_of(component.indexes[index_name])
-            if not hasattr(exact, "search"):
-                continue
-            queries = queries_for(loaded, component, index_name, args.queries)
+            exact = component.indexes[index_name]
+            exact = exact.exact if isinstance(exact, ann.LowRankIndex) else exact
+            queries = np.asarray(component.index_queries(index_name, args.queries), dtype=np.float32)
             truth, cpu = timed(exact, queries, max(ks))
             row = " | ".join("1.000 | 1.00" for _ in ks)
             print(f"| {name}.{index_name} | exact | {row} | {cpu:.3f} |")
