@@ -53,6 +53,26 @@ async def test_unavailable_items_are_hidden_and_deleted_items_gone(client):
     assert bad.status_code == 422
 
 
+async def test_lists_show_an_items_entry_as_it_is_now(client):
+    """Lists show an item's views kept from earlier answers only until the item changes."""
+    seed = (await client.post("/v1/recommendations", json={"k": 1})).json()["items"][0]["item_id"]
+    history = {"items": [seed], "k": 100}
+    listed = (await client.post("/v1/recommendations", json=history)).json()["items"]
+    before = {i["item_id"]: i for i in listed}
+    shown = listed[0]  # its view is decoded now
+    renamed = {"title": "renamed " + shown["title"], "category": shown["category"], "brand": "other",
+               "price": 1.25}  # fmt: skip
+    assert (await client.put(f"/v1/items/{shown['item_id']}", json=renamed)).status_code == 200
+    for answer in (
+        await client.post("/v1/recommendations", json=history),
+        await client.get(f"/v1/items/{seed}/similar", params={"k": 100}),
+    ):
+        items = {i["item_id"]: i for i in answer.json()["items"]}
+        assert {f: items[shown["item_id"]][f] for f in renamed} == renamed
+        unchanged = next(i for i in items if i != shown["item_id"] and i in before)
+        assert items[unchanged]["title"] == before[unchanged]["title"]
+
+
 async def test_catalog_change_reaches_another_process(settings_factory, redis_client, prefix):
     settings = settings_factory()
     async with app_client(settings) as one, app_client(settings) as two:

@@ -404,9 +404,8 @@ class Recommender:
         order = best(scores, k)
         return pool[order], scores[order]
 
-    def item_view(self, idx: int) -> dict[str, Any]:
-        item = self.catalog.record(idx)
-        return {f: item.get(f) for f in ("item_id", "title", "category", "brand", "price")}
+    def item_view(self, idx: int) -> Mapping[str, Any]:
+        return self.catalog.view(idx)
 
     def indices_of(self, item_ids: frozenset[str]) -> frozenset[int]:
         """The known items of a set of ids, remembered for the last set asked (the exposure
