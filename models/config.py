@@ -208,14 +208,15 @@ class RetrievalConfig:
     ann_nprobe: int = 32
     ann_head_share: float = 0.01  # the most popular items, scanned exactly
     ann_codec: str = "sq8"  # index vectors as 8-bit codes ("flat": float32); see app/scoring/ann.py
-    # Below ann_from_items, two-stage artifacts shortlist each exact scan with a projection on
-    # the vectors' top ``lowrank_rank`` singular directions (``lowrank_shortlist`` x n items
-    # scored exactly; app.scoring.ann.LowRankIndex); 0 turns it off. Each index gets the
-    # lowest rank (32, 48, ... at most ``lowrank_rank``) whose shortlist keeps
-    # ``lowrank_min_recall`` of the exact top 100 on typical queries, measured at export: the
-    # rank that does varies by data (Beauty's MIPS 32, Sports' 48; docs/benchmarks.md,
-    # "Low-rank shortlists"). ``lowrank_ranks`` fixes the rank of single indexes
-    # ("component.index"); ``lowrank_min_recall`` 0 gives every index ``lowrank_rank``.
+    # Two-stage artifacts shortlist each exact scan (below ann_from_items the catalog's, from
+    # it the IVF's head) with a projection on the vectors' top ``lowrank_rank`` singular
+    # directions (``lowrank_shortlist`` x n items scored exactly; app.scoring.ann.LowRankIndex);
+    # 0 turns it off. Each index gets the lowest rank (32, 48, ... at most ``lowrank_rank``)
+    # whose shortlist keeps ``lowrank_min_recall`` of the exact top 100 on typical queries,
+    # measured at export (an index no rank keeps at it stays exact): the rank that does varies
+    # by data (Beauty's MIPS 32, Sports' 48; docs/benchmarks.md, "Low-rank shortlists").
+    # ``lowrank_ranks`` fixes the rank of single indexes ("component.index");
+    # ``lowrank_min_recall`` 0 gives every index ``lowrank_rank``.
     lowrank_rank: int = 64
     lowrank_ranks: dict[str, int] = field(default_factory=dict)
     lowrank_min_recall: float = 0.995
@@ -243,7 +244,7 @@ class RetrievalConfig:
 
     def lowrank(self, n_items: int) -> dict[str, Any] | None:
         """The manifest's ``retrieval.lowrank`` (app.scoring.ann.LowRankSettings), or None."""
-        if self.resolved(n_items) != "two_stage" or self.ann(n_items) is not None or self.lowrank_rank <= 0:
+        if self.resolved(n_items) != "two_stage" or self.lowrank_rank <= 0:
             return None
         for key, rank in self.lowrank_ranks.items():
             if key.count(".") != 1 or not isinstance(rank, int) or rank <= 0:

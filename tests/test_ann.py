@@ -156,6 +156,36 @@ def test_sq8_indexes_rank_exactly_in_a_quarter_of_the_flat_files(wide, tmp_path)
     )
 
 
+def test_a_wide_ivf_head_is_shortlisted_by_a_projection_that_keeps_its_answers(wide):
+    """The exact head of an IVF index wider than twice the rank is scanned through a low-rank
+    shortlist when that keeps the recall (the VAE's 129-d MIPS; its 128-d cosine and the 64-d
+    content index keep the faiss head), with the same answers as the faiss head, filters kept."""
+    loaded = artifact.load(wide, checksums=True)
+    lowrank = loaded.manifest.retrieval.lowrank
+    assert lowrank is not None and set(lowrank.ranks) == {"vae.mips"}
+    projections = sorted(f for f in loaded.manifest.checksums if f.endswith(("lowrank.npy", "basis.npy")))
+    assert projections == ["vae.mips.head.basis.npy", "vae.mips.head.lowrank.npy"]
+    components = Recommender(loaded).scorer.components
+    vae, mips = components["vae"], components["vae"].indexes["mips"]
+    assert isinstance(mips, IVFIndex) and isinstance(mips.head, LowRankIndex)
+    assert mips.head.basis.shape == (129, lowrank.ranks["vae.mips"])
+    assert len(mips.head.items) == loaded.manifest.retrieval.ann.head
+    assert not isinstance(vae.indexes["cosine"].head, LowRankIndex)
+    assert not isinstance(components["content"].indexes["content"].head, LowRankIndex)
+    settings = ann.IVFSettings(**loaded.manifest.retrieval.ann.model_dump())
+    faiss_head = IVFIndex(loaded.path, "vae.mips", settings, mips.exact)
+    allowed = np.arange(2, N_ITEMS, 5, dtype=np.int64)
+    overlaps: dict[str, list[float]] = {"all": [], "filtered": []}
+    for query in vae.index_queries("mips", 50):
+        found, before = mips.search(query, 100), faiss_head.search(query, 100)
+        assert len(found) == 100 and len(set(found.tolist())) == 100
+        overlaps["all"].append(len(np.intersect1d(found, before)) / 100)
+        found, before = mips.search(query, 50, allowed), faiss_head.search(query, 50, allowed)
+        assert len(found) == 50 and np.isin(found, allowed).all()
+        overlaps["filtered"].append(len(np.intersect1d(found, before)) / 50)
+    assert min(np.mean(o) for o in overlaps.values()) >= 0.99, {k: np.mean(o) for k, o in overlaps.items()}
+
+
 def test_an_unknown_codec_or_a_bad_rank_is_a_configuration_error():
     from models.config import RetrievalConfig
     from models.errors import ConfigError
@@ -263,6 +293,13 @@ def test_only_indexes_wider_than_twice_the_rank_are_projected(mid, tmp_path):
     settings = ann.LowRankSettings(rank=64, shortlist=3, ranks={"vae.mips": 32}, min_recall=1.0)
     ranks = ann.build_lowrank(tmp_path, components, settings, log=lambda m: None)
     assert ranks["vae.mips"] == 32 and np.load(tmp_path / "vae.mips.basis.npy").shape == (201, 32)
+    # an index that no rank up to ``rank`` keeps at the recall wanted stays an exact scan
+    # (this MIPS needs 64 for 0.995, so 32 misses it)
+    strict = tmp_path / "strict"
+    strict.mkdir()
+    settings = ann.LowRankSettings(rank=32, shortlist=3, min_recall=0.995)
+    assert "vae.mips" not in ann.build_lowrank(strict, components, settings, log=lambda m: None)
+    assert not (strict / "vae.mips.lowrank.npy").exists()
 
 
 def test_a_truncated_projection_is_refused_at_load(mid, tmp_path):

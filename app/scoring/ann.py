@@ -189,7 +189,10 @@ class DistinctRowsIndex:
 # probes ``nprobe`` of ``nlist`` clusters. The most popular items (``head``, 1% by default)
 # get high scores from most queries and sit in few clusters, so they are kept out of the IVF
 # and scanned exactly (a flat index): recall@500 0.985 at nprobe 32, against 0.14 without the
-# head. Files are memory-mapped read-only, shared by every worker. HNSW (hnswlib, usearch)
+# head. A head wider than twice ``retrieval.lowrank_rank`` is itself shortlisted by a low-rank
+# projection where that keeps its recall (as the exact scans of mid-size catalogs are, below;
+# measured at export), in place of the faiss head. Files are memory-mapped read-only, shared
+# by every worker. HNSW (hnswlib, usearch)
 # did not reach that recall on [e | b] and builds 4-14x slower. No index does well under a
 # selective filter (IVF's recall collapses, HNSW's cost explodes): retrieval scans small
 # allowed sets exactly and post-filters broad ones; ``allowed`` here becomes an ID selector.
@@ -252,6 +255,11 @@ def index_files(components: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def head_items(popular_order: np.ndarray, head: int) -> np.ndarray:
+    """The items an IVF artifact scans exactly (its ``head`` most popular), sorted."""
+    return np.sort(np.asarray(popular_order[:head], dtype=np.int64))
+
+
 def build_indexes(
     folder: Path,
     components: Mapping[str, Any],
@@ -262,7 +270,7 @@ def build_indexes(
     """Write every component's IVF indexes into ``folder``; returns the file names."""
     faiss = _faiss()
     written = []
-    head = np.sort(np.asarray(popular_order[: settings.head], dtype=np.int64))
+    head = head_items(popular_order, settings.head)
     for name, component in components.items():
         for index_name in component.index_names:
             started = time.perf_counter()
@@ -301,33 +309,44 @@ def build_indexes(
 
 
 class IVFIndex:
-    """The head scanned plus ``nprobe`` clusters of the tail; merged by score (sq8: by the
-    ``exact`` index's score of the ids fetched)."""
+    """The head scanned plus ``nprobe`` clusters of the tail; merged by score (sq8, or a
+    shortlisted head: by the ``exact`` index's score of the ids found)."""
 
     def __init__(
-        self, folder: Path, prefix: str, settings: IVFSettings, exact: VectorIndex | None = None
+        self,
+        folder: Path,
+        prefix: str,
+        settings: IVFSettings,
+        exact: VectorIndex | None = None,
+        head: LowRankIndex | None = None,
     ) -> None:
+        """``head``: the head's exact scan shortlisted by a projection (in place of the
+        faiss head, which is then not read)."""
         faiss = _faiss()
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
         self.tail = faiss.read_index(str(folder / f"{prefix}.tail.faiss"), flags)  # IVFFlat or IVF-SQ8
-        self.head = faiss.read_index(str(folder / f"{prefix}.head.faiss"), flags)
+        self.head = head or faiss.read_index(str(folder / f"{prefix}.head.faiss"), flags)
         lists = faiss.downcast_InvertedLists(self.tail.invlists)
         if hasattr(lists, "prefetch_nthread"):
             lists.prefetch_nthread = 0  # no prefetch threads per search
         self.nprobe = settings.nprobe
         quantized = isinstance(self.tail, faiss.IndexIVFScalarQuantizer)  # the file says its codec
-        self.exact = exact if quantized else None
+        self.exact = exact if quantized or head is not None else None
+        self.quantized = quantized
         self._faiss = faiss
 
     def search(self, query: np.ndarray, n: int, allowed: np.ndarray | None = None) -> np.ndarray:
         faiss, q = self._faiss, padded(np.asarray(query)[None, :], self.tail.d)
-        fetch = n if self.exact is None else SQ_FETCH * n
+        fetch = SQ_FETCH * n if self.quantized else n
         selector = None if allowed is None else faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
         found_ids, found_scores = [], []
-        for index, params in (
-            (self.head, faiss.SearchParameters(sel=selector) if selector else None),
-            (self.tail, faiss.SearchParametersIVF(sel=selector, nprobe=self.nprobe)),
-        ):
+        parts = [(self.tail, faiss.SearchParametersIVF(sel=selector, nprobe=self.nprobe))]
+        if isinstance(self.head, LowRankIndex):  # exact ids and order already
+            head = self.head.search(np.asarray(query, dtype=np.float32), n, allowed)
+        else:
+            head = None
+            parts.append((self.head, faiss.SearchParameters(sel=selector) if selector else None))
+        for index, params in parts:
             k = min(fetch, index.ntotal)
             if k <= 0:
                 continue
@@ -335,13 +354,16 @@ class IVFIndex:
             keep = ids[0] >= 0
             found_ids.append(ids[0][keep])
             found_scores.append(scores[0][keep])
-        if not found_ids:
-            return np.zeros(0, dtype=np.int64)
-        ids, scores = np.concatenate(found_ids), np.concatenate(found_scores)
+        ids = np.concatenate(found_ids) if found_ids else np.zeros(0, dtype=np.int64)
+        scores = np.concatenate(found_scores) if found_scores else np.zeros(0, dtype=np.float32)
         if self.exact is None:
             return ids[best(scores, n)].astype(np.int64)
-        fetched = np.sort(ids[best(scores, fetch)]).astype(np.int64)
-        return self.exact.search(np.asarray(query, dtype=np.float32), n, fetched)
+        fetched = ids[best(scores, fetch)].astype(np.int64)
+        if head is not None:
+            fetched = np.concatenate([fetched, head])
+        if not len(fetched):
+            return fetched
+        return self.exact.search(np.asarray(query, dtype=np.float32), n, np.sort(fetched))
 
 
 # -- shortlisted exact search: a low-rank projection picks, the exact index decides -------------
@@ -380,9 +402,11 @@ def shortlist_size(shortlist: int, n: int) -> int:
     return max(shortlist * n, n + 100)
 
 
-def lowrank_files(component: str, index: str) -> tuple[str, str]:
-    """(projected rows (n, rank), basis (d, rank)) file names of one index."""
-    return f"{component}.{index}.lowrank.npy", f"{component}.{index}.basis.npy"
+def lowrank_files(component: str, index: str, part: str = "") -> tuple[str, str]:
+    """(projected rows (n, rank), basis (d, rank)) file names of one index (``part`` "head":
+    of an IVF index's head)."""
+    prefix = f"{component}.{index}" + (f".{part}" if part else "")
+    return f"{prefix}.lowrank.npy", f"{prefix}.basis.npy"
 
 
 def shortlist_recall(vectors: np.ndarray, projected: np.ndarray, basis: np.ndarray,
@@ -413,15 +437,21 @@ def build_lowrank(
     components: Mapping[str, Any],
     settings: LowRankSettings,
     log: Callable[[str], None] = print,
+    head: np.ndarray | None = None,
 ) -> dict[str, int]:
     """Write the projections of every index wider than twice its rank (the rank chosen by
-    ``settings.min_recall`` unless the index has its own); returns {"component.index": rank}."""
+    ``settings.min_recall`` unless the index has its own; an index that no rank up to
+    ``settings.rank`` keeps at that recall stays an exact scan); returns {"component.index":
+    rank}. ``head``: project only these rows, the exact head of IVF indexes."""
     chosen = {}
+    part = "" if head is None else "head"
     for name, component in components.items():
         for index_name in component.index_names:
             started = time.perf_counter()
             key = f"{name}.{index_name}"
             vectors = np.asarray(component.index_vectors(index_name), dtype=np.float32)
+            if head is not None:
+                vectors = vectors[head]
             n, d = vectors.shape
             top = settings.ranks.get(key, settings.rank)
             if d <= 2 * top or n <= top:
@@ -442,32 +472,54 @@ def build_lowrank(
                     if recall >= settings.min_recall:
                         break
                 note = f" (recall@{RECALL_AT} {recall:.4f}, {settings.min_recall} wanted)"
+                if recall < settings.min_recall:
+                    log(f"low-rank {part or 'index'} {key}: kept exact{note}")
+                    continue
             arrays = (np.ascontiguousarray(projected[:, :rank]), np.ascontiguousarray(basis[:, :rank]))
-            for file, array in zip(lowrank_files(name, index_name), arrays, strict=True):
+            for file, array in zip(lowrank_files(name, index_name, part), arrays, strict=True):
                 np.save(folder / file, array)
             chosen[key] = rank
-            log(f"low-rank index {key}: {n:,} x {d} -> {rank}{note}, {time.perf_counter() - started:.1f}s")
+            log(f"low-rank {part or 'index'} {key}: {n:,} x {d} -> {rank}{note}, "
+                f"{time.perf_counter() - started:.1f}s")  # fmt: skip
     return chosen
 
 
 class LowRankIndex:
-    """Shortlist by the projected inner product, then the exact index on the shortlist."""
+    """Shortlist by the projected inner product, then the exact index on the shortlist.
+    ``items``: the item of each projected row, sorted (an IVF index's head); None: row i is
+    item i."""
 
-    def __init__(self, projected: np.ndarray, basis: np.ndarray, exact: VectorIndex, shortlist: int) -> None:
+    def __init__(
+        self,
+        projected: np.ndarray,
+        basis: np.ndarray,
+        exact: VectorIndex,
+        shortlist: int,
+        items: np.ndarray | None = None,
+    ) -> None:
         self.projected, self.basis, self.exact, self.shortlist = projected, basis, exact, shortlist
+        self.items = items
 
     def search(self, query: np.ndarray, n: int, allowed: np.ndarray | None = None) -> np.ndarray:
         size = shortlist_size(self.shortlist, n)
-        rows = None if allowed is None else np.asarray(allowed, dtype=np.int64)
+        rows = None if allowed is None else self._rows(np.asarray(allowed, dtype=np.int64))
         if rows is not None and len(rows) <= size:
-            return self.exact.search(query, n, rows)
+            return self.exact.search(query, n, self._items(rows))
         projected = self.projected if rows is None else self.projected[rows]
         approx = projected @ (np.asarray(query, dtype=np.float32) @ self.basis)
         if len(approx) <= size:
             short = np.arange(len(approx), dtype=np.int64)
         else:
             short = np.sort(largest(approx, size)).astype(np.int64)
-        return self.exact.search(query, n, short if rows is None else rows[short])
+        return self.exact.search(query, n, self._items(short if rows is None else rows[short]))
+
+    def _rows(self, allowed: np.ndarray) -> np.ndarray:
+        if self.items is None:
+            return allowed
+        return np.flatnonzero(member(self.items, allowed))
+
+    def _items(self, rows: np.ndarray) -> np.ndarray:
+        return rows if self.items is None else self.items[rows]
 
 
 def attach_lowrank(
@@ -486,12 +538,28 @@ def attach_lowrank(
                 )
 
 
-def attach(components: Mapping[str, Any], folder: Path, settings: IVFSettings) -> None:
-    """Give every component its IVF indexes from the artifact folder (in place of exact)."""
+def attach(
+    components: Mapping[str, Any],
+    folder: Path,
+    settings: IVFSettings,
+    popular_order: np.ndarray,
+    lowrank: LowRankSettings | None = None,
+    files: Collection[str] = (),
+) -> None:
+    """Give every component its IVF indexes from the artifact folder (in place of exact), each
+    head shortlisted by its projection when ``files`` hold one (memory-mapped)."""
+    head = head_items(popular_order, settings.head)
     for name, component in components.items():
         for index_name in component.index_names:
             exact = component.indexes.get(index_name)
-            component.indexes[index_name] = IVFIndex(folder, f"{name}.{index_name}", settings, exact)
+            rows_file, basis_file = lowrank_files(name, index_name, "head")
+            shortlisted = None
+            if lowrank is not None and rows_file in files:
+                projected = np.asarray(np.load(folder / rows_file, mmap_mode="r"))
+                basis = np.load(folder / basis_file)
+                shortlisted = LowRankIndex(projected, basis, exact, lowrank.shortlist, head)
+            prefix = f"{name}.{index_name}"
+            component.indexes[index_name] = IVFIndex(folder, prefix, settings, exact, shortlisted)
 
 
 def _faiss() -> Any:

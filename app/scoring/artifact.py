@@ -163,11 +163,13 @@ def write(
     settings, lowrank = full["retrieval"].get("ann"), full["retrieval"].get("lowrank")
     if settings or lowrank:
         components = {n: REGISTRY[n](arrays) for n in REGISTRY if n in manifest["components"]}
+        head = None
         if settings:
             ivf = ann.IVFSettings(**settings)
             ann.build_indexes(folder, components, arrays["popular_order"], ivf, log=log)
-        if lowrank:
-            ranks = ann.build_lowrank(folder, components, ann.LowRankSettings(**lowrank), log=log)
+            head = ann.head_items(arrays["popular_order"], ivf.head)
+        if lowrank:  # of the exact scans: the heads' with IVF indexes, else the whole catalog's
+            ranks = ann.build_lowrank(folder, components, ann.LowRankSettings(**lowrank), log=log, head=head)
             full["retrieval"] = {**full["retrieval"], "lowrank": {**lowrank, "ranks": ranks}}
     for path in sorted(folder.iterdir()):
         full["sizes"][path.name] = path.stat().st_size
@@ -233,14 +235,16 @@ def read_manifest(folder: Path) -> Manifest:
 
 def index_files(manifest: Manifest) -> list[str]:
     """The index files of a version: faiss IVF (from ``retrieval.ann_from_items`` items) and
-    low-rank projections (below it; the manifest's file list says which indexes have them)."""
+    low-rank projections (of the whole catalog below it, of the IVF's exact head from it; the
+    manifest's file list says which indexes have them)."""
     files = []
     if manifest.retrieval.ann is not None:
         files += ann.index_files({n: REGISTRY[n] for n in manifest.components})
     if manifest.retrieval.lowrank is not None:
+        part = "" if manifest.retrieval.ann is None else "head"
         for name in manifest.components:
             for index in REGISTRY[name].index_names:
-                files += [f for f in ann.lowrank_files(name, index) if f in manifest.sizes]
+                files += [f for f in ann.lowrank_files(name, index, part) if f in manifest.sizes]
     return files
 
 

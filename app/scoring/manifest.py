@@ -62,7 +62,8 @@ class Retrieval(BaseModel):
     pools: dict[str, int] = Field(default_factory=dict, description="app.scoring.retrieval.Pools")
     ann: AnnIndex | None = Field(default=None, description="None: candidates by exact scans")
     lowrank: LowRankShortlist | None = Field(
-        default=None, description="exact scans shortlisted by a low-rank projection (below the IVF's range)"
+        default=None,
+        description="exact scans shortlisted by a low-rank projection (the catalog's; with `ann` the heads')",
     )
 
 

@@ -102,11 +102,12 @@ class Recommender:
         self._popularity = a["popularity"]
         self.popular_order = a["popular_order"]
         components = self.scorer.components
+        lowrank = None if retrieval.lowrank is None else ann.LowRankSettings(**retrieval.lowrank.model_dump())
         if retrieval.ann is not None:  # large artifacts: approximate indexes, memory-mapped
-            ann.attach(components, loaded.path, ann.IVFSettings(**retrieval.ann.model_dump()))
-        if retrieval.lowrank is not None:  # mid-size artifacts: shortlisted exact scans
-            settings = ann.LowRankSettings(**retrieval.lowrank.model_dump())
-            ann.attach_lowrank(components, loaded.path, settings, manifest.sizes)
+            ivf = ann.IVFSettings(**retrieval.ann.model_dump())
+            ann.attach(components, loaded.path, ivf, self.popular_order, lowrank, manifest.sizes)
+        elif lowrank is not None:  # mid-size artifacts: shortlisted exact scans
+            ann.attach_lowrank(components, loaded.path, lowrank, manifest.sizes)
         if self.mode == "two_stage":
             self.scorer.warm()
         self._item_item = _of_type(components.get("ease"), ItemItem)
