@@ -49,6 +49,16 @@ async def get_recommender_of(state: State) -> Recommender:
     return state.recommender
 
 
+def serving(request: Request) -> tuple[State, Recommender]:
+    """(state, serving model) for the routes every storefront page calls: read from the
+    request rather than injected, as FastAPI's solving of two dependencies cost ~35 us of a
+    ~1.2 ms recommendation (docs/benchmarks.md)."""
+    state: State = request.app.state.shoprec
+    if state.recommender is None:
+        raise ModelNotLoaded(f"no model loaded: {state.load_error}")
+    return state, state.recommender
+
+
 async def get_recommender(request: Request) -> Recommender:
     return await get_recommender_of(request.app.state.shoprec)
 

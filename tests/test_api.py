@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from app.schemas import RecommendationResponse, RecommendedItem, SimilarItem, SimilarResponse
 from app.scoring import artifact
 
 
@@ -129,6 +130,37 @@ async def test_user_recommendations_take_exclude_and_explain_as_post_does(client
     assert all(item["because"] and set(item["because"]) <= history for item in again["items"])
     posted = await client.post("/v1/recommendations", json={"user_id": user, "k": 3, "exclude": dropped})
     assert [i["item_id"] for i in posted.json()["items"]] == [i["item_id"] for i in again["items"]]
+
+
+async def test_every_recommendation_answer_is_exactly_the_documented_model(client, trained):
+    """Answers are serialised as built, not validated again: each must still be a
+    RecommendationResponse, with its fields only (personalized and explained, popular, a known
+    user's, one with unknown items), and similar items a SimilarResponse."""
+    result, _ = trained
+    user, items = result.data.user_ids[0], result.data.item_ids[:3]
+    answers = [
+        await client.post(
+            "/v1/recommendations", json={"items": items, "k": 5, "explain": True, "session_id": "s"}
+        ),
+        await client.post("/v1/recommendations", json={"k": 5}),
+        await client.get(f"/v1/users/{user}/recommendations", params={"k": 5}),
+        await client.post("/v1/recommendations", json={"items": ["no-such-item", items[0]], "k": 2}),
+    ]
+    for answer in answers:
+        assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
+        body = answer.json()
+        parsed = RecommendationResponse.model_validate_json(answer.content, strict=True)
+        assert parsed.model_dump(mode="json") == body
+        assert set(body) == set(RecommendationResponse.model_fields)
+        assert body["items"] and all(set(i) == set(RecommendedItem.model_fields) for i in body["items"])
+    assert answers[0].json()["items"][0]["because"] and answers[3].json()["unknown_items"] == ["no-such-item"]
+    for by in ("collaborative", "content"):
+        answer = await client.get(f"/v1/items/{items[0]}/similar", params={"k": 4, "by": by})
+        assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
+        parsed = SimilarResponse.model_validate_json(answer.content, strict=True)
+        assert parsed.model_dump(mode="json") == answer.json() and parsed.by == by
+        assert set(answer.json()) == set(SimilarResponse.model_fields) and len(parsed.items) == 4
+        assert all(set(i) == set(SimilarItem.model_fields) for i in answer.json()["items"])
 
 
 async def test_item_detail_and_similar(client, trained):

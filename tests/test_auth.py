@@ -36,6 +36,25 @@ async def test_reads_can_require_a_key(settings_factory, redis_client):
         assert (await http.get("/v1/model")).status_code == 401
         assert (await http.get("/v1/model", headers={"x-api-key": "r-key"})).status_code == 200
         assert (await http.get("/healthz")).status_code == 200
+        # Every reading route checks the key first: a keyless request is 401 whatever its body.
+        for method, path, body in [
+            ("POST", "/v1/recommendations", {"k": 1}),
+            ("POST", "/v1/recommendations", {"k": "not a number"}),
+            ("GET", "/v1/users/u/recommendations", None),
+            ("GET", "/v1/items/no-such-item", None),
+            ("GET", "/v1/items/no-such-item/similar", None),
+        ]:
+            keyless = await http.request(method, path, json=body)
+            assert keyless.status_code == 401, (method, path, keyless.text)
+            assert keyless.headers["www-authenticate"] == "ApiKey"
+            wrong = await http.request(method, path, json=body, headers={"x-api-key": "nope"})
+            assert wrong.status_code == 401
+        read = await http.post("/v1/recommendations", json={"k": 1}, headers={"x-api-key": "r-key"})
+        assert read.status_code == 200
+        invalid = await http.post("/v1/recommendations", json={"k": "x"}, headers={"x-api-key": "r-key"})
+        assert invalid.status_code == 422
+        similar = await http.get("/v1/items/no-such-item/similar", headers={"x-api-key": "w-key"})
+        assert similar.status_code == 404
 
 
 async def test_no_keys_means_open(client):

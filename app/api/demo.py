@@ -10,13 +10,13 @@ from typing import Annotated
 import numpy as np
 from fastapi import APIRouter, Query
 
-from app.auth import READER
+from app.auth import ReaderRoute
 from app.deps import RecommenderDep
 from app.errors import responses
 from app.schemas import DemoShop, DemoShopper
 from app.scoring.recommender import Recommender
 
-router = APIRouter(prefix="/v1/demo", tags=["demo"], dependencies=[READER])
+router = APIRouter(prefix="/v1/demo", tags=["demo"], route_class=ReaderRoute)
 
 
 @router.get("/shop", response_model=DemoShop, responses=responses(401, 403, 422, 503))

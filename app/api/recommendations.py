@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Iterable
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import Field
+from pydantic_core import to_json
 
 from app.api import limits
-from app.auth import READER
-from app.deps import RecommenderDep, State, StateDep
+from app.auth import ReaderRoute
+from app.deps import State, serving
 from app.errors import BODY_ERRORS, InvalidRequest, StoreUnavailable, responses
 from app.experiments.definition import Assignment, Variant
 from app.schemas import (
@@ -33,7 +34,7 @@ from app.scoring.recommender import Explore, Filters, Recommendation, Recommende
 from app.store.attribution import Served
 from app.store.feedback import RecentEvent
 
-router = APIRouter(prefix="/v1", tags=["recommendations"], dependencies=[READER])
+router = APIRouter(prefix="/v1", tags=["recommendations"], route_class=ReaderRoute)
 ERRORS = responses(401, 403, 503, *BODY_ERRORS)
 # GET's boost rules: ATTRIBUTE:VALUE:FACTOR.
 BOOST_PATTERN = r"^(category|brand):[^\x00-\x1f\x7f]+:[0-9]+(\.[0-9]+)?$"
@@ -41,8 +42,9 @@ BoostRule = Annotated[str, Field(max_length=300, pattern=BOOST_PATTERN)]
 
 
 @router.post("/recommendations", response_model=RecommendationResponse, responses=ERRORS)
-async def recommend(body: RecommendationRequest, state: StateDep, recommender: RecommenderDep) -> Response:
+async def recommend(body: RecommendationRequest, request: Request) -> Response:
     """Top-k for a user and/or a session's items; popular items when there is no history."""
+    state, recommender = serving(request)
     ids = [("user_id", body.user_id)] if body.user_id else []
     ids += [("items", i) for i in (*body.items, *body.exclude)]
     limits.check(state.settings, k=body.k, history=len(body.items), ids=ids)
@@ -80,8 +82,7 @@ async def recommend(body: RecommendationRequest, state: StateDep, recommender: R
     responses=responses(401, 403, 422, 503),
 )
 async def user_recommendations(
-    state: StateDep,
-    recommender: RecommenderDep,
+    request: Request,
     user_id: Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN)],
     k: Annotated[int, Query(ge=1, le=1000)] = 10,
     exclude_history: Annotated[ExcludeHistory, Query(description=EXCLUDE_HISTORY)] = ExcludeHistory.purchased,
@@ -104,6 +105,7 @@ async def user_recommendations(
     ] = None,
 ) -> Response:
     """A known user's training history plus every feedback event since, read at request time."""
+    state, recommender = serving(request)
     excluded_ids = exclude or []
     limits.check(state.settings, k=k, ids=[("user_id", user_id), *(("exclude", i) for i in excluded_ids)])
     if min_price is not None and max_price is not None and min_price > max_price:
@@ -202,8 +204,11 @@ def _excluded(
     recommender: Recommender, built: History, policy: ExcludeHistory, item_ids: Iterable[str]
 ) -> set[int]:
     """The history items the policy hides, and the request's own exclusions."""
-    named = recommender.known_ids(list(item_ids)).tolist()
-    return built.excluded(policy) | {i for i in named if i >= 0}
+    hidden = built.excluded(policy)
+    named = list(item_ids)
+    if not named:
+        return hidden
+    return hidden | {i for i in recommender.known_ids(named).tolist() if i >= 0}
 
 
 async def _response(
@@ -226,36 +231,34 @@ async def _response(
             result.item_idx.tolist(), result.scores.tolist(), because, explored, strict=True
         )
     ]
-    # One validation of the whole answer (pydantic-core), not one model per item.
-    body = RecommendationResponse.model_validate(
-        {
-            "items": items,
-            "model_version": recommender.version,
-            "strategy": result.strategy,
-            "unknown_items": unknown,
-            "live_feedback": live,
-            "recommendation_id": uuid.uuid4().hex,
-            "experiment_id": assignment.experiment_id if assignment else None,
-            "variant": assignment.group if assignment else None,
-        }
-    )
+    body = {
+        "items": items,
+        "model_version": recommender.version,
+        "strategy": result.strategy.value,
+        "unknown_items": unknown,
+        "live_feedback": live,
+        "recommendation_id": os.urandom(16).hex(),
+        "experiment_id": assignment.experiment_id if assignment else None,
+        "variant": assignment.group if assignment else None,
+    }
     if unit is not None and state.settings.attribution:
         await _record(state, body, unit)
-    # Serialised once here; returning the model would make FastAPI validate it again.
-    return Response(body.model_dump_json(), media_type="application/json")
+    # The answer is built from the model's own values, in RecommendationResponse's shape
+    # (tests validate it against the model): serialised as it is, not validated again.
+    return Response(to_json(body), media_type="application/json")
 
 
-async def _record(state: State, body: RecommendationResponse, unit: str) -> None:
+async def _record(state: State, body: dict[str, Any], unit: str) -> None:
     """The list's attribution record (and implicit impressions); a Redis outage loses them,
     not the answer."""
     served = Served(
-        recommendation_id=body.recommendation_id,
+        recommendation_id=body["recommendation_id"],
         unit=unit,
-        experiment_id=body.experiment_id or "",
-        group=body.variant or "",
-        model_version=body.model_version,
-        strategy=body.strategy.value,
-        item_ids=[i.item_id for i in body.items],
+        experiment_id=body["experiment_id"] or "",
+        group=body["variant"] or "",
+        model_version=body["model_version"],
+        strategy=body["strategy"],
+        item_ids=[i["item_id"] for i in body["items"]],
     )
     try:
         await state.attribution.record(served)

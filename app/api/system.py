@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.auth import READER
+from app.auth import ReaderRoute
 from app.deps import RecommenderDep, StateDep
 from app.errors import StoreUnavailable, error_body, responses
 from app.schemas import ModelInfo, Readiness
@@ -14,7 +14,6 @@ from app.schemas import ModelInfo, Readiness
 router = APIRouter(tags=["system"])
 
 
-@router.get("/v1/model", response_model=ModelInfo, responses=responses(401, 403, 503), dependencies=[READER])
 async def model_info(recommender: RecommenderDep, state: StateDep) -> ModelInfo:
     """Serving model: version, training time, data fingerprint, counts, offline metrics."""
     m = recommender.artifact.manifest
@@ -27,6 +26,16 @@ async def model_info(recommender: RecommenderDep, state: StateDep) -> ModelInfo:
         blend_weights=m.blend_weights,
         last_refused=state.reload_error,
     )
+
+
+router.add_api_route(  # the one reading route here: health, readiness and metrics take no key
+    "/v1/model",
+    model_info,
+    methods=["GET"],
+    response_model=ModelInfo,
+    responses=responses(401, 403, 503),
+    route_class_override=ReaderRoute,
+)
 
 
 @router.get("/healthz")
