@@ -12,6 +12,7 @@ import pytest
 
 from app.scoring import ann, artifact
 from app.scoring.ann import (
+    BoundedHead,
     DistinctRowsIndex,
     ExactIndex,
     IVFIndex,
@@ -109,6 +110,34 @@ def test_ivf_finds_what_the_exact_scans_find(large):
             assert len(found) == 500 and len(set(found.tolist())) == 500
             recalls.append(len(np.intersect1d(truth, found)) / 500)
         assert np.mean(recalls) >= 0.9, (name, np.mean(recalls))
+
+
+def test_the_vae_head_is_scanned_exactly_within_a_bound(large):
+    """The IVF head of the VAE's [u | 1].[e | b] index is scanned exactly in blocks of falling
+    bias until no later block can reach the n-th best (|u| |e| + b): its answer is the exact
+    top n of the head items, filtered too, whether the bound cuts the scan short (the
+    artifact's biases) or not (equal biases: every block is read)."""
+    loaded = artifact.load(large)
+    recommender = Recommender(loaded)
+    mips = recommender.scorer.components["vae"].indexes["mips"]
+    assert isinstance(mips, IVFIndex) and isinstance(mips.head, BoundedHead)
+    emb = np.asarray(loaded.arrays["item_emb"], dtype=np.float64)
+    head = ann.head_items(loaded.arrays["popular_order"], loaded.manifest.retrieval.ann.head)
+    rng = np.random.default_rng(5)
+    outside = np.setdiff1d(np.arange(N_ITEMS), head)[:40]
+    for bias in (np.asarray(loaded.arrays["item_bias"], dtype=np.float64), np.full(N_ITEMS, 2.0)):
+        bounded = BoundedHead(loaded.arrays["item_emb"], bias.astype(np.float32), head)
+        for u in rng.choice(len(loaded.arrays["user_emb"]), 10, replace=False):
+            user = np.asarray(loaded.arrays["user_emb"][u], dtype=np.float32)
+            scores = emb @ user + bias
+            some = np.sort(np.concatenate([head[::3], outside]))
+            for n, allowed in ((10, None), (100, None), (len(head) + 5, None), (50, some), (5, outside)):
+                pool = head if allowed is None else np.intersect1d(head, allowed)
+                truth = np.sort(scores[pool])[::-1][:n]
+                found = bounded.search(np.append(user, np.float32(1.0)), n, allowed)
+                assert len(found) == len(truth) == len(set(found.tolist()))
+                assert np.isin(found, pool).all()
+                np.testing.assert_allclose(scores[found], truth, rtol=0, atol=1e-4)
 
 
 def test_allowed_items_are_searched_through_a_selector(large):

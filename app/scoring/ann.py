@@ -191,7 +191,8 @@ class DistinctRowsIndex:
 # and scanned exactly (a flat index): recall@500 0.985 at nprobe 32, against 0.14 without the
 # head. A head wider than twice ``retrieval.lowrank_rank`` is itself shortlisted by a low-rank
 # projection where that keeps its recall (as the exact scans of mid-size catalogs are, below;
-# measured at export), in place of the faiss head. Files are memory-mapped read-only, shared
+# measured at export), in place of the faiss head; else the VAE's biased head is scanned
+# exactly within a bound (``BoundedHead``). Files are memory-mapped read-only, shared
 # by every worker. HNSW (hnswlib, usearch)
 # did not reach that recall on [e | b] and builds 4-14x slower. No index does well under a
 # selective filter (IVF's recall collapses, HNSW's cost explodes): retrieval scans small
@@ -318,10 +319,10 @@ class IVFIndex:
         prefix: str,
         settings: IVFSettings,
         exact: VectorIndex | None = None,
-        head: LowRankIndex | None = None,
+        head: LowRankIndex | BoundedHead | None = None,
     ) -> None:
-        """``head``: the head's exact scan shortlisted by a projection (in place of the
-        faiss head, which is then not read)."""
+        """``head``: the head's exact answer, shortlisted by a projection or scanned with a
+        bound (in place of the faiss head, which is then not read)."""
         faiss = _faiss()
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
         self.tail = faiss.read_index(str(folder / f"{prefix}.tail.faiss"), flags)  # IVFFlat or IVF-SQ8
@@ -341,7 +342,7 @@ class IVFIndex:
         selector = None if allowed is None else faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
         found_ids, found_scores = [], []
         parts = [(self.tail, faiss.SearchParametersIVF(sel=selector, nprobe=self.nprobe))]
-        if isinstance(self.head, LowRankIndex):  # exact ids and order already
+        if isinstance(self.head, (LowRankIndex, BoundedHead)):  # exact ids and order already
             head = self.head.search(np.asarray(query, dtype=np.float32), n, allowed)
         else:
             head = None
@@ -538,6 +539,69 @@ def attach_lowrank(
                 )
 
 
+class BoundedHead:
+    """The exact head of a biased inner-product index (``[e | b] . [u | 1] = u e + b``, the
+    VAE decoder's score), scanned in blocks of decreasing bias that double in size, stopping
+    once no later block can reach the n-th best score found: an item scores at most
+    ``|u| |e_i| + b_i`` (Cauchy-Schwarz). Exact (the faiss head it replaces is 8-bit under
+    ``sq8``); what it saves depends on how far the biases spread against ``|u| |e|``. On the
+    synthetic 1M artifact ~780 of its 10,000 head items can reach a top 200, the median query
+    reads 2 of 6 blocks (768 rows), and the head costs 80 us instead of faiss's 249 us
+    (docs/benchmarks.md). It holds its own float32 copy of the head's rows, in bias order
+    (10,000 x 200: 8 MB a process)."""
+
+    FIRST_BLOCK = 256
+
+    def __init__(self, emb: np.ndarray, bias: np.ndarray, items: np.ndarray) -> None:
+        items = np.asarray(items, dtype=np.int64)
+        order = np.argsort(-np.asarray(bias[items], dtype=np.float64), kind="stable")
+        self.items = items[order]
+        self.emb = np.ascontiguousarray(np.asarray(emb[self.items], dtype=np.float32))
+        self.bias = np.asarray(bias[self.items], dtype=np.float32)
+        norms = np.linalg.norm(self.emb, axis=1) if len(self.items) else np.zeros(0, np.float32)
+        self.starts, size = [], self.FIRST_BLOCK
+        start = 0
+        while start < len(self.items):
+            self.starts.append(start)
+            start, size = start + size, 2 * size
+        self.starts.append(len(self.items))
+        blocks = list(zip(self.starts[:-1], self.starts[1:], strict=True))
+        self.block_norm = np.array([norms[a:b].max() for a, b in blocks], dtype=np.float64)
+        self.block_bias = np.array([self.bias[a] for a, _ in blocks], dtype=np.float64)  # its largest
+
+    def search(self, query: np.ndarray, n: int, allowed: np.ndarray | None = None) -> np.ndarray:
+        """The ``n`` best items of the head (best first) among ``allowed`` (sorted ids)."""
+        query = np.asarray(query, dtype=np.float32)
+        u, one = query[:-1], float(query[-1])
+        keep = None if allowed is None else member(self.items, allowed)
+        if one >= 0:  # the best any block from b on can score
+            reach = np.maximum.accumulate(
+                (float(np.linalg.norm(u)) * self.block_norm + one * self.block_bias)[::-1]
+            )[::-1]
+        else:
+            reach = np.full(len(self.block_norm), np.inf)
+        ids: list[np.ndarray] = []
+        scores: list[np.ndarray] = []
+        found, threshold = 0, -np.inf
+        for block, (a, b) in enumerate(zip(self.starts[:-1], self.starts[1:], strict=True)):
+            if found >= n and reach[block] < threshold:
+                break
+            block_scores = self.emb[a:b] @ u + one * self.bias[a:b]
+            block_ids = self.items[a:b]
+            if keep is not None:
+                block_scores, block_ids = block_scores[keep[a:b]], block_ids[keep[a:b]]
+            ids.append(block_ids)
+            scores.append(block_scores)
+            found += len(block_ids)
+            if found >= n:
+                every = np.concatenate(scores)
+                threshold = float(np.partition(every, len(every) - n)[len(every) - n])
+        if not ids:
+            return np.zeros(0, dtype=np.int64)
+        every_ids, every = np.concatenate(ids), np.concatenate(scores)
+        return every_ids[best(every, n)].astype(np.int64)
+
+
 def attach(
     components: Mapping[str, Any],
     folder: Path,
@@ -553,11 +617,13 @@ def attach(
         for index_name in component.index_names:
             exact = component.indexes.get(index_name)
             rows_file, basis_file = lowrank_files(name, index_name, "head")
-            shortlisted = None
+            shortlisted: LowRankIndex | BoundedHead | None = None
             if lowrank is not None and rows_file in files:
                 projected = np.asarray(np.load(folder / rows_file, mmap_mode="r"))
                 basis = np.load(folder / basis_file)
                 shortlisted = LowRankIndex(projected, basis, exact, lowrank.shortlist, head)
+            elif hasattr(exact, "bounded_head"):  # a biased inner product (the VAE's MIPS)
+                shortlisted = exact.bounded_head(head)
             prefix = f"{name}.{index_name}"
             component.indexes[index_name] = IVFIndex(folder, prefix, settings, exact, shortlisted)
 

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from app.scoring.ann import ExactIndex, best, distinct, scan_many
+from app.scoring.ann import BoundedHead, ExactIndex, best, distinct, scan_many
 from app.scoring.components.base import ArraySpec, Component, LinearMoments, sample_items
 from app.scoring.features import content_to_cf
 from app.scoring.rows import Histories, ItemRows, l2_rows, rows_times_dense
@@ -31,6 +31,10 @@ class BiasedExact:
         if allowed is not None:
             return allowed[best(np.asarray(self.emb[allowed]) @ u + one * self.bias[allowed], n)]
         return best(np.asarray(self.emb) @ u + one * np.asarray(self.bias), n).astype(np.int64)
+
+    def bounded_head(self, items: np.ndarray) -> BoundedHead:
+        """The exact search of these items (an IVF index's head) with a bound (app.scoring.ann)."""
+        return BoundedHead(self.emb, self.bias, items)
 
     def search_many(self, queries: np.ndarray, n: int) -> np.ndarray:
         emb, bias = np.asarray(self.emb), np.asarray(self.bias)
