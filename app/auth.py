@@ -36,9 +36,10 @@ API_KEY_HEADER = APIKeyHeader(
 )
 
 
-def check(settings: Settings, key: str | None, needed: Role, *, for_reads: bool = False) -> None:
-    """Admit a request whose X-API-Key has at least ``needed``, else raise 401 or 403."""
-    if not settings.api_keys or (for_reads and not settings.read_requires_key):
+def check(settings: Settings, key: str | None, needed: Role) -> None:
+    """Admit a request whose X-API-Key has at least ``needed`` (or that this deployment lets
+    in without a key, :func:`key_required`), else raise 401 or 403."""
+    if not key_required(settings, needed):
         return
     if not key:
         raise Unauthorized("missing API key: send it in the X-API-Key header")
@@ -67,6 +68,9 @@ WRITER = require(Role.writer)
 ADMIN = require(Role.admin)
 
 
+READER_SECURITY = {API_KEY_HEADER.scheme_name: [Role.reader.value]}
+
+
 class ReaderRoute(APIRoute):
     """A route that reads (``route_class`` of the reading routers): the key check of the
     reader role runs before FastAPI handles the request, so a request without a needed key
@@ -83,13 +87,10 @@ class ReaderRoute(APIRoute):
 
         async def checked(request: Request) -> Response:
             settings = request.app.state.shoprec.settings
-            check(settings, request.headers.get("x-api-key"), Role.reader, for_reads=True)
+            check(settings, request.headers.get("x-api-key"), Role.reader)
             return await handle(request)
 
         return checked
-
-
-READER_SECURITY = {"ApiKeyAuth": [Role.reader.value]}
 
 
 def key_required(settings: Settings, needed: Role) -> bool:

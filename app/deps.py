@@ -43,10 +43,14 @@ async def get_state(request: Request) -> State:
     return request.app.state.shoprec
 
 
-async def get_recommender_of(state: State) -> Recommender:
+def _loaded(state: State) -> Recommender:
     if state.recommender is None:
         raise ModelNotLoaded(f"no model loaded: {state.load_error}")
     return state.recommender
+
+
+async def get_recommender_of(state: State) -> Recommender:
+    return _loaded(state)
 
 
 def serving(request: Request) -> tuple[State, Recommender]:
@@ -54,9 +58,7 @@ def serving(request: Request) -> tuple[State, Recommender]:
     request rather than injected, as FastAPI's solving of two dependencies cost ~35 us of a
     ~1.2 ms recommendation (docs/benchmarks.md)."""
     state: State = request.app.state.shoprec
-    if state.recommender is None:
-        raise ModelNotLoaded(f"no model loaded: {state.load_error}")
-    return state, state.recommender
+    return state, _loaded(state)
 
 
 async def get_recommender(request: Request) -> Recommender:

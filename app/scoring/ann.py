@@ -327,12 +327,13 @@ class IVFIndex:
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY
         self.tail = faiss.read_index(str(folder / f"{prefix}.tail.faiss"), flags)  # IVFFlat or IVF-SQ8
         self.head = head or faiss.read_index(str(folder / f"{prefix}.head.faiss"), flags)
+        self.exact_head = head is not None  # its answer: exact ids, best first
         lists = faiss.downcast_InvertedLists(self.tail.invlists)
         if hasattr(lists, "prefetch_nthread"):
             lists.prefetch_nthread = 0  # no prefetch threads per search
         self.nprobe = settings.nprobe
         quantized = isinstance(self.tail, faiss.IndexIVFScalarQuantizer)  # the file says its codec
-        self.exact = exact if quantized or head is not None else None
+        self.exact = exact if quantized or self.exact_head else None
         self.quantized = quantized
         self._faiss = faiss
 
@@ -342,7 +343,7 @@ class IVFIndex:
         selector = None if allowed is None else faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
         found_ids, found_scores = [], []
         parts = [(self.tail, faiss.SearchParametersIVF(sel=selector, nprobe=self.nprobe))]
-        if isinstance(self.head, (LowRankIndex, BoundedHead)):  # exact ids and order already
+        if self.exact_head:
             head = self.head.search(np.asarray(query, dtype=np.float32), n, allowed)
         else:
             head = None
@@ -558,7 +559,7 @@ class BoundedHead:
         self.items = items[order]
         self.emb = np.ascontiguousarray(np.asarray(emb[self.items], dtype=np.float32))
         self.bias = np.asarray(bias[self.items], dtype=np.float32)
-        norms = np.linalg.norm(self.emb, axis=1) if len(self.items) else np.zeros(0, np.float32)
+        norms = np.linalg.norm(self.emb, axis=1)
         self.starts, size = [], self.FIRST_BLOCK
         start = 0
         while start < len(self.items):
