@@ -77,6 +77,21 @@ def test_the_artifact_carries_its_indexes_with_checksums(large):
         assert all(isinstance(index, IVFIndex) for index in component.indexes.values())
 
 
+def test_only_the_biased_index_keeps_a_head(large):
+    """The VAE's u e + b favours popular items: its head stays out of the IVF and is scanned
+    exactly. The cosine indexes (similar items, content) have no popularity term: their IVF
+    holds every item and their head is empty, so a search does not scan it."""
+    loaded = artifact.load(large)
+    settings = loaded.manifest.retrieval.ann
+    assert settings is not None and settings.head_indexes == ["vae.mips"]
+    indexes = Recommender(loaded).scorer.components
+    mips = indexes["vae"].indexes["mips"]
+    assert isinstance(mips, IVFIndex) and mips.tail.ntotal == N_ITEMS - settings.head
+    for component, name in (("vae", "cosine"), ("content", "content")):
+        index = indexes[component].indexes[name]
+        assert isinstance(index, IVFIndex) and index.tail.ntotal == N_ITEMS and index.head.ntotal == 0
+
+
 def test_a_truncated_index_is_refused_at_load(large, tmp_path):
     refused_when_truncated(large, tmp_path / "copy", "vae.mips.tail.faiss")
 

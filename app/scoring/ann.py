@@ -186,15 +186,18 @@ class DistinctRowsIndex:
 #
 # Chosen by measurement (docs/benchmarks.md, "Which nearest-neighbour index"): faiss-cpu's
 # IndexIVFFlat with inner product. At 1M items an exact scan costs tens of ms a query; IVF
-# probes ``nprobe`` of ``nlist`` clusters. The most popular items (``head``, 1% by default)
-# get high scores from most queries and sit in few clusters, so they are kept out of the IVF
-# and scanned exactly (a flat index): recall@500 0.985 at nprobe 32, against 0.14 without the
-# head. A head wider than twice ``retrieval.lowrank_rank`` is itself shortlisted by a low-rank
-# projection where that keeps its recall (as the exact scans of mid-size catalogs are, below;
-# measured at export), in place of the faiss head; else the VAE's biased head is scanned
-# exactly within a bound (``BoundedHead``). Files are memory-mapped read-only, shared
-# by every worker. HNSW (hnswlib, usearch)
-# did not reach that recall on [e | b] and builds 4-14x slower. No index does well under a
+# probes ``nprobe`` of ``nlist`` clusters. Under the VAE's biased score the most popular items
+# (``head``, 1% by default) get high scores from most queries and sit in few clusters, so they
+# are kept out of that IVF and scanned exactly (a flat index): recall@500 0.985 at nprobe 32,
+# against 0.14 without the head. Cosine indexes (content, similar items) have no such term:
+# their IVF holds every item and their head is empty (``Component.head_indexes``); on the
+# synthetic 1M artifact a head added no recall there and cost a 2.5-8 MB scan a search
+# (docs/benchmarks.md, "Cosine indexes without the head"). A head wider than twice
+# ``retrieval.lowrank_rank`` is itself shortlisted by a low-rank projection where that keeps
+# its recall (as the exact scans of mid-size catalogs are, below; measured at export), in
+# place of the faiss head; else the VAE's biased head is scanned exactly within a bound
+# (``BoundedHead``). Files are memory-mapped read-only, shared by every worker. HNSW
+# (hnswlib, usearch) did not reach that recall on [e | b] and builds 4-14x slower. No index does well under a
 # selective filter (IVF's recall collapses, HNSW's cost explodes): retrieval scans small
 # allowed sets exactly and post-filters broad ones; ``allowed`` here becomes an ID selector.
 #
@@ -217,6 +220,12 @@ class IVFSettings:
     nprobe: int
     head: int  # the most popular items, scanned exactly
     codec: str = "flat"  # "flat" (float32) or "sq8" (8-bit, re-ranked exactly)
+    # "component.index" of the indexes that keep the head out of the IVF (the others hold
+    # every item); None: every index (artifacts before 2026-12-07).
+    head_indexes: Collection[str] | None = None
+
+    def has_head(self, component: str, index: str) -> bool:
+        return self.head_indexes is None or f"{component}.{index}" in self.head_indexes
 
 
 CODECS = ("flat", "sq8")
@@ -256,6 +265,11 @@ def index_files(components: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def head_indexes(components: Mapping[str, Any]) -> list[str]:
+    """Names ("component.index") of the indexes whose score favours popular items: they get a head."""
+    return [f"{name}.{index}" for name, component in components.items() for index in component.head_indexes]
+
+
 def head_items(popular_order: np.ndarray, head: int) -> np.ndarray:
     """The items an IVF artifact scans exactly (its ``head`` most popular), sorted."""
     return np.sort(np.asarray(popular_order[:head], dtype=np.int64))
@@ -271,10 +285,11 @@ def build_indexes(
     """Write every component's IVF indexes into ``folder``; returns the file names."""
     faiss = _faiss()
     written = []
-    head = head_items(popular_order, settings.head)
+    popular_head = head_items(popular_order, settings.head)
     for name, component in components.items():
         for index_name in component.index_names:
             started = time.perf_counter()
+            head = popular_head if settings.has_head(name, index_name) else popular_head[:0]
             vectors = np.ascontiguousarray(component.index_vectors(index_name), dtype=np.float32)
             n, d = vectors.shape
             sq8 = settings.codec == "sq8" and d >= SQ_MIN_DIM
@@ -444,11 +459,14 @@ def build_lowrank(
     """Write the projections of every index wider than twice its rank (the rank chosen by
     ``settings.min_recall`` unless the index has its own; an index that no rank up to
     ``settings.rank`` keeps at that recall stays an exact scan); returns {"component.index":
-    rank}. ``head``: project only these rows, the exact head of IVF indexes."""
+    rank}. ``head``: project only these rows, the exact head of IVF indexes (of the indexes
+    that have one: ``Component.head_indexes``)."""
     chosen = {}
     part = "" if head is None else "head"
     for name, component in components.items():
         for index_name in component.index_names:
+            if head is not None and index_name not in component.head_indexes:
+                continue
             started = time.perf_counter()
             key = f"{name}.{index_name}"
             vectors = np.asarray(component.index_vectors(index_name), dtype=np.float32)

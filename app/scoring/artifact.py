@@ -165,6 +165,8 @@ def write(
         components = {n: REGISTRY[n](arrays) for n in REGISTRY if n in manifest["components"]}
         head = None
         if settings:
+            settings = {**settings, "head_indexes": ann.head_indexes(components)}
+            full["retrieval"] = {**full["retrieval"], "ann": settings}
             ivf = ann.IVFSettings(**settings)
             ann.build_indexes(folder, components, arrays["popular_order"], ivf, log=log)
             head = ann.head_items(arrays["popular_order"], ivf.head)

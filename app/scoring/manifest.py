@@ -38,6 +38,11 @@ class AnnIndex(BaseModel):
     codec: Literal["flat", "sq8"] = Field(
         "flat", description="vectors as float32, or 8-bit with the fetched ids ranked exactly"
     )
+    head_indexes: list[str] | None = Field(
+        None,
+        description='indexes ("component.index") that keep the head out of the IVF, those whose score '
+        "favours popular items; the others hold every item. None: every index (older artifacts)",
+    )
 
 
 class LowRankShortlist(BaseModel):

@@ -28,6 +28,10 @@ class Component:
     # The vector sets it searches by inner product (app.scoring.ann): exact by default, an
     # approximate index from the artifact when it has one (large catalogs).
     index_names: ClassVar[tuple[str, ...]] = ()
+    # Those of them whose score has a popularity term (the VAE's bias): in an IVF artifact
+    # their most popular items are kept out of the clusters and scanned exactly (the head,
+    # app.scoring.ann). A cosine index needs no head: its IVF holds every item.
+    head_indexes: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, arrays: Mapping[str, np.ndarray]) -> None:
         self.n_base = len(arrays["popularity"])

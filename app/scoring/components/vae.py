@@ -44,6 +44,7 @@ class BiasedExact:
 class VAE(Component):
     name = "vae"
     index_names = ("mips", "cosine")  # retrieval by decoder score; similar items by cosine
+    head_indexes = ("mips",)  # u e + b: the bias favours popular items
     arrays: ClassVar[dict[str, ArraySpec]] = {
         # Encoder (fold-in): x -> tanh(x W1 + b1) -> mu = h Wmu + bmu.
         "enc_w1": ("float32", ("n_items", "hidden")),
