@@ -22,6 +22,10 @@ from app.scoring.features import FeatureSpace
 from models.config import TrainConfig
 from models.synthetic_large import LargeShopConfig, _catalog, _popularity
 
+# Raised when what this builds changes (the index layout, say), so that scripts/bench.py
+# rebuilds a benchmark artifact an older version left in build/: 2 = cosine indexes headless.
+GENERATION = 2
+
 
 def build(
     out_dir: Path,
@@ -57,7 +61,7 @@ def build(
     manifest: dict[str, Any] = {
         "created_at": "2026-11-28T00:00:00+00:00",
         "data_fingerprint": f"synthetic-{n_items}-{seed}",
-        "source": {"kind": "bench", "n_items": n_items, "n_users": n_users},
+        "source": {"kind": "bench", "n_items": n_items, "n_users": n_users, "generation": GENERATION},
         "counts": {
             "users": n_users,
             "items": n_items,

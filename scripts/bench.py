@@ -43,6 +43,7 @@ import os
 import platform
 import random
 import re
+import shutil
 import statistics
 import struct
 import subprocess
@@ -99,10 +100,16 @@ def pick_artifacts(given: Path | None) -> Path:
 
 
 def large_artifacts(n_items: int) -> Path:
-    out = ROOT / f"build/bench-{n_items}"
-    if not (out / "current").exists():
-        from models.bench_artifact import build
+    """The synthetic artifact of ``n_items`` items, built when missing or made by an older
+    generator (models.bench_artifact.GENERATION)."""
+    from models.bench_artifact import GENERATION, build
 
+    out = ROOT / f"build/bench-{n_items}"
+    manifest = out / "current" / "manifest.json"
+    made = json.loads(manifest.read_text()).get("source", {}).get("generation") if manifest.exists() else None
+    if made != GENERATION:
+        if out.exists():
+            shutil.rmtree(out)
         print(f"building a synthetic {n_items:,}-item artifact in {out}", flush=True)
         build(out, n_items=n_items)
     return out
