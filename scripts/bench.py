@@ -282,6 +282,37 @@ def time_scoring(recommender: Recommender, drawn: list[list[str]]) -> float:
 ROUNDS = 5  # t_score, t_hello and max throughput, measured in turn
 
 
+def t_score_ratio(small: Path, large: Path, rounds: int = ROUNDS, per_round: int = 100) -> list[float]:
+    """Each round's median t_score of the ``large`` artifact over the ``small`` one's, the two
+    measured session by session in turn in one process (the machine's speed drifts within
+    minutes, and the two tables' t_score rows are taken minutes apart); sorted."""
+    from threadpoolctl import threadpool_limits
+
+    rng = random.Random(11)
+    pairs = []
+    for folder in (small, large):
+        loaded = artifact.load(folder)
+        artifact.prefault(loaded)
+        recommender = Recommender(loaded)
+        pairs.append((recommender, sessions(sample_ids(loaded, 20_000, rng), rounds * per_round + 20, rng)))
+    os.sched_setaffinity(0, {int(SERVER_CPU)})
+    times: list[list[float]] = [[], []]
+    with threadpool_limits(1):
+        for j in range(rounds * per_round + 20):
+            for side in (0, 1) if j % 2 else (1, 0):
+                recommender, drawn = pairs[side]
+                t0 = time.perf_counter()
+                built = history.build(recommender, session=drawn[j])
+                recommender.recommend(built.weights, k=10, exclude=built.owned)
+                times[side].append(time.perf_counter() - t0)
+    os.sched_setaffinity(0, {0, 1})
+    ratios = []
+    for i in range(rounds):
+        part = slice(20 + i * per_round, 20 + (i + 1) * per_round)
+        ratios.append(statistics.median(times[1][part]) / statistics.median(times[0][part]))
+    return sorted(ratios)
+
+
 def measure(artifacts_dir: Path, label: str, args: argparse.Namespace, scratch: Path) -> Run:
     loaded = artifact.load(artifacts_dir)
     artifact.prefault(loaded)  # as the server does when it loads a version
@@ -542,6 +573,12 @@ def measure_all(args: argparse.Namespace) -> list[Run]:
                 )
             )
             runs[-1].rows += scale_rows(large)
+            ratios = t_score_ratio(small, large)
+            runs[-1].rows.append((
+                f"t_score here / t_score of the first artifact, the two in turn in one process, "
+                f"median of {ROUNDS} rounds (lowest - highest)",
+                f"{statistics.median(ratios):.2f}x ({ratios[0]:.2f} - {ratios[-1]:.2f})",
+            ))  # fmt: skip
     return runs
 
 
