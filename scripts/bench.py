@@ -25,7 +25,9 @@ server's core and from the load core during that run (a stolen load core sends a
 late, which the open-loop latencies count). `--idle-poll` holds /dev/cpu_dma_latency at 0
 for the run (idle cores poll instead of halting: a machine setting, as tuned's
 latency-performance profile).
-Catalog upsert visibility: PUT on one worker, polled on another.
+Catalog upsert visibility: PUT on one worker, polled on another. The large artifact's last row:
+its t_score over the first artifact's, the two measured session by session in turn in one
+process (five rounds of 100 sessions each; the t_score rows above are minutes apart).
 Start-up: process start to /readyz 200 with the artifact's files dropped from the page cache
 (posix_fadvise DONTNEED). Memory: PSS (shared pages split between the processes that map
 them) after the same traffic: one uvicorn worker; two workers of `python -m app.serve
