@@ -26,3 +26,33 @@ def test_this_machine_reports_a_steal_count_for_each_cpu() -> None:
     stolen = bench.stolen_ms()
     assert set(stolen) >= {f"cpu{c}" for c in sorted(os.sched_getaffinity(0))}
     assert all(value >= 0 for value in stolen.values())
+
+
+def test_the_large_artifact_is_rebuilt_when_an_older_generator_made_it(tmp_path, monkeypatch) -> None:
+    import json
+
+    from models.bench_artifact import GENERATION
+
+    monkeypatch.setattr(bench, "ROOT", tmp_path)
+    out = bench.large_artifacts(3_000)
+    manifest = out / "current" / "manifest.json"
+    assert json.loads(manifest.read_text())["source"]["generation"] == GENERATION
+    built = manifest.stat().st_mtime_ns
+    assert bench.large_artifacts(3_000) == out and manifest.stat().st_mtime_ns == built  # kept
+    old = json.loads(manifest.read_text())
+    old["source"]["generation"] = GENERATION - 1
+    manifest.write_text(json.dumps(old))
+    bench.large_artifacts(3_000)
+    assert json.loads(manifest.read_text())["source"]["generation"] == GENERATION  # rebuilt
+
+
+def test_the_t_score_ratio_times_both_artifacts_in_turn(tmp_path) -> None:
+    """Five rounds, each the large artifact's median over the small one's: sorted, positive."""
+    from models.bench_artifact import build
+
+    small, large = tmp_path / "small", tmp_path / "large"
+    build(small, n_items=1_000, n_users=200, hidden=32, log=lambda m: None)
+    build(large, n_items=4_000, n_users=200, hidden=32, log=lambda m: None)
+    ratios = bench.t_score_ratio(small, large, rounds=5, per_round=10)
+    assert len(ratios) == 5 and ratios == sorted(ratios) and all(0 < r < float("inf") for r in ratios)
+    assert os.sched_getaffinity(0) == {0, 1}  # the process is unpinned again
