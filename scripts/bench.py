@@ -265,19 +265,31 @@ def sessions(item_ids: list[str], n: int, rng: random.Random) -> list[list[str]]
     return [rng.sample(item_ids, 20) for _ in range(n)]
 
 
-def time_scoring(recommender: Recommender, drawn: list[list[str]]) -> float:
-    """Median seconds of the endpoint's scoring work, on the server's core, one BLAS thread."""
+@contextlib.contextmanager
+def on_server_core() -> Iterator[None]:
+    """This process on the server's core with one BLAS thread, as the server runs."""
     from threadpoolctl import threadpool_limits
 
     os.sched_setaffinity(0, {int(SERVER_CPU)})
-    times = []
-    with threadpool_limits(1):
-        for items in drawn:
-            t0 = time.perf_counter()
-            built = history.build(recommender, session=items)
-            recommender.recommend(built.weights, k=10, exclude=built.owned)
-            times.append(time.perf_counter() - t0)
-    os.sched_setaffinity(0, {0, 1})
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        os.sched_setaffinity(0, {0, 1})
+
+
+def score_once(recommender: Recommender, items: list[str]) -> float:
+    """Seconds of the endpoint's scoring work for one session: history, then recommend."""
+    t0 = time.perf_counter()
+    built = history.build(recommender, session=items)
+    recommender.recommend(built.weights, k=10, exclude=built.owned)
+    return time.perf_counter() - t0
+
+
+def time_scoring(recommender: Recommender, drawn: list[list[str]]) -> float:
+    """Median seconds of the endpoint's scoring work, on the server's core, one BLAS thread."""
+    with on_server_core():
+        times = [score_once(recommender, items) for items in drawn]
     return statistics.median(times[20:])
 
 
@@ -288,8 +300,6 @@ def t_score_ratio(small: Path, large: Path, rounds: int = ROUNDS, per_round: int
     """Each round's median t_score of the ``large`` artifact over the ``small`` one's, the two
     measured session by session in turn in one process (the machine's speed drifts within
     minutes, and the two tables' t_score rows are taken minutes apart); sorted."""
-    from threadpoolctl import threadpool_limits
-
     rng = random.Random(11)
     pairs = []
     for folder in (small, large):
@@ -297,17 +307,12 @@ def t_score_ratio(small: Path, large: Path, rounds: int = ROUNDS, per_round: int
         artifact.prefault(loaded)
         recommender = Recommender(loaded)
         pairs.append((recommender, sessions(sample_ids(loaded, 20_000, rng), rounds * per_round + 20, rng)))
-    os.sched_setaffinity(0, {int(SERVER_CPU)})
     times: list[list[float]] = [[], []]
-    with threadpool_limits(1):
+    with on_server_core():
         for j in range(rounds * per_round + 20):
             for side in (0, 1) if j % 2 else (1, 0):
                 recommender, drawn = pairs[side]
-                t0 = time.perf_counter()
-                built = history.build(recommender, session=drawn[j])
-                recommender.recommend(built.weights, k=10, exclude=built.owned)
-                times[side].append(time.perf_counter() - t0)
-    os.sched_setaffinity(0, {0, 1})
+                times[side].append(score_once(recommender, drawn[j]))
     ratios = []
     for i in range(rounds):
         part = slice(20 + i * per_round, 20 + (i + 1) * per_round)

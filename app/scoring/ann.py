@@ -197,9 +197,10 @@ class DistinctRowsIndex:
 # its recall (as the exact scans of mid-size catalogs are, below; measured at export), in
 # place of the faiss head; else the VAE's biased head is scanned exactly within a bound
 # (``BoundedHead``). Files are memory-mapped read-only, shared by every worker. HNSW
-# (hnswlib, usearch) did not reach that recall on [e | b] and builds 4-14x slower. No index does well under a
-# selective filter (IVF's recall collapses, HNSW's cost explodes): retrieval scans small
-# allowed sets exactly and post-filters broad ones; ``allowed`` here becomes an ID selector.
+# (hnswlib, usearch) did not reach that recall on [e | b] and builds 4-14x slower. No index
+# does well under a selective filter (IVF's recall collapses, HNSW's cost explodes):
+# retrieval scans small allowed sets exactly and post-filters broad ones; ``allowed`` here
+# becomes an ID selector.
 #
 # Codec ``sq8`` (the default for new artifacts) stores each vector of 128 dimensions or more
 # as one byte per dimension (faiss's 8-bit scalar quantizer; rows zero-padded to a multiple of
@@ -220,12 +221,9 @@ class IVFSettings:
     nprobe: int
     head: int  # the most popular items, scanned exactly
     codec: str = "flat"  # "flat" (float32) or "sq8" (8-bit, re-ranked exactly)
-    # "component.index" of the indexes that keep the head out of the IVF (the others hold
-    # every item); None: every index (artifacts before 2026-12-07).
+    # The manifest's record of ``Component.head_indexes`` at export ("component.index": the
+    # indexes that keep the head out of the IVF); None: every index (artifacts before 2026-12-07).
     head_indexes: Collection[str] | None = None
-
-    def has_head(self, component: str, index: str) -> bool:
-        return self.head_indexes is None or f"{component}.{index}" in self.head_indexes
 
 
 CODECS = ("flat", "sq8")
@@ -289,7 +287,7 @@ def build_indexes(
     for name, component in components.items():
         for index_name in component.index_names:
             started = time.perf_counter()
-            head = popular_head if settings.has_head(name, index_name) else popular_head[:0]
+            head = popular_head if index_name in component.head_indexes else popular_head[:0]
             vectors = np.ascontiguousarray(component.index_vectors(index_name), dtype=np.float32)
             n, d = vectors.shape
             sq8 = settings.codec == "sq8" and d >= SQ_MIN_DIM
