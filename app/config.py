@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     rate_limit_burst: int = Field(20, ge=1, description="requests a client may send at once")
     cors_origins: list[str] = Field(default_factory=list, description="off when empty")
     log_requests: bool = True
+    fast_route: bool = Field(
+        True, description="POST /v1/recommendations past FastAPI's routing and body handling (app.fastpath)"
+    )
     # API keys: {"key": "reader" | "writer" | "admin"} as JSON. Empty = no auth (development).
     api_keys: dict[str, Role] = Field(default_factory=dict, repr=False)
     read_requires_key: bool = Field(False, description="reads need a reader key too")

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app import auth, errors, registry, web
+from app import auth, errors, fastpath, registry, web
 from app.api import admin, experiments, feedback, items, recommendations, system
 from app.config import Settings
 from app.deps import State
@@ -108,6 +108,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     web.install(app, settings)
     auth.document_security(app, settings)
+    if settings.fast_route:  # the innermost middleware: added first
+        fastpath.install(app, recommendations.router)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
