@@ -38,6 +38,7 @@ class FastRoute:
     def __init__(self, app: ASGIApp, *, route: APIRoute, handlers: dict[Any, Any]) -> None:
         self.app, self.route, self.handlers = app, route, handlers
         assert route.body_field is not None, "the fast route takes a body"
+        assert isinstance(route, auth.ReaderRoute), "the fast route checks the reader key as ReaderRoute does"
         self.model: type[BaseModel] = route.body_field.field_info.annotation  # type: ignore[assignment]
         self.endpoint = route.endpoint
 
@@ -98,10 +99,15 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
-def install(app: FastAPI, router: APIRouter) -> None:
-    """Serve ``POST PATH`` of ``router`` through :class:`FastRoute`. Call it before any other
-    middleware is added: it must be the innermost."""
+def route_of(router: APIRouter) -> APIRoute:
+    """``POST PATH`` of ``router``."""
     (route,) = [
         r for r in router.routes if isinstance(r, APIRoute) and (r.path, r.methods) == (PATH, {"POST"})
     ]
-    app.add_middleware(FastRoute, route=route, handlers=app.exception_handlers)
+    return route
+
+
+def install(app: FastAPI, router: APIRouter) -> None:
+    """Serve ``POST PATH`` of ``router`` through :class:`FastRoute`. Call it before any other
+    middleware is added: it must be the innermost."""
+    app.add_middleware(FastRoute, route=route_of(router), handlers=app.exception_handlers)

@@ -9,6 +9,7 @@ import json
 import httpx
 import pytest
 
+from app import fastpath
 from app.api import recommendations
 from app.fastpath import FastRoute
 from tests.conftest import app_client
@@ -17,11 +18,6 @@ KEYS = {"r-key": "reader"}
 READER = {"x-api-key": "r-key"}
 JSON = {"content-type": "application/json"}
 LIMITS = {"api_keys": KEYS, "read_requires_key": True, "max_k": 50}  # k over 50: the endpoint's 422
-
-
-def route():
-    (found,) = [r for r in recommendations.router.routes if r.path == "/v1/recommendations"]
-    return found
 
 
 @pytest.fixture
@@ -38,7 +34,7 @@ async def test_a_valid_request_is_answered_without_the_framework(framework, trai
         reached.append(scope["path"])
         await app(scope, receive, send)
 
-    fast = FastRoute(inner, route=route(), handlers=app.exception_handlers)
+    fast = FastRoute(inner, route=fastpath.route_of(recommendations.router), handlers=app.exception_handlers)
 
     async def asgi(scope, receive, send):
         await fast({**scope, "app": app}, receive, send)  # as Starlette hands it on
