@@ -3,6 +3,7 @@
 import os
 
 from scripts import bench
+from tools.load import Stats
 
 STAT = """cpu  126406 0 41397 337515 599 0 583 672 0 0
 cpu0 67831 0 17220 167549 303 0 212 152 0 0
@@ -56,3 +57,12 @@ def test_the_t_score_ratio_times_both_artifacts_in_turn(tmp_path) -> None:
     ratios = bench.t_score_ratio(small, large, rounds=5, per_round=10)
     assert len(ratios) == 5 and ratios == sorted(ratios) and all(0 < r < float("inf") for r in ratios)
     assert os.sched_getaffinity(0) == {0, 1}  # the process is unpinned again
+
+
+def test_the_open_loop_row_is_the_run_of_median_p99() -> None:
+    def run(p99_ms: float) -> Stats:
+        return Stats(latencies=[0.001] * 99 + [p99_ms / 1000] * 2)
+
+    runs = [run(5), run(80), run(12)]
+    assert bench.median_run(runs) is runs[2]
+    assert bench.median_run(runs[:2]) is runs[1]
