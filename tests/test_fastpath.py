@@ -11,7 +11,6 @@ import pytest
 
 from app import fastpath
 from app.api import recommendations
-from app.fastpath import FastRoute
 from tests.conftest import app_client
 
 KEYS = {"r-key": "reader"}
@@ -34,7 +33,8 @@ async def test_a_valid_request_is_answered_without_the_framework(framework, trai
         reached.append(scope["path"])
         await app(scope, receive, send)
 
-    fast = FastRoute(inner, route=fastpath.route_of(recommendations.router), handlers=app.exception_handlers)
+    route = fastpath.route_of(recommendations.router)
+    fast = fastpath.FastRoute(inner, route=route, handlers=app.exception_handlers)
 
     async def asgi(scope, receive, send):
         await fast({**scope, "app": app}, receive, send)  # as Starlette hands it on
