@@ -15,18 +15,23 @@ recommendations' max throughput are measured in turn, five rounds (100 sessions,
 wrk run for a fifth of --seconds): each row is the median of the rounds, throughput / bound
 the median of each round's own ratio (the machine's speed drifts within minutes, so a ratio
 of numbers taken minutes apart measures the drift). Latency at half of max: an open-loop
-generator with Poisson arrivals (tools/load.py; it spins the last 2 ms to each send time, as timers
-wake up to 1 ms late), latency from each request's scheduled time (no coordinated omission),
-three runs of --seconds in a row: the row is the run of median p99, the next row each run's
-p99 (one run's p99 swings with the machine's slow phases, which a fixed rate counts in full);
-the same at 5% of max shows the floor under the queueing (a core idle between requests
-answers slower: on these VMs the in-process t_score rises ~1.7x when requests are 5-50 ms
-apart), and the server's own request histogram (GET /metrics) how long the app took,
-without the socket queueing, and /proc/stat the CPU time the hypervisor stole from the
-server's core and from the load core during those runs (a stolen load core sends and reads
-late, which the open-loop latencies count). `--idle-poll` holds /dev/cpu_dma_latency at 0
-for the run (idle cores poll instead of halting: a machine setting, as tuned's
-latency-performance profile).
+generator with Poisson arrivals (tools/load.py: one stream of arrivals, each request sent at
+its time over any idle keep-alive connection, a new one opened when none is idle, so no
+request waits on the client behind another's answer; it spins the last 2 ms to each send
+time, as timers wake up to 1 ms late), latency from each request's scheduled time (no
+coordinated omission), three runs of --seconds in a row: the row is the run of median p99,
+the next row each run's p99 (one run's p99 swings with the machine's slow phases, which a
+fixed rate counts in full); the same at 5% of max shows the floor under the queueing (a
+core idle between requests answers slower: on these VMs the in-process t_score rises ~1.7x
+when requests are 5-50 ms apart), and the server's own request histogram (GET /metrics) how
+long the app took, without the socket queueing: the share within 2.5 / 5 / 10 ms, and its
+mean at max, at half and at 5% of max (rate x the mean at half of max is the share of the
+time the server was busy, which the queueing follows; half of max by wrk's throughput is
+more than half busy when requests that arrive apart take longer), and /proc/stat the CPU
+time the hypervisor stole from the server's core and from the load core during those runs
+(a stolen load core sends and reads late, which the open-loop latencies count).
+`--idle-poll` holds /dev/cpu_dma_latency at 0 for the run (idle cores poll instead of
+halting: a machine setting, as tuned's latency-performance profile).
 Catalog upsert visibility: PUT on one worker, polled on another. The large artifact's last row:
 its t_score over the first artifact's, the two measured session by session in turn in one
 process (five rounds of 100 sessions each; the t_score rows above are minutes apart).
@@ -190,9 +195,10 @@ def lua_script(requests: Sequence[Request], folder: Path, name: str) -> str:
 
 
 def open_loop(url: str, make: Callable[[random.Random], Request], rate: float, seconds: float) -> Stats:
-    """Poisson arrivals at ``rate``/s from this process, moved to the load core, over at most
-    32 connections and at least 4 requests/s on each (a connection idle for uvicorn's 5 s
-    keep-alive timeout is closed by the server: a failed request that no shopper would see)."""
+    """Poisson arrivals at ``rate``/s from this process, moved to the load core, each sent at
+    its time over a pool of connections (up to 32 opened in advance, more when that many are
+    in flight; tools/load.py closes one idle for 4 s before uvicorn's 5 s keep-alive timeout
+    would, which would fail a request no shopper would see)."""
     os.sched_setaffinity(0, {LOAD_CPU})
     connections = int(max(1, min(32, rate / 4)))
     return asyncio.run(
@@ -209,7 +215,7 @@ def median_run(runs: Sequence[Stats]) -> Stats:
 def handled_within(url: str) -> dict[str, float]:
     """The server's own request histogram (shoprec_request_seconds) of POST
     /v1/recommendations: cumulative counts by upper bound in seconds (its time from the ASGI
-    call to the answer; no socket queueing)."""
+    call to the answer; no socket queueing), and under "sum" the seconds of them all."""
     text = httpx.get(url + "/metrics", headers=AUTH, timeout=10).text
     counts: dict[str, float] = {}
     for line in text.splitlines():
@@ -217,7 +223,15 @@ def handled_within(url: str) -> dict[str, float]:
         if line.startswith("shoprec_request_seconds_bucket") and ours:
             bound = line.split('le="')[1].split('"')[0]
             counts[bound] = counts.get(bound, 0.0) + float(line.split()[-1])
+        elif line.startswith("shoprec_request_seconds_sum") and ours:
+            counts["sum"] = counts.get("sum", 0.0) + float(line.split()[-1])
     return counts
+
+
+def mean_handled(before: dict[str, float], after: dict[str, float]) -> float:
+    """Mean seconds the app took per request between two :func:`handled_within` readings."""
+    total = after.get("+Inf", 0.0) - before.get("+Inf", 0.0)
+    return (after.get("sum", 0.0) - before.get("sum", 0.0)) / max(total, 1.0)
 
 
 def gc_pauses(url: str) -> dict[str, float]:
@@ -354,11 +368,13 @@ def measure(artifacts_dir: Path, label: str, args: argparse.Namespace, scratch: 
         # In turn, so that each ratio compares numbers of one moment: this machine's speed
         # drifts by up to 1.8x within minutes.
         rounds = []
+        at_max = [handled_within(url)]  # the app's own time per request in the wrk runs
         for i in range(ROUNDS):
             t_score_i = time_scoring(recommender, drawn[100 * i : 100 * (i + 1)])
             hello_i, _ = wrk(url + "/healthz", seconds=args.seconds / ROUNDS)
             max_i, _ = wrk(url + "/v1/recommendations", seconds=args.seconds / ROUNDS, script=script)
             rounds.append((t_score_i, 1.0 / hello_i, max_i))
+        at_max.append(handled_within(url))
         t_score, t_hello, rec_max = (statistics.median(r[j] for r in rounds) for j in range(3))
         ratios = sorted(m * (h + t) for t, h, m in rounds)
         before, gc_before, steal_before = handled_within(url), gc_pauses(url), stolen_ms()
@@ -375,6 +391,7 @@ def measure(artifacts_dir: Path, label: str, args: argparse.Namespace, scratch: 
     finally:
         stop(server)
     bound = 1.0 / (t_hello + t_score)
+    half_mean = mean_handled(before, after_half)
     run.rows += [
         ("t_hello (1 / max throughput of GET /healthz, wrk)", ms(t_hello, 3)),
         ("t_score (in-process history + recommend, 20-item sessions, k=10, median)", ms(t_score, 3)),
@@ -392,6 +409,10 @@ def measure(artifacts_dir: Path, label: str, args: argparse.Namespace, scratch: 
         ("server-side: recommendations handled within 2.5 / 5 / 10 ms, in the runs at half of max",
          shares(before, after_half, ("0.0025", "0.005", "0.01"))),
         ("the same at 5% of max", shares(after_half, after_low, ("0.0025", "0.005", "0.01"))),
+        ("server-side: mean time per recommendation at max (the rounds' wrk runs) / at half of max / "
+         "at 5% of max; the server's busy share at half of max (its rate x mean)",
+         f"{ms(mean_handled(*at_max), 3)} / {ms(half_mean, 3)} / "
+         f"{ms(mean_handled(after_half, after_low), 3)}; {rec_max / 2 * half_mean:.2f}"),
         ("server-side: collector pauses in the runs at half of max, all / of 5 ms or more",
          long_pauses(gc_before, gc_after)),
         ("CPU stolen by the hypervisor during the runs at half of max: server core / load core",

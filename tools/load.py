@@ -32,6 +32,7 @@ class Stats:
     statuses: Counter[int] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    connections: int = 0  # connections opened (an open loop's pool grows with what is in flight)
 
     @property
     def throughput(self) -> float:
@@ -102,11 +103,17 @@ async def run_load(
     headers: dict[str, str] | None = None,
     poisson: bool = False,
 ) -> Stats:
-    """Drive requests for ``seconds``; closed loop at max speed, or open loop at ``rate``/s
-    (evenly spaced per connection, or ``poisson`` arrivals: exponential gaps)."""
+    """Drive requests for ``seconds``: closed loop at max speed over ``connections``, open
+    loop at ``rate``/s evenly spaced per connection, or ``poisson``: one stream of Poisson
+    arrivals (exponential gaps) at ``rate``/s, each request sent at its time over any idle
+    connection (:func:`_poisson`)."""
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+    if rate and poisson:
+        return await _poisson(
+            host, port, make_request, extra, rate=rate, seconds=seconds, warm=connections, seed=seed
+        )
     stats = Stats()
     started = time.perf_counter()
     deadline = started + seconds
@@ -122,7 +129,7 @@ async def run_load(
                 if rate:
                     await _until(scheduled)
                     begin = scheduled
-                    scheduled += rng.expovariate(1.0 / interval) if poisson else interval
+                    scheduled += interval
                 else:
                     begin = now
                 if begin >= deadline:
@@ -142,6 +149,83 @@ async def run_load(
 
     await asyncio.gather(*(worker(n) for n in range(connections)))
     stats.seconds = time.perf_counter() - started
+    return stats
+
+
+IDLE_S = 4.0  # a pooled connection idle longer is closed here first (uvicorn closes after 5 s)
+
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def _poisson(
+    host: str,
+    port: int,
+    make_request: Callable[[random.Random], Request],
+    extra: str,
+    *,
+    rate: float,
+    seconds: float,
+    warm: int,
+    seed: int,
+) -> Stats:
+    """Open loop as shoppers make it: Poisson arrivals at ``rate``/s, each request sent at its
+    scheduled time whatever is still in flight, over the most recently idle connection of a
+    pool (``warm`` opened in advance; one more opened when none is idle, as a browser or an
+    HTTP client pool does). A request never waits on the client for another one's answer, so
+    the latency measured from its scheduled time is the server's queue and work alone (with
+    one connection per stream of arrivals, a request due while its connection still waits
+    would be held back behind that answer)."""
+    stats = Stats()
+    rng = random.Random(seed)
+    idle: list[tuple[Connection, float]] = []  # most recently idle last
+    opened = 0
+
+    async def connect() -> Connection:
+        nonlocal opened
+        opened += 1
+        return await asyncio.open_connection(host, port)
+
+    def prune(now: float) -> None:
+        while idle and now - idle[0][1] > IDLE_S:
+            idle.pop(0)[0][1].close()
+
+    def release(connection: Connection) -> None:
+        now = time.perf_counter()
+        prune(now)
+        idle.append((connection, now))
+
+    async def send(begin: float, raw: bytes) -> None:
+        prune(begin)
+        connection = idle.pop()[0] if idle else await connect()
+        try:
+            status = await _exchange(*connection, raw)
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            stats.errors[type(exc).__name__] += 1
+            connection[1].close()
+            return
+        stats.latencies.append(time.perf_counter() - begin)
+        stats.statuses[status] += 1
+        release(connection)
+
+    for connection in await asyncio.gather(*(connect() for _ in range(max(1, warm)))):
+        release(connection)
+    in_flight: set[asyncio.Task[None]] = set()
+    started = time.perf_counter()
+    deadline = started + seconds
+    scheduled = started + rng.expovariate(rate)
+    while scheduled < deadline:
+        method, path, body = make_request(rng)
+        raw = _encode(host, method, path, body, extra)
+        await _until(scheduled)
+        task = asyncio.create_task(send(scheduled, raw))
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)
+        scheduled += rng.expovariate(rate)
+    await asyncio.gather(*in_flight)
+    stats.seconds = time.perf_counter() - started
+    for connection, _ in idle:
+        connection[1].close()
+    stats.connections = opened
     return stats
 
 
