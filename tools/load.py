@@ -7,7 +7,9 @@ scripts/load.py, scripts/bench.py and scripts/soak.py).
 Mixed traffic: user and session recommendations, single feedback events, similar items,
 drawn from the serving model's ids (GET /v1/model is not enough: ids come from
 --artifacts). Prints throughput, errors by status and latency percentiles. At a fixed
-rate, latency is measured from each request's scheduled time (no coordinated omission).
+rate: Poisson arrivals, each request sent at its time over any idle connection (more are
+opened when --connections are all in flight), latency measured from its scheduled time (no
+coordinated omission).
 """
 
 from __future__ import annotations
@@ -279,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             seconds=args.seconds,
             connections=args.connections,
             rate=rate,
+            poisson=rate is not None,
             headers={"x-api-key": args.api_key} if args.api_key else None,
         )
     )
