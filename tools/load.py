@@ -198,12 +198,14 @@ async def _poisson(
 
     async def send(begin: float, raw: bytes) -> None:
         prune(begin)
-        connection = idle.pop()[0] if idle else await connect()
+        connection = idle.pop()[0] if idle else None
         try:
+            connection = connection or await connect()
             status = await _exchange(*connection, raw)
-        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:  # a failed request
             stats.errors[type(exc).__name__] += 1
-            connection[1].close()
+            if connection is not None:
+                connection[1].close()
             return
         stats.latencies.append(time.perf_counter() - begin)
         stats.statuses[status] += 1
