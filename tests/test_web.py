@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import socket
+import tempfile
+import time
 from pathlib import Path
 
 import httpx
@@ -14,7 +18,7 @@ import pytest
 from app.scoring import artifact
 from app.web.docs import VENDOR
 from tests.conftest import app_client
-from tools.server import server_env, uvicorn_process
+from tools.server import free_port, server_env, spawn_api, stop, uvicorn_process, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 ATTRIBUTES = re.compile(r"""(?:src|href)=["']([^"']+)["']""")
@@ -96,3 +100,37 @@ def test_make_demo_serves_the_storefront(artifacts_dir, redis_url, prefix):
         assert httpx.get(f"{api.url}/demo").status_code == 200
         assert httpx.get(f"{api.url}/v1/demo/shop").json()["shoppers"]
         assert f"demo storefront at {api.url}/demo" in api.log.read_text()
+
+
+@pytest.mark.slow
+def test_the_demo_stops_its_embedded_redis_on_sigterm(artifacts_dir, tmp_path):
+    """Without SHOPREC_REDIS_URL `make demo` starts its own Redis; stopped as `docker stop` or
+    systemd stop it (SIGTERM), it stops that Redis too instead of leaving it running."""
+    port = free_port()
+    command = [
+        "scripts.demo",
+        "--artifacts",
+        str(artifacts_dir),
+        "--port",
+        "{port}",
+        "--redis-dir",
+        str(tmp_path),
+    ]
+    with tempfile.NamedTemporaryFile("w+", suffix=".log") as output:
+        process = spawn_api({"SHOPREC_REDIS_URL": ""}, port, command=command, output=output)
+        try:
+            wait_ready(f"http://127.0.0.1:{port}", process=process)
+            found = re.search(r"embedded Redis at unix://(\S+)", Path(output.name).read_text())
+            assert found, Path(output.name).read_text()
+            sock = found.group(1)
+            with socket.socket(socket.AF_UNIX) as probe:
+                probe.connect(sock)  # the embedded Redis answers while the demo runs
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0
+        finally:
+            stop(process)
+    deadline = time.monotonic() + 10
+    while Path(sock).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    with pytest.raises(OSError), socket.socket(socket.AF_UNIX) as probe:
+        probe.connect(sock)
