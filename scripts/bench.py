@@ -368,13 +368,13 @@ def measure(artifacts_dir: Path, label: str, args: argparse.Namespace, scratch: 
         # In turn, so that each ratio compares numbers of one moment: this machine's speed
         # drifts by up to 1.8x within minutes.
         rounds = []
-        at_max = [handled_within(url)]  # the app's own time per request in the wrk runs
+        before_max = handled_within(url)  # the app's own time per request in the wrk runs
         for i in range(ROUNDS):
             t_score_i = time_scoring(recommender, drawn[100 * i : 100 * (i + 1)])
             hello_i, _ = wrk(url + "/healthz", seconds=args.seconds / ROUNDS)
             max_i, _ = wrk(url + "/v1/recommendations", seconds=args.seconds / ROUNDS, script=script)
             rounds.append((t_score_i, 1.0 / hello_i, max_i))
-        at_max.append(handled_within(url))
+        at_max = mean_handled(before_max, handled_within(url))
         t_score, t_hello, rec_max = (statistics.median(r[j] for r in rounds) for j in range(3))
         ratios = sorted(m * (h + t) for t, h, m in rounds)
         before, gc_before, steal_before = handled_within(url), gc_pauses(url), stolen_ms()
@@ -411,7 +411,7 @@ def measure(artifacts_dir: Path, label: str, args: argparse.Namespace, scratch: 
         ("the same at 5% of max", shares(after_half, after_low, ("0.0025", "0.005", "0.01"))),
         ("server-side: mean time per recommendation at max (the rounds' wrk runs) / at half of max / "
          "at 5% of max; the server's busy share at half of max (its rate x mean)",
-         f"{ms(mean_handled(*at_max), 3)} / {ms(half_mean, 3)} / "
+         f"{ms(at_max, 3)} / {ms(half_mean, 3)} / "
          f"{ms(mean_handled(after_half, after_low), 3)}; {rec_max / 2 * half_mean:.2f}"),
         ("server-side: collector pauses in the runs at half of max, all / of 5 ms or more",
          long_pauses(gc_before, gc_after)),

@@ -5,25 +5,39 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Awaitable, Callable
 
 from tools.load import _until, run_load
 
 ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"
 
 
-async def _serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while True:
-            await reader.readuntil(b"\r\n\r\n")
-            writer.write(ANSWER)
-            await writer.drain()
-    except (asyncio.IncompleteReadError, ConnectionError):
-        writer.close()
+def _answering(
+    hold_first_s: float = 0.0,
+) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    """A keep-alive server's connection handler: ANSWER to every request, the server's first
+    answer held for ``hold_first_s``."""
+    answered = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal answered
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                answered += 1
+                if answered == 1:
+                    await asyncio.sleep(hold_first_s)
+                writer.write(ANSWER)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    return serve
 
 
 def test_open_loop_sends_at_the_rate_asked_and_never_before_a_request_is_due():
     async def scenario() -> tuple[int, int, list[float]]:
-        server = await asyncio.start_server(_serve, "127.0.0.1", 0)
+        server = await asyncio.start_server(_answering(), "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         stats = await run_load(
             f"http://127.0.0.1:{port}", lambda r: ("GET", "/", None), seconds=2.0, connections=4,
@@ -49,22 +63,7 @@ def test_open_loop_sends_each_request_at_its_time_while_an_earlier_answer_is_slo
     0.5 s, and the requests due meanwhile go out on more connections, each answered at once."""
 
     async def scenario() -> tuple[float, int, int, int]:
-        answered = 0
-
-        async def serve_first_slowly(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            nonlocal answered
-            try:
-                while True:
-                    await reader.readuntil(b"\r\n\r\n")
-                    answered += 1
-                    if answered == 1:
-                        await asyncio.sleep(0.5)
-                    writer.write(ANSWER)
-                    await writer.drain()
-            except (asyncio.IncompleteReadError, ConnectionError):
-                writer.close()
-
-        server = await asyncio.start_server(serve_first_slowly, "127.0.0.1", 0)
+        server = await asyncio.start_server(_answering(hold_first_s=0.5), "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         stats = await run_load(
             f"http://127.0.0.1:{port}", lambda r: ("GET", "/", None), seconds=1.5, connections=1,

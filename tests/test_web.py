@@ -8,7 +8,6 @@ import json
 import re
 import signal
 import socket
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 from app.scoring import artifact
 from app.web.docs import VENDOR
 from tests.conftest import app_client
-from tools.server import free_port, server_env, spawn_api, stop, uvicorn_process, wait_ready
+from tools.server import server_env, uvicorn_process
 
 ROOT = Path(__file__).resolve().parents[1]
 ATTRIBUTES = re.compile(r"""(?:src|href)=["']([^"']+)["']""")
@@ -106,7 +105,6 @@ def test_make_demo_serves_the_storefront(artifacts_dir, redis_url, prefix):
 def test_the_demo_stops_its_embedded_redis_on_sigterm(artifacts_dir, tmp_path):
     """Without SHOPREC_REDIS_URL `make demo` starts its own Redis; stopped as `docker stop` or
     systemd stop it (SIGTERM), it stops that Redis too instead of leaving it running."""
-    port = free_port()
     command = [
         "scripts.demo",
         "--artifacts",
@@ -116,19 +114,14 @@ def test_the_demo_stops_its_embedded_redis_on_sigterm(artifacts_dir, tmp_path):
         "--redis-dir",
         str(tmp_path),
     ]
-    with tempfile.NamedTemporaryFile("w+", suffix=".log") as output:
-        process = spawn_api({"SHOPREC_REDIS_URL": ""}, port, command=command, output=output)
-        try:
-            wait_ready(f"http://127.0.0.1:{port}", process=process)
-            found = re.search(r"embedded Redis at unix://(\S+)", Path(output.name).read_text())
-            assert found, Path(output.name).read_text()
-            sock = found.group(1)
-            with socket.socket(socket.AF_UNIX) as probe:
-                probe.connect(sock)  # the embedded Redis answers while the demo runs
-            process.send_signal(signal.SIGTERM)
-            assert process.wait(timeout=30) == 0
-        finally:
-            stop(process)
+    with uvicorn_process({"SHOPREC_REDIS_URL": ""}, command=command) as api:
+        found = re.search(r"embedded Redis at unix://(\S+)", api.log.read_text())
+        assert found, api.log.read_text()
+        sock = found.group(1)
+        with socket.socket(socket.AF_UNIX) as probe:
+            probe.connect(sock)  # the embedded Redis answers while the demo runs
+        api.process.send_signal(signal.SIGTERM)
+        assert api.process.wait(timeout=30) == 0
     deadline = time.monotonic() + 10
     while Path(sock).exists() and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -192,9 +192,7 @@ async def _poisson(
             idle.pop(0)[0][1].close()
 
     def release(connection: Connection) -> None:
-        now = time.perf_counter()
-        prune(now)
-        idle.append((connection, now))
+        idle.append((connection, time.perf_counter()))
 
     async def send(begin: float, raw: bytes) -> None:
         prune(begin)
