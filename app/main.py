@@ -4,6 +4,7 @@ builds the app, and its lifespan opens the Redis pool and loads the artifact."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             record_ttl_s=settings.recommendation_ttl_s,
             experiment_ttl_s=settings.experiment_ttl_s,
             implicit=settings.implicit_impressions,
+            on_error=metrics.store_error,
         )
         book = ExperimentBook(ExperimentStore(client, keys), counters_ttl_s=settings.experiment_ttl_s)
         state = State(
@@ -91,6 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await asyncio.wait([listener, refresher], timeout=5)
             listener.cancel()
             refresher.cancel()
+            with contextlib.suppress(TimeoutError):  # the records of the last answers
+                await asyncio.wait_for(attribution.flush(), timeout=5)
             await listener_client.aclose()
             await client.aclose()
             release_heap()  # after the listener, which may still have loaded a model

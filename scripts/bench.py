@@ -10,10 +10,12 @@ OPENBLAS_NUM_THREADS=1); load generators and a private Redis run on core 1. t_he
 GET /healthz (wrk, 16 connections). t_score: the endpoint's scoring work in-process (history
 + recommend, 20-item sessions, k=10), this process pinned to core 0 with one BLAS thread,
 median after 20 warm-up sessions. Max throughput of POST /v1/recommendations and GET
-/v1/items/{id}/similar: wrk, 16 connections, random bodies and ids. t_score, t_hello and the
-recommendations' max throughput are measured in turn, five rounds (100 sessions, then each
-wrk run for a fifth of --seconds): each row is the median of the rounds, throughput / bound
-the median of each round's own ratio (the machine's speed drifts within minutes, so a ratio
+/v1/items/{id}/similar: wrk, 16 connections, random bodies and ids; the recommendations also
+with a session_id in each body, which makes each answer write its attribution record. t_score,
+t_hello and the recommendations' max throughput (without, then with session ids) are measured
+in turn, five rounds (100 sessions, then each wrk run for a fifth of --seconds): each row is
+the median of the rounds, throughput / bound (and with / without session ids) the median of
+each round's own ratio (the machine's speed drifts within minutes, so a ratio
 of numbers taken minutes apart measures the drift). Latency at half of max: an open-loop
 generator with Poisson arrivals (tools/load.py: one stream of arrivals, each request sent at
 its time over any idle keep-alive connection, a new one opened when none is idle, so no
@@ -77,7 +79,8 @@ from tools.markdown import replace_section  # noqa: E402
 from tools.server import AUTH, api_env, children, free_port, private_redis, spawn_api, stop, wait_ready  # noqa: E402
 
 # Redis: a private server pinned to the load core (SHOPREC_BENCH_REDIS_URL: yours instead), so
-# the API's core does only the API's work (each answered list writes its attribution record).
+# the API's core does only the API's work (each list answered for a session_id writes its
+# attribution record).
 REDIS_URL = os.environ.get("SHOPREC_BENCH_REDIS_URL", "")
 SERVER_CPU, LOAD_CPU = "0", 1
 SINGLE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -351,9 +354,19 @@ def measure(artifacts_dir: Path, label: str, args: argparse.Namespace, scratch: 
     item_ids = sample_ids(loaded, 20_000, rng)
     run = Run(label, recommender.n_items)
     drawn = sessions(item_ids, 100 * ROUNDS, rng)
+    drawn_requests = sessions(item_ids, 2000, rng)
     recommend = [
-        ("POST", "/v1/recommendations", json.dumps({"items": s, "k": 10}).encode())
-        for s in sessions(item_ids, 2000, rng)
+        ("POST", "/v1/recommendations", json.dumps({"items": s, "k": 10}).encode()) for s in drawn_requests
+    ]
+    # The same sessions as a storefront's anonymous visitors send them: with a session_id,
+    # so that each answer writes its attribution record to Redis.
+    with_session = [
+        (
+            "POST",
+            "/v1/recommendations",
+            json.dumps({"items": s, "k": 10, "session_id": f"visitor-{n}"}).encode(),
+        )
+        for n, s in enumerate(drawn_requests)
     ]
     similar = [
         ("GET", f"/v1/items/{i}/similar?k=10", None) for i in rng.sample(item_ids, min(2000, len(item_ids)))
@@ -364,17 +377,26 @@ def measure(artifacts_dir: Path, label: str, args: argparse.Namespace, scratch: 
     try:
         wrk(url + "/healthz", seconds=2)  # warm-up
         script = lua_script(recommend, scratch, "recommend")
+        session_script = lua_script(with_session, scratch, "recommend-session")
         wrk(url + "/v1/recommendations", seconds=3, script=script)
+        wrk(url + "/v1/recommendations", seconds=1, script=session_script)
         # In turn, so that each ratio compares numbers of one moment: this machine's speed
         # drifts by up to 1.8x within minutes.
-        rounds = []
-        before_max = handled_within(url)  # the app's own time per request in the wrk runs
+        rounds, handled_at_max, with_sessions = [], [], []
         for i in range(ROUNDS):
             t_score_i = time_scoring(recommender, drawn[100 * i : 100 * (i + 1)])
             hello_i, _ = wrk(url + "/healthz", seconds=args.seconds / ROUNDS)
+            before_max = handled_within(url)  # the app's own time per request in the wrk run
             max_i, _ = wrk(url + "/v1/recommendations", seconds=args.seconds / ROUNDS, script=script)
+            handled_at_max.append(mean_handled(before_max, handled_within(url)))
             rounds.append((t_score_i, 1.0 / hello_i, max_i))
-        at_max = mean_handled(before_max, handled_within(url))
+            session_i, _ = wrk(
+                url + "/v1/recommendations", seconds=args.seconds / ROUNDS, script=session_script
+            )
+            with_sessions.append((session_i, session_i / max_i))
+        at_max = statistics.mean(handled_at_max)
+        session_max = statistics.median(r[0] for r in with_sessions)
+        session_ratios = sorted(r[1] for r in with_sessions)
         t_score, t_hello, rec_max = (statistics.median(r[j] for r in rounds) for j in range(3))
         ratios = sorted(m * (h + t) for t, h, m in rounds)
         before, gc_before, steal_before = handled_within(url), gc_pauses(url), stolen_ms()
@@ -399,6 +421,11 @@ def measure(artifacts_dir: Path, label: str, args: argparse.Namespace, scratch: 
         ("POST /v1/recommendations max throughput (wrk, 16 connections)", f"{rec_max:.0f} req/s"),
         (f"throughput / bound, median of {ROUNDS} rounds (lowest - highest)",
          f"{statistics.median(ratios):.2f} ({ratios[0]:.2f} - {ratios[-1]:.2f})"),
+        ("the same requests with a session_id, as anonymous visitors send them (each answer's attribution "
+         "record written to Redis behind it): max throughput; its ratio to the one above, median of the "
+         f"{ROUNDS} rounds (lowest - highest)",
+         f"{session_max:.0f} req/s; {statistics.median(session_ratios):.2f} "
+         f"({session_ratios[0]:.2f} - {session_ratios[-1]:.2f})"),
         (f"POST /v1/recommendations at half of max ({rec_max / 2:.0f} req/s, Poisson), "
          f"the run of median p99 of {OPEN_RUNS}: p50 / p99 / max",
          percentiles(half, 50, 99, 100)),

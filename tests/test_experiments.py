@@ -388,3 +388,112 @@ async def test_the_holdout_is_served_the_defaults_and_reported(client):
     assert list(groups) == ["control", "ease", HOLDOUT]
     assert (groups[HOLDOUT]["users"], groups[HOLDOUT]["clicks"]) == (3, 3)
     assert groups[HOLDOUT]["vs_control"] is not None
+
+
+# -- records written behind the answer -------------------------------------------------------
+SESSION = {"items": ["P00001", "P00002"], "k": 3}
+
+
+def record_key(settings: Settings, unit: str, recommendation_id: str) -> str:
+    from app.store.keys import Keys
+
+    return Keys(settings.redis_prefix, settings.redis_shards).recommendation(unit, recommendation_id)
+
+
+async def test_concurrent_answers_share_the_writes_of_their_records(settings_factory, redis_client):
+    settings = settings_factory()
+    async with app_client(settings) as http:
+        answers = await asyncio.gather(
+            *(http.post("/v1/recommendations", json={**SESSION, "session_id": f"v{n}"}) for n in range(40))
+        )
+        store = http.app.state.shoprec.attribution
+        await store.flush()
+        for n, answer in enumerate(answers):
+            body = answer.json()
+            record = await redis_client.hgetall(record_key(settings, f"v{n}", body["recommendation_id"]))
+            assert record["model_version"] == body["model_version"], n
+        assert 1 <= store.writes < 40  # answers that finish while a write is in flight share the next
+
+
+async def test_flush_returns_once_the_records_queued_before_it_are_written(settings_factory, redis_client):
+    from app.store.attribution import Served
+
+    settings = settings_factory()
+    async with app_client(settings) as http:
+        store = http.app.state.shoprec.attribution
+        served = Served("r1", "unit-1", "", "", "v1", "personalized", ["P00001"])
+        store.record(served)  # queued: the writer has not run yet
+        assert await redis_client.exists(record_key(settings, "unit-1", "r1")) == 0
+        await store.flush()
+        assert (await redis_client.hgetall(record_key(settings, "unit-1", "r1")))["model_version"] == "v1"
+
+
+@pytest.mark.slow
+async def test_an_answer_does_not_wait_for_redis_and_shutdown_waits_for_its_record(
+    settings_factory, private_redis
+):
+    """Redis paused (SIGSTOP): a session's list is answered at once, not after the Redis
+    timeout; shutting the app down waits for the record, which lands when Redis resumes."""
+    import signal
+    import time
+
+    settings = settings_factory(redis_url=private_redis.url, redis_timeout_s=3.0)
+    app = app_client(settings)
+    http = await app.__aenter__()
+    try:
+        assert (
+            await http.post("/v1/recommendations", json={**SESSION, "session_id": "warm"})
+        ).status_code == 200
+        await http.app.state.shoprec.attribution.flush()
+        private_redis.process.send_signal(signal.SIGSTOP)
+        started = time.monotonic()
+        answer = await http.post("/v1/recommendations", json={**SESSION, "session_id": "paused"})
+        assert answer.status_code == 200 and time.monotonic() - started < 1.5
+    except BaseException:
+        private_redis.process.send_signal(signal.SIGCONT)
+        await app.__aexit__(None, None, None)
+        raise
+    closing = asyncio.create_task(app.__aexit__(None, None, None))
+    await asyncio.sleep(2.0)  # the other background tasks stop within a second
+    assert not closing.done()  # the record is still on its way
+    private_redis.process.send_signal(signal.SIGCONT)
+    await asyncio.wait_for(closing, timeout=10)
+    record = private_redis.client().hgetall(
+        record_key(settings, "paused", answer.json()["recommendation_id"])
+    )
+    assert record["model_version"] == answer.json()["model_version"]
+
+
+async def test_records_beyond_the_queue_bound_are_dropped_oldest_first(private_redis):
+    """Redis paused while the writer sends r1: of the five records queued behind it, the two
+    oldest are dropped (and reported), so that no more than three wait; the rest land when
+    Redis resumes."""
+    import signal
+
+    from app.store.attribution import AttributionStore, Served
+    from app.store.connect import connect
+    from app.store.keys import Keys
+
+    client = connect(private_redis.url, cluster=False, timeout_s=5.0)
+    keys = Keys("bound", 4)
+    errors = []
+    store = AttributionStore(
+        client, keys, record_ttl_s=60, experiment_ttl_s=60, implicit=False,
+        on_error=lambda exc, where: errors.append(exc.message), max_queued=3,
+    )  # fmt: skip
+    try:
+        store.record(Served("r0", "u0", "", "", "v", "personalized", ["a"]))
+        await store.flush()
+        private_redis.process.send_signal(signal.SIGSTOP)
+        store.record(Served("r1", "u1", "", "", "v", "personalized", ["a"]))
+        await asyncio.sleep(0.2)  # the writer has sent r1 and waits for the answer
+        for n in range(2, 7):
+            store.record(Served(f"r{n}", f"u{n}", "", "", "v", "personalized", ["a"]))
+        assert errors == ["3 records wait for redis: the oldest dropped"] * 2
+        private_redis.process.send_signal(signal.SIGCONT)
+        await asyncio.wait_for(store.flush(), timeout=10)
+        stored = {n for n in range(7) if private_redis.client().exists(keys.recommendation(f"u{n}", f"r{n}"))}
+        assert stored == {0, 1, 4, 5, 6}
+    finally:
+        private_redis.process.send_signal(signal.SIGCONT)
+        await client.aclose()

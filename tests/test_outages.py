@@ -3,7 +3,9 @@ process stays ready (its readiness body says Redis is down)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 
 import httpx
 import pytest
@@ -74,10 +76,16 @@ async def test_redis_error_answers_are_503_logged_and_counted(settings_factory, 
             recs = await http.get("/v1/users/u/recommendations")
             assert recs.status_code == 200 and recs.json()["live_feedback"] is True
             assert (await http.get("/readyz")).json()["redis"] == "up"
-            metrics = (await http.get("/metrics")).text
+            # 3 feedback + 1 catalog write + the recommendation's attribution record, which
+            # is written after the answer (200): counted once that write has failed.
+            counted = 'shoprec_redis_errors_total{code="store_error"} 5.0'
+            deadline = time.monotonic() + 5
+            while (
+                counted not in (metrics := (await http.get("/metrics")).text) and time.monotonic() < deadline
+            ):
+                await asyncio.sleep(0.01)
+            assert counted in metrics
     finally:
         shoprec_log.removeHandler(caplog.handler)
-    # 3 feedback + 1 catalog write + the recommendation's attribution record (the answer is 200).
-    assert 'shoprec_redis_errors_total{code="store_error"} 5.0' in metrics
     lines = [r.getMessage() for r in caplog.records if '"redis_error"' in r.getMessage()]
     assert len(lines) == 1 and "POST /v1/feedback" in lines[0] and "OOM" in lines[0]  # then throttled

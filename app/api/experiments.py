@@ -61,6 +61,7 @@ async def experiment_results(experiment_id: ExperimentId, state: StateDep) -> Ex
     experiment = (await state.experiments.store.all()).get(experiment_id)
     if experiment is None:
         raise NotFound(f"no experiment {experiment_id}")
+    await state.attribution.flush()  # implicit impressions of the lists answered here
     totals = await state.attribution.totals(experiment.id, experiment.group_names())
     settings = state.settings
     return build(

@@ -41,6 +41,8 @@ async def _store(state: State, events: list[FeedbackEvent]) -> list[tuple[str, b
     recommender = state.recommender
     version = recommender.version if recommender is not None else "none"
     attribution = state.experiments.attribution() if state.settings.attribution else None
+    if attribution is not None and any(e.recommendation_id for e in events):
+        await state.attribution.flush()  # the lists this process answered are in Redis
     try:
         results = await state.store.append(events, model_version=version, attribution=attribution)
     except StoreUnavailable:

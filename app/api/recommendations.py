@@ -242,15 +242,15 @@ async def _response(
         "variant": assignment.group if assignment else None,
     }
     if unit is not None and state.settings.attribution:
-        await _record(state, body, unit)
+        _record(state, body, unit)
     # The answer is built from the model's own values, in RecommendationResponse's shape
     # (tests validate it against the model): serialised as it is, not validated again.
     return Response(to_json(body), media_type="application/json")
 
 
-async def _record(state: State, body: dict[str, Any], unit: str) -> None:
-    """The list's attribution record (and implicit impressions); a Redis outage loses them,
-    not the answer."""
+def _record(state: State, body: dict[str, Any], unit: str) -> None:
+    """Queue the list's attribution record (and implicit impressions), written just after
+    the answer (app.store.attribution); a Redis outage loses them, not the answer."""
     served = Served(
         recommendation_id=body["recommendation_id"],
         unit=unit,
@@ -260,7 +260,4 @@ async def _record(state: State, body: dict[str, Any], unit: str) -> None:
         strategy=body["strategy"],
         item_ids=[i["item_id"] for i in body["items"]],
     )
-    try:
-        await state.attribution.record(served)
-    except StoreUnavailable as exc:
-        state.metrics.store_error(exc, "attribution record of a recommendation")
+    state.attribution.record(served)
