@@ -4,7 +4,6 @@ builds the app, and its lifespan opens the Redis pool and loads the artifact."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -93,8 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await asyncio.wait([listener, refresher], timeout=5)
             listener.cancel()
             refresher.cancel()
-            with contextlib.suppress(TimeoutError):  # the records of the last answers
-                await asyncio.wait_for(attribution.flush(), timeout=5)
+            await attribution.close(timeout_s=5)  # the records of the last answers
             await listener_client.aclose()
             await client.aclose()
             release_heap()  # after the listener, which may still have loaded a model

@@ -160,3 +160,25 @@ async def test_service_on_a_cluster(cluster, settings_factory, prefix, tmp_path)
     await asyncio.to_thread(_trim, options, cursor)
     assert (await _read(options, cursor))[0] == []
     assert (await _read(options, {}))[0] == []  # trimmed
+
+
+async def test_concurrent_answers_records_all_land_on_a_cluster(cluster, settings_factory):
+    """Written behind the answers, several at once (one script call per record: each
+    writes its own slot), all on their nodes."""
+    settings = settings_factory(redis_url=cluster, redis_cluster=True)
+    session = {"items": ["P00001", "P00002"], "k": 3}
+    async with app_client(settings) as http:
+        answers = await asyncio.gather(
+            *(http.post("/v1/recommendations", json={**session, "session_id": f"c{n}"}) for n in range(80))
+        )
+        store = http.app.state.shoprec.attribution
+        await store.flush()
+        assert store.writes < 80  # answers shared writes
+    client = redis.RedisCluster.from_url(cluster, decode_responses=True)
+    keys = Keys(settings.redis_prefix, settings.redis_shards)
+    try:
+        for n, answer in enumerate(answers):
+            record = client.hgetall(keys.recommendation(f"c{n}", answer.json()["recommendation_id"]))
+            assert record["model_version"] == answer.json()["model_version"], n
+    finally:
+        client.close()

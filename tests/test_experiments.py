@@ -263,6 +263,7 @@ async def test_implicit_impressions_record_the_list(settings_factory, redis_clie
     async with app_client(settings_factory(implicit_impressions=True)) as http:
         running = await define_and_start(http, "imp")
         answer = (await http.get("/v1/users/shopper/recommendations", params={"k": 7})).json()
+        await http.app.state.shoprec.attribution.flush()  # written just behind the answer
         entries, _ = await http.app.state.shoprec.store.read_events()
         shown = [e for e in entries if e["event"] == "impression"]
         assert [e["item_id"] for e in sorted(shown, key=lambda e: int(e["position"]))] == [
@@ -421,6 +422,7 @@ async def test_flush_returns_once_the_records_queued_before_it_are_written(setti
     settings = settings_factory()
     async with app_client(settings) as http:
         store = http.app.state.shoprec.attribution
+        await redis_client.ping()  # connected, so that the check below goes out first
         served = Served("r1", "unit-1", "", "", "v1", "personalized", ["P00001"])
         store.record(served)  # queued: the writer has not run yet
         assert await redis_client.exists(record_key(settings, "unit-1", "r1")) == 0
@@ -494,6 +496,37 @@ async def test_records_beyond_the_queue_bound_are_dropped_oldest_first(private_r
         await asyncio.wait_for(store.flush(), timeout=10)
         stored = {n for n in range(7) if private_redis.client().exists(keys.recommendation(f"u{n}", f"r{n}"))}
         assert stored == {0, 1, 4, 5, 6}
+    finally:
+        private_redis.process.send_signal(signal.SIGCONT)
+        await client.aclose()
+
+
+async def test_closing_stops_a_writer_that_redis_holds_and_a_new_one_starts_later(private_redis):
+    """Redis paused: ``close`` gives up after its timeout and cancels the writer (its record
+    is lost, and flush no longer waits for it); records queued afterwards get a new writer."""
+    import signal
+    import time
+
+    from app.store.attribution import AttributionStore, Served
+    from app.store.connect import connect
+    from app.store.keys import Keys
+
+    client = connect(private_redis.url, cluster=False, timeout_s=5.0)
+    keys = Keys("closing", 4)
+    store = AttributionStore(client, keys, record_ttl_s=60, experiment_ttl_s=60, implicit=False)
+    try:
+        store.record(Served("r0", "u0", "", "", "v", "personalized", ["a"]))
+        await store.flush()  # the script is loaded
+        private_redis.process.send_signal(signal.SIGSTOP)
+        store.record(Served("r1", "u1", "", "", "v", "personalized", ["a"]))
+        started = time.monotonic()
+        await store.close(timeout_s=0.3)
+        assert time.monotonic() - started < 2.0
+        await asyncio.wait_for(store.flush(), timeout=1)  # nothing left to wait for
+        private_redis.process.send_signal(signal.SIGCONT)
+        store.record(Served("r2", "u2", "", "", "v", "personalized", ["a"]))
+        await asyncio.wait_for(store.flush(), timeout=10)
+        assert private_redis.client().exists(keys.recommendation("u2", "r2")) == 1
     finally:
         private_redis.process.send_signal(signal.SIGCONT)
         await client.aclose()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
 from fastapi import APIRouter, Response
 
 from app.api import limits
@@ -42,7 +45,10 @@ async def _store(state: State, events: list[FeedbackEvent]) -> list[tuple[str, b
     version = recommender.version if recommender is not None else "none"
     attribution = state.experiments.attribution() if state.settings.attribution else None
     if attribution is not None and any(e.recommendation_id for e in events):
-        await state.attribution.flush()  # the lists this process answered are in Redis
+        # The lists this process answered are in Redis first (a Redis that does not answer
+        # delays the events by one timeout, then their own write says so).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(state.attribution.flush(), state.settings.redis_timeout_s)
     try:
         results = await state.store.append(events, model_version=version, attribution=attribution)
     except StoreUnavailable:

@@ -11,19 +11,20 @@ sums they feed carry the user's shard hash tag, so one script writes them on one
 Redis Cluster; results add the shards up (app.experiments.results reads the sums).
 
 Records are written behind the answer: ``record`` queues one and returns, and a writer task
-sends what is queued in one round trip (a pipeline; on a cluster, one call per slot at once).
-The answer does not wait for Redis, and answers that finish while a write is in flight share
-the next one (Beauty, one core: lists answered for a session id reached 0.82 of the max
-throughput of lists without one while each waited for its record, 0.96 behind the answer;
-docs/benchmarks.md). ``flush`` waits for the records queued before it: the
-feedback and results routes call it, so an API process attributes what it has answered
-itself; another process sees a record once the write lands (a round trip after the answer,
-more under load). A Redis outage loses records, never an answer.
+sends what is queued in pipelines of up to ``CHUNK`` records (on a cluster, up to ``CHUNK``
+script calls at once). The answer does not wait for Redis, and answers that finish while a
+write is in flight share the next one (Beauty, one core: lists answered for a session id
+reached 0.82 of the max throughput of lists without one while each waited for its record,
+0.96 behind the answer; docs/benchmarks.md). ``flush`` waits for the records queued before
+it: the feedback and results routes call it, so an API process attributes what it has
+answered itself; another process sees a record once the write lands (a round trip after the
+answer, more under load). A Redis outage loses records, never an answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -124,6 +125,9 @@ _NAMES = json.dumps(STREAM_FIELDS)
 # Records waiting for Redis beyond this are dropped, oldest first (a Redis that stops
 # answering holds each write for its timeout while answers go on).
 MAX_QUEUED = 10_000
+# Records per write: a pipeline's size, and on a cluster the script calls in flight at once
+# (its pool holds 100 connections per node).
+CHUNK = 32
 WHERE = "attribution record of a recommendation"
 
 log = logging.getLogger("shoprec.attribution")
@@ -176,15 +180,28 @@ class AttributionStore:
             self.on_error(
                 StoreUnavailable(f"{self.max_queued:,} records wait for redis: the oldest dropped"), WHERE
             )
-        if self._writer is None:
+        if not self._writing():
             self._wrote = asyncio.Event()
             self._writer = asyncio.get_running_loop().create_task(self._write())
 
     async def flush(self) -> None:
         """Return once every record queued before this call is written (or lost)."""
         target = self._queued
-        while self._done < target and self._writer is not None:
+        while self._done < target and self._writing():
             await self._wrote.wait()
+
+    async def close(self, timeout_s: float) -> None:
+        """At shutdown: the queued records written (for up to ``timeout_s``), then the writer
+        stopped, before the client is closed under it."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.flush(), timeout_s)
+        writer = self._writer
+        if writer is not None and not writer.done():
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+
+    def _writing(self) -> bool:
+        return self._writer is not None and not self._writer.done()
 
     async def _write(self) -> None:
         """Write what is queued, then what was queued meanwhile, until nothing is."""
@@ -193,14 +210,16 @@ class AttributionStore:
                 await asyncio.sleep(0)  # the answers ready to finish now queue theirs first
                 batch, self._queue = self._queue, []
                 try:
-                    await self._send(batch)
+                    for start in range(0, len(batch), CHUNK):
+                        await self._send(batch[start : start + CHUNK])
                 except StoreUnavailable as exc:
                     self.on_error(exc, WHERE)
                 except Exception:  # a bug here must not stop the writer for good
                     log.exception("attribution records not written")
-                self._done += len(batch)
-                self._wrote.set()
-                self._wrote = asyncio.Event()
+                finally:  # written, failed or cancelled: done with, for flush
+                    self._done += len(batch)
+                    self._wrote.set()
+                    self._wrote = asyncio.Event()
         finally:
             self._writer = None
             self._wrote.set()
@@ -211,7 +230,12 @@ class AttributionStore:
             if len(batch) == 1:
                 await self._serve(keys=batch[0][0], args=batch[0][1])
             elif is_cluster(self.client):  # each call writes one slot: scripts do not pipeline there
-                await asyncio.gather(*(self._serve(keys=k, args=a) for k, a in batch))
+                replies = await asyncio.gather(
+                    *(self._serve(keys=k, args=a) for k, a in batch), return_exceptions=True
+                )
+                failed = [r for r in replies if isinstance(r, BaseException)]
+                if failed:
+                    raise failed[0]
             else:
                 async with self.client.pipeline(transaction=False) as pipe:
                     for k, a in batch:
