@@ -34,7 +34,7 @@ from typing import Any
 
 from app.errors import StoreUnavailable
 from app.events import EXPOSURE, OUTCOMES, STREAM_FIELDS
-from app.store.connect import AsyncClient, failures, is_cluster
+from app.store.connect import AsyncClient, failures, run_scripts
 from app.store.keys import Keys
 
 _OUTCOMES_LUA = ", ".join(f"'{o}'" for o in OUTCOMES)
@@ -227,20 +227,7 @@ class AttributionStore:
     async def _send(self, batch: list[tuple[list[str], list[Any]]]) -> None:
         self.writes += 1
         with failures("recommendation not recorded"):
-            if len(batch) == 1:
-                await self._serve(keys=batch[0][0], args=batch[0][1])
-            elif is_cluster(self.client):  # each call writes one slot: scripts do not pipeline there
-                replies = await asyncio.gather(
-                    *(self._serve(keys=k, args=a) for k, a in batch), return_exceptions=True
-                )
-                failed = [r for r in replies if isinstance(r, BaseException)]
-                if failed:
-                    raise failed[0]
-            else:
-                async with self.client.pipeline(transaction=False) as pipe:
-                    for k, a in batch:
-                        await self._serve(keys=k, args=a, client=pipe)  # type: ignore[arg-type]
-                    await pipe.execute()
+            await run_scripts(self.client, self._serve, batch)
 
     def _call(self, served: Served) -> tuple[list[str], list[Any]]:
         """The script's keys and arguments for one record."""

@@ -7,12 +7,15 @@ classic pub/sub messages are broadcast to every node of a cluster.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -58,3 +61,23 @@ def connect_sync(url: str, *, cluster: bool) -> redis.Redis | redis.RedisCluster
 
 def is_cluster(client: object) -> bool:
     return isinstance(client, RedisCluster | redis.RedisCluster)
+
+
+async def run_scripts(
+    client: AsyncClient, script: AsyncScript, calls: Sequence[tuple[list[str], list[Any]]]
+) -> list[Any]:
+    """The replies of ``script`` called with each (keys, args): one call alone, several in one
+    pipeline; on a cluster, where each call writes its own slot and scripts do not pipeline,
+    all at once. Raises the first failure once every call has finished."""
+    if len(calls) == 1:
+        return [await script(keys=calls[0][0], args=calls[0][1])]
+    if is_cluster(client):
+        replies = await asyncio.gather(*(script(keys=k, args=a) for k, a in calls), return_exceptions=True)
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+        return replies
+    async with client.pipeline(transaction=False) as pipe:
+        for k, a in calls:
+            await script(keys=k, args=a, client=pipe)  # type: ignore[arg-type]
+        return await pipe.execute()

@@ -4,7 +4,6 @@ app.store.keys) makes the dedup checks and writes atomic; a batch is one pipelin
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
@@ -14,7 +13,7 @@ from typing import Any, Protocol
 
 from app.events import ATTRIBUTED_FIELDS, STREAM_FIELDS
 from app.store.attribution import COUNT_LUA
-from app.store.connect import AsyncClient, failures, is_cluster
+from app.store.connect import AsyncClient, failures, run_scripts
 from app.store.keys import Keys
 
 # FeedbackStore._values' order, checked once: a new stream field must be added there too.
@@ -210,14 +209,7 @@ class FeedbackStore:
         ]
         scripts = [(c.keys, [*fixed, json.dumps(c.events)]) for c in calls.values()]
         with failures("feedback not stored"):
-            if is_cluster(self.client):
-                # Each call writes one slot; a cluster cannot pipeline scripts, so run them at once.
-                replies = await asyncio.gather(*(self._append(keys=k, args=a) for k, a in scripts))
-            else:
-                async with self.client.pipeline(transaction=False) as pipe:
-                    for k, a in scripts:
-                        await self._append(keys=k, args=a, client=pipe)  # type: ignore[arg-type]
-                    replies = await pipe.execute()
+            replies = await run_scripts(self.client, self._append, scripts)
         stored = [False] * len(events)
         for call, reply in zip(calls.values(), replies, strict=True):
             for p, flag in zip(call.positions, reply, strict=True):
